@@ -1,0 +1,52 @@
+# tokentray: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what is missing first (Debian/Ubuntu packages, the Python venv for peer tests).
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Build and GUI: webkit/gtk for Tauri. Tests: Xvfb, D-Bus, gnome-keyring, keyutils, chromium.
+APT_PACKAGES := libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev \
+  libssl-dev build-essential pkg-config file libgtk-3-dev libsoup-3.0-dev \
+  libjavascriptcoregtk-4.1-dev xvfb xauth dbus dbus-x11 at-spi2-core imagemagick \
+  webkit2gtk-driver gnome-keyring libsecret-tools keyutils chromium dunst libnotify-bin \
+  python3-venv curl
+VENV := .venv
+CARGO ?= cargo
+
+.PHONY: run test demo bench deps venv build fmt lint clean-test-output
+
+## make run: install what is missing, build, start the tray app.
+run: deps build
+	./target/debug/tokentray
+
+## make test: install what is missing, build everything, run every test suite.
+test: deps venv build
+	tests/run.sh
+
+## make bench: the benchmarks (figures printed; see README "Performance").
+bench: deps
+	$(CARGO) bench -p tokentray-core --bench cache
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/peers/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/peers/requirements.txt
+	touch $@
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,128 @@
+//! `config.toml` and its environment overrides.
+//!
+//! Precedence: environment (`TOKENTRAY_*`) over the file over defaults. Unknown keys in the file
+//! are an error that names them, so a typo never silently changes behaviour.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::persist::StoreChoice;
+use crate::{Error, Result};
+
+/// The public client azure-identity and Azure CLI use ("Azure development tools"): no app
+/// registration needed, FOCI family refresh tokens, cache interop with Azure CLI.
+pub const DEFAULT_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+/// Entra's public cloud.
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Work and school accounts of any tenant.
+pub const DEFAULT_TENANT: &str = "organizations";
+
+/// The file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    store: Option<String>,
+    allow_unencrypted_storage: Option<bool>,
+    authority: Option<String>,
+    tenant: Option<String>,
+    client_id: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Which token store to use (`TOKENTRAY_STORE`, `store`).
+    pub store: StoreChoice,
+    /// Whether `auto` may fall back to a plaintext file (`allow_unencrypted_storage`).
+    pub allow_unencrypted_storage: bool,
+    /// Authority base URL, e.g. `https://login.microsoftonline.com` (`TOKENTRAY_AUTHORITY`).
+    pub authority: String,
+    /// Tenant: `organizations`, `common`, a GUID or a domain (`TOKENTRAY_TENANT`).
+    pub tenant: String,
+    /// Client id (`TOKENTRAY_CLIENT_ID`).
+    pub client_id: String,
+    /// Extra trusted root certificate, PEM (`TOKENTRAY_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
+    /// The file this was read from (it may not exist).
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// Reads `path` if it exists and applies the environment overrides.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for unreadable or invalid TOML, unknown keys or bad values.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |detail: String| Error::Config {
+            path: path.into(),
+            detail,
+        };
+        let file: File = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let store_text = env("TOKENTRAY_STORE")
+            .or(file.store)
+            .unwrap_or_else(|| "auto".into());
+        let store = store_text.parse().map_err(|e: String| bad(e))?;
+        Ok(Self {
+            store,
+            allow_unencrypted_storage: file.allow_unencrypted_storage.unwrap_or(false),
+            authority: env("TOKENTRAY_AUTHORITY")
+                .or(file.authority)
+                .unwrap_or_else(|| DEFAULT_AUTHORITY.into())
+                .trim_end_matches('/')
+                .to_string(),
+            tenant: env("TOKENTRAY_TENANT")
+                .or(file.tenant)
+                .unwrap_or_else(|| DEFAULT_TENANT.into()),
+            client_id: env("TOKENTRAY_CLIENT_ID")
+                .or(file.client_id)
+                .unwrap_or_else(|| DEFAULT_CLIENT_ID.into()),
+            ca_file: env("TOKENTRAY_CA_FILE").map(PathBuf::from).or(file.ca_file),
+            path: path.into(),
+        })
+    }
+
+    /// The cache `environment` of the authority: its host, lower-case, without port.
+    pub fn environment(&self) -> String {
+        let rest = self
+            .authority
+            .split_once("://")
+            .map_or(self.authority.as_str(), |(_, r)| r);
+        let host_port = rest.split('/').next().unwrap_or(rest);
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => host_port.split(':').next().unwrap_or(host_port),
+        };
+        host.to_ascii_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_is_host_without_port() {
+        let mut c = Config::load(Path::new("/nonexistent/config.toml")).unwrap();
+        c.authority = "https://127.0.0.1:8443".into();
+        assert_eq!(c.environment(), "127.0.0.1");
+        c.authority = "https://Login.MicrosoftOnline.com/".into();
+        assert_eq!(c.environment(), "login.microsoftonline.com");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "allow_unencrypted_storag = true\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("allow_unencrypted_storag"), "{err}");
+        assert!(err.contains("config.toml"), "{err}");
+    }
+}

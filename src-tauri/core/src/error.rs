@@ -1,0 +1,271 @@
+//! The error type of tokentray-core.
+//!
+//! Every variant says what went wrong *and what to do next*, never contains a token, key or
+//! secret, and maps to a stable [`ErrorCode`] that the CLI (`--json`), the loopback endpoint and
+//! the window send as `{code, message}`. Callers branch on the code, never on the text.
+
+use std::path::PathBuf;
+
+/// Result alias for tokentray-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in tokentray-core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No usable encrypted store could be opened; `tried` names each backend and why it failed.
+    #[error(
+        "no encrypted token store is available ({}). Start a Secret Service (e.g. gnome-keyring) \
+         or allow the kernel keyring; to store tokens unencrypted, opt in with \
+         TOKENTRAY_STORE=plaintext or `allow_unencrypted_storage = true` in {}",
+        tried.iter().map(|(b, why)| format!("{b}: {why}")).collect::<Vec<_>>().join("; "),
+        config.display()
+    )]
+    StoreUnavailable {
+        /// Each backend tried, with the reason it was not usable.
+        tried: Vec<(String, String)>,
+        /// The config file where plaintext storage can be allowed.
+        config: PathBuf,
+    },
+
+    /// A key store failed while tokentray was using it.
+    #[error("{backend}: {reason}")]
+    KeyStore {
+        /// The backend (`secret-service`, `keyutils`, `keychain`, `dpapi`).
+        backend: &'static str,
+        /// What failed, in words (never the key).
+        reason: String,
+    },
+
+    /// The cache file exists but its key is gone from the key store (the kernel keyring forgets
+    /// keys at reboot). The file was moved aside, not deleted.
+    #[error(
+        "locked: key lost. The {backend} no longer holds the key of the token cache (keys in the \
+         kernel keyring do not survive a reboot). The old cache was kept at {}; \
+         sign in again with `tokentray login`",
+        kept_at.display()
+    )]
+    KeyLost {
+        /// The backend that lost the key.
+        backend: &'static str,
+        /// Where the undecryptable file was moved.
+        kept_at: PathBuf,
+    },
+
+    /// The cache file is encrypted with a key held by a different backend than the one in use.
+    #[error(
+        "the token cache at {} is encrypted with a key held in the {file_backend}, but the \
+         {selected} was selected. Use TOKENTRAY_STORE={file_backend} (or auto), or run \
+         `tokentray cache reset` to move it aside and start a new cache",
+        path.display()
+    )]
+    BackendMismatch {
+        /// The cache file.
+        path: PathBuf,
+        /// The backend named in the file header.
+        file_backend: &'static str,
+        /// The backend selected by configuration.
+        selected: &'static str,
+    },
+
+    /// The cache file could not be read as a tokentray cache (truncated, tampered, wrong key,
+    /// not JSON). It was moved aside with a timestamp; nothing was deleted.
+    #[error(
+        "the token cache was unreadable ({reason}) and was moved aside to {}; \
+         a new, empty cache is used from now on. Sign in again with `tokentray login`, or \
+         import a cache with `tokentray cache import`",
+        kept_at.display()
+    )]
+    CacheCorrupt {
+        /// Why it could not be read.
+        reason: String,
+        /// Where the file was moved.
+        kept_at: PathBuf,
+    },
+
+    /// A file or directory operation failed.
+    #[error("could not {op} {}: {source}", path.display())]
+    Io {
+        /// What we were doing (`read`, `write`, `rename`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file tokentray must keep private is owned by another user.
+    #[error(
+        "{} is owned by uid {owner}, not by you (uid {me}); refusing to use it. Fix its \
+         ownership or point TOKENTRAY_HOME elsewhere",
+        path.display()
+    )]
+    NotOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The current uid.
+        me: u32,
+    },
+
+    /// Another process held the cache lock for too long.
+    #[error(
+        "the token cache is locked by another process ({}); retry, or stop the other tokentray \
+         process",
+        path.display()
+    )]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// Input (a file, an argument) is not what was expected.
+    #[error("{what}: {detail}")]
+    InvalidInput {
+        /// What was being read (`cache import file /x`, `--scope`, ...).
+        what: String,
+        /// What is wrong with it and how to fix it.
+        detail: String,
+    },
+
+    /// The configuration file is invalid.
+    #[error("invalid configuration in {}: {detail}", path.display())]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// No account is signed in.
+    #[error(
+        "no account is signed in. Sign in with `tokentray login`, or import an Azure CLI or MSAL cache with `tokentray cache import FILE`"
+    )]
+    NoAccount,
+
+    /// No account matches the given name or id.
+    #[error("no account matches {query:?}. Known accounts: {}. See `tokentray accounts`", known.join(", "))]
+    AccountNotFound {
+        /// What the user asked for.
+        query: String,
+        /// The usernames that exist.
+        known: Vec<String>,
+    },
+
+    /// Several accounts match and none is the default.
+    #[error("several accounts are signed in ({}); choose one with --account", candidates.join(", "))]
+    AmbiguousAccount {
+        /// The usernames that match.
+        candidates: Vec<String>,
+    },
+
+    /// The cache holds no valid access token for the request.
+    #[error(
+        "no valid access token for {scopes} is cached for {account}. Run the command again while \
+         the tokentray app runs, or sign in with `tokentray login --scope {scopes}`"
+    )]
+    NoCachedToken {
+        /// The requested scopes, space-separated.
+        scopes: String,
+        /// The account's username.
+        account: String,
+    },
+}
+
+/// Stable, machine-readable error codes. The strings never change once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// [`Error::StoreUnavailable`]
+    StoreUnavailable,
+    /// [`Error::KeyStore`]
+    KeyStore,
+    /// [`Error::KeyLost`]
+    KeyLost,
+    /// [`Error::BackendMismatch`]
+    BackendMismatch,
+    /// [`Error::CacheCorrupt`]
+    CacheCorrupt,
+    /// [`Error::Io`]
+    Io,
+    /// [`Error::NotOwner`]
+    NotOwner,
+    /// [`Error::LockTimeout`]
+    LockTimeout,
+    /// [`Error::InvalidInput`]
+    InvalidInput,
+    /// [`Error::Config`]
+    Config,
+    /// [`Error::NoAccount`]
+    NoAccount,
+    /// [`Error::AccountNotFound`]
+    AccountNotFound,
+    /// [`Error::AmbiguousAccount`]
+    AmbiguousAccount,
+    /// [`Error::NoCachedToken`]
+    NoCachedToken,
+}
+
+impl ErrorCode {
+    /// The code as sent on the wire (`{code, message}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StoreUnavailable => "store_unavailable",
+            Self::KeyStore => "key_store",
+            Self::KeyLost => "key_lost",
+            Self::BackendMismatch => "backend_mismatch",
+            Self::CacheCorrupt => "cache_corrupt",
+            Self::Io => "io",
+            Self::NotOwner => "not_owner",
+            Self::LockTimeout => "lock_timeout",
+            Self::InvalidInput => "invalid_input",
+            Self::Config => "config",
+            Self::NoAccount => "no_account",
+            Self::AccountNotFound => "account_not_found",
+            Self::AmbiguousAccount => "ambiguous_account",
+            Self::NoCachedToken => "no_cached_token",
+        }
+    }
+}
+
+impl Error {
+    /// This error's stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
+            Self::KeyStore { .. } => ErrorCode::KeyStore,
+            Self::KeyLost { .. } => ErrorCode::KeyLost,
+            Self::BackendMismatch { .. } => ErrorCode::BackendMismatch,
+            Self::CacheCorrupt { .. } => ErrorCode::CacheCorrupt,
+            Self::Io { .. } => ErrorCode::Io,
+            Self::NotOwner { .. } => ErrorCode::NotOwner,
+            Self::LockTimeout { .. } => ErrorCode::LockTimeout,
+            Self::InvalidInput { .. } => ErrorCode::InvalidInput,
+            Self::Config { .. } => ErrorCode::Config,
+            Self::NoAccount => ErrorCode::NoAccount,
+            Self::AccountNotFound { .. } => ErrorCode::AccountNotFound,
+            Self::AmbiguousAccount { .. } => ErrorCode::AmbiguousAccount,
+            Self::NoCachedToken { .. } => ErrorCode::NoCachedToken,
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidInput`].
+    pub(crate) fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+}

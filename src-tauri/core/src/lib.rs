@@ -1,0 +1,24 @@
+//! tokentray-core: everything tokentray does, with no GUI.
+//!
+//! The Tauri shell (`src-tauri`) and the `tokentray` CLI are thin adapters over this crate.
+//!
+//! # Layout
+//! - [`error`]: the one error type, each variant with a stable [`error::ErrorCode`].
+//! - [`secret`]: redacted, zeroizing newtypes for tokens and keys.
+//! - [`paths`]: where every file lives (`TOKENTRAY_HOME` relocates all of them).
+//! - [`config`]: `config.toml` plus environment overrides.
+//! - [`cache`]: MSAL's unified token cache schema; pure, takes `now`, never reads the clock.
+//! - [`persist`]: opaque encrypted bytes at rest (Secret Service, kernel keyring, DPAPI, Keychain,
+//!   or explicit plaintext) and [`persist::Store`], the cross-process locked cache on disk.
+//! - [`cli`]: the `tokentray` subcommands.
+#![deny(missing_docs)]
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod paths;
+pub mod persist;
+pub mod secret;
+
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,179 @@
+//! File mechanics shared by the file-backed stores: private atomic writes, reads, moving a bad
+//! file aside, and the cross-process lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::paths::{ensure_private_dir, ensure_private_file};
+use crate::{Error, Result};
+
+/// How long to wait for another process to release the cache lock.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a private file; `None` if it does not exist. Fixes a too-wide mode first (with a warning).
+///
+/// # Errors
+/// [`Error::Io`], [`Error::NotOwner`].
+pub fn read_private(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("inspect", path, e)),
+        Ok(_) => {}
+    }
+    ensure_private_file(path)?;
+    std::fs::read(path)
+        .map(|b| Some(Zeroizing::new(b)))
+        .map_err(|e| Error::io("read", path, e))
+}
+
+/// Replaces `path` with `bytes` atomically: a 0600 temp file in the same directory, written,
+/// fsynced, renamed over `path`, then the directory fsynced. A crash leaves either the old or
+/// the new file, never a mix; stale temp files of killed writers are removed on the next write.
+///
+/// # Errors
+/// [`Error::Io`]; the temp file is removed on failure.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    ensure_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    remove_stale_temps(dir, &name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts.open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        file.write_all(bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
+        sync_dir(dir);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) {}
+
+/// Moves `path` aside to `path.<why>-<UTC timestamp>` (never deleting anything) and returns
+/// the new path.
+///
+/// # Errors
+/// [`Error::Io`] if the rename fails.
+pub fn move_aside(path: &Path, why: &str) -> Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let base = format!("{}.{why}-{stamp}", path.display());
+    let mut target = PathBuf::from(&base);
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(path, &target).map_err(|e| Error::io("move aside", path, e))?;
+    Ok(target)
+}
+
+/// [`move_aside`] if `path` exists; `None` if there was nothing to move.
+///
+/// # Errors
+/// [`Error::Io`] if the rename fails.
+pub fn move_aside_if_exists(path: &Path, why: &str) -> Result<Option<PathBuf>> {
+    if path.exists() {
+        move_aside(path, why).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Files moved aside next to `path` by [`move_aside`], oldest first.
+pub fn moved_aside(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix)
+                && (n.contains(".corrupt-") || n.contains(".key-lost-") || n.contains(".reset-"))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// An exclusive cross-process lock on the cache (an OS file lock on `cache.lock`); released on
+/// drop, and by the OS if the process dies.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Waits up to 30 s for the lock.
+    ///
+    /// # Errors
+    /// [`Error::LockTimeout`] if another process keeps it; [`Error::Io`].
+    pub fn acquire(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            ensure_private_dir(dir)?;
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts
+            .open(path)
+            .map_err(|e| Error::io("open lock file", path, e))?;
+        let deadline = Instant::now() + LOCK_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::LockTimeout { path: path.into() });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The token cache at rest: opaque bytes behind one seam, [`Persistence`], and [`Store`], the
+//! cross-process locked cache on top of it.
+//!
+//! | backend | where the secret is | survives reboot |
+//! |---|---|---|
+//! | `secret-service` (Linux desktop) | 256-bit key in the login keyring; AES-256-GCM file | yes |
+//! | `keyutils` (Linux SSH/WSL/CI) | 256-bit key in the kernel user keyring; AES-256-GCM file | **no**: the key dies, the cache reads "locked: key lost" |
+//! | `keychain` (macOS) | 256-bit key in the login Keychain; AES-256-GCM file | yes |
+//! | `dpapi` (Windows) | the file itself, DPAPI user scope | yes |
+//! | `plaintext` (opt-in only) | nowhere: a 0600 JSON file | yes |
+//!
+//! `TOKENTRAY_STORE=auto` (the default) uses the key store named in an existing cache file's
+//! header; with no file it tries the Secret Service, then the kernel keyring, and fails closed
+//! with an error naming both, unless `allow_unencrypted_storage = true`.
+
+mod encrypted;
+mod envelope;
+mod file;
+mod memory;
+mod plaintext;
+mod store;
+
+#[cfg(windows)]
+mod dpapi;
+#[cfg(target_os = "macos")]
+mod keychain;
+#[cfg(target_os = "linux")]
+mod keyutils;
+#[cfg(target_os = "linux")]
+mod secret_service;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use zeroize::Zeroizing;
+
+#[cfg(windows)]
+pub use dpapi::DpapiFile;
+pub use encrypted::{EncryptedFile, KeyStore};
+pub use file::{Lock, move_aside, moved_aside, write_atomic};
+#[cfg(target_os = "macos")]
+pub use keychain::KeychainKey;
+#[cfg(target_os = "linux")]
+pub use keyutils::KernelKey;
+pub use memory::Memory;
+pub use plaintext::PlaintextFile;
+#[cfg(target_os = "linux")]
+pub use secret_service::SecretServiceKey;
+pub use store::{Store, StoreStatus};
+
+use crate::config::Config;
+use crate::paths::Paths;
+use crate::{Error, Result};
+
+/// Opaque bytes at rest. Implementations own *where* and *how* the bytes are protected; they
+/// know nothing of their meaning. Callers serialize access with [`Lock`] (see [`Store`]).
+pub trait Persistence: Send + Sync + std::fmt::Debug {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Where the bytes live (for status and messages).
+    fn location(&self) -> &Path;
+    /// The stored bytes; `None` if nothing was ever saved.
+    ///
+    /// # Errors
+    /// [`Error::KeyLost`], [`Error::CacheCorrupt`] (the file was moved aside), [`Error::KeyStore`],
+    /// [`Error::Io`].
+    fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>>;
+    /// Replaces the stored bytes atomically.
+    ///
+    /// # Errors
+    /// [`Error::KeyStore`], [`Error::Io`].
+    fn save(&self, bytes: &[u8]) -> Result<()>;
+    /// Moves the stored bytes aside (never deleting them); where they went, if anywhere.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    fn move_aside(&self, why: &str) -> Result<Option<PathBuf>>;
+}
+
+/// A persistence backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Backend {
+    /// Secret Service key + encrypted file.
+    SecretService,
+    /// Kernel keyring key + encrypted file.
+    Keyutils,
+    /// macOS Keychain key + encrypted file.
+    Keychain,
+    /// Windows DPAPI file.
+    Dpapi,
+    /// Plain JSON file (opt-in).
+    Plaintext,
+    /// In memory (tests).
+    Memory,
+}
+
+impl Backend {
+    /// The name used in `TOKENTRAY_STORE` and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SecretService => "secret-service",
+            Self::Keyutils => "keyutils",
+            Self::Keychain => "keychain",
+            Self::Dpapi => "dpapi",
+            Self::Plaintext => "plaintext",
+            Self::Memory => "memory",
+        }
+    }
+
+    /// Whether the tokens are encrypted at rest.
+    pub fn encrypted(self) -> bool {
+        !matches!(self, Self::Plaintext | Self::Memory)
+    }
+
+    /// What survives a reboot, in words.
+    pub fn persistence(self) -> &'static str {
+        match self {
+            Self::SecretService => "survives reboot (key in the login keyring)",
+            Self::Keyutils => {
+                "does NOT survive reboot: the kernel keyring forgets the key, and you sign in again"
+            }
+            Self::Keychain => "survives reboot (key in the login Keychain)",
+            Self::Dpapi => "survives reboot (DPAPI, your Windows user only)",
+            Self::Plaintext => "survives reboot, UNENCRYPTED",
+            Self::Memory => "nothing survives the process",
+        }
+    }
+
+    /// The header tag of files whose key this backend holds.
+    fn tag(self) -> u8 {
+        match self {
+            Self::SecretService => 1,
+            Self::Keyutils => 2,
+            Self::Keychain => 3,
+            _ => 0,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Self> {
+        [Self::SecretService, Self::Keyutils, Self::Keychain]
+            .into_iter()
+            .find(|b| b.tag() == tag)
+    }
+}
+
+/// The configured store (`TOKENTRAY_STORE` / `store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The platform's encrypted store, failing closed.
+    Auto,
+    /// A specific backend.
+    Only(Backend),
+}
+
+impl FromStr for StoreChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let valid = [
+            "auto",
+            "secret-service",
+            "keyutils",
+            "keychain",
+            "dpapi",
+            "plaintext",
+        ];
+        match s {
+            "auto" => Ok(Self::Auto),
+            "secret-service" => Ok(Self::Only(Backend::SecretService)),
+            "keyutils" => Ok(Self::Only(Backend::Keyutils)),
+            "keychain" => Ok(Self::Only(Backend::Keychain)),
+            "dpapi" => Ok(Self::Only(Backend::Dpapi)),
+            "plaintext" => Ok(Self::Only(Backend::Plaintext)),
+            other => Err(format!(
+                "unknown store {other:?}; use one of: {}",
+                valid.join(", ")
+            )),
+        }
+    }
+}
+
+/// A stable id for the cache at `paths` (so relocated homes use separate keys).
+fn cache_id(paths: &Paths) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(paths.encrypted_cache().to_string_lossy().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Opens the configured backend (see the module doc for `auto`).
+///
+/// # Errors
+/// [`Error::StoreUnavailable`] naming every backend tried; [`Error::BackendMismatch`] if the
+/// existing cache file's key lives elsewhere than the explicitly chosen backend.
+pub fn open(paths: &Paths, config: &Config) -> Result<Box<dyn Persistence>> {
+    let id = cache_id(paths);
+    let encrypted = paths.encrypted_cache();
+    let file_backend = std::fs::read(&encrypted)
+        .ok()
+        .and_then(|b| envelope::key_store_tag(&b))
+        .and_then(Backend::from_tag);
+    let unavailable = |tried: Vec<(String, String)>| Error::StoreUnavailable {
+        tried,
+        config: config.path.clone(),
+    };
+    let mut tried = Vec::new();
+    let candidates: Vec<Backend> = match (config.store, file_backend) {
+        (StoreChoice::Only(Backend::Plaintext), _) => {
+            return Ok(Box::new(PlaintextFile::new(paths.plaintext_cache())));
+        }
+        (StoreChoice::Only(chosen), Some(in_file)) if chosen != in_file && chosen.encrypted() => {
+            return Err(Error::BackendMismatch {
+                path: encrypted,
+                file_backend: in_file.as_str(),
+                selected: chosen.as_str(),
+            });
+        }
+        (StoreChoice::Only(chosen), _) => vec![chosen],
+        (StoreChoice::Auto, Some(in_file)) => vec![in_file],
+        (StoreChoice::Auto, None) => platform_order(),
+    };
+    for backend in candidates {
+        match build(backend, &encrypted, &id) {
+            Ok(p) => return Ok(p),
+            Err(why) => tried.push((backend.as_str().to_string(), why)),
+        }
+    }
+    if config.store == StoreChoice::Auto
+        && file_backend.is_none()
+        && config.allow_unencrypted_storage
+    {
+        return Ok(Box::new(PlaintextFile::new(paths.plaintext_cache())));
+    }
+    Err(unavailable(tried))
+}
+
+fn platform_order() -> Vec<Backend> {
+    if cfg!(target_os = "linux") {
+        vec![Backend::SecretService, Backend::Keyutils]
+    } else if cfg!(target_os = "macos") {
+        vec![Backend::Keychain]
+    } else if cfg!(windows) {
+        vec![Backend::Dpapi]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Builds and probes one backend; `Err` says why it is not usable here.
+#[allow(unused_variables)]
+fn build(
+    backend: Backend,
+    path: &Path,
+    id: &str,
+) -> std::result::Result<Box<dyn Persistence>, String> {
+    let keys = match backend {
+        #[cfg(target_os = "linux")]
+        Backend::SecretService => KeyStore::SecretService(SecretServiceKey::new(id)),
+        #[cfg(target_os = "linux")]
+        Backend::Keyutils => KeyStore::Keyutils(KernelKey::new(id)),
+        #[cfg(target_os = "macos")]
+        Backend::Keychain => KeyStore::Keychain(KeychainKey::new(id)),
+        #[cfg(windows)]
+        Backend::Dpapi => return Ok(Box::new(DpapiFile::new(path.with_extension("dpapi")))),
+        _ => return Err("not available on this platform".into()),
+    };
+    keys.probe()?;
+    Ok(Box::new(EncryptedFile::new(path.to_path_buf(), keys)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_choice_names_the_valid_values() {
+        assert_eq!("keyutils".parse(), Ok(StoreChoice::Only(Backend::Keyutils)));
+        let err = "plain".parse::<StoreChoice>().unwrap_err();
+        assert!(err.contains("plaintext") && err.contains("auto"), "{err}");
+    }
+}

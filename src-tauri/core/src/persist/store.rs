@@ -1,0 +1,144 @@
+//! [`Store`]: the token cache on disk, safe against concurrent writers and crashes.
+
+use std::path::{Path, PathBuf};
+
+use super::{Backend, Memory, Persistence, file};
+use crate::cache::{Counts, TokenCache};
+use crate::config::Config;
+use crate::paths::{Paths, ensure_private_dir};
+use crate::{Error, Result};
+
+/// The persisted token cache.
+///
+/// Every operation takes the cross-process lock and reloads from disk first, so the tray app and
+/// any number of CLI processes writing at once lose nothing (the failure mode of shared MSAL
+/// caches, ENTRA-PROTOCOL.md section 8). Writes are atomic: a crash at any moment leaves the last
+/// completed write.
+#[derive(Debug)]
+pub struct Store {
+    persistence: Box<dyn Persistence>,
+    lock: Option<PathBuf>,
+}
+
+/// What `tokentray status` reports about the store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreStatus {
+    /// Backend in use.
+    pub backend: Backend,
+    /// Whether tokens are encrypted at rest.
+    pub encrypted: bool,
+    /// What survives a reboot.
+    pub persistence: &'static str,
+    /// The cache file.
+    pub location: PathBuf,
+    /// Entries per section.
+    pub counts: Counts,
+    /// Files moved aside (corrupt, key lost, reset), oldest first.
+    pub moved_aside: Vec<PathBuf>,
+}
+
+impl Store {
+    /// Opens the configured backend under `paths` (creating the data directory 0700).
+    ///
+    /// # Errors
+    /// See [`super::open`]; [`Error::Io`] for the data directory.
+    pub fn open(paths: &Paths, config: &Config) -> Result<Self> {
+        ensure_private_dir(&paths.data)?;
+        let persistence = super::open(paths, config)?;
+        Ok(Self::new(persistence, Some(paths.lock_file())))
+    }
+
+    /// A store over any persistence; `lock` is the lock file (`None`: in-process use only).
+    pub fn new(persistence: Box<dyn Persistence>, lock: Option<PathBuf>) -> Self {
+        Self { persistence, lock }
+    }
+
+    /// An in-memory store (tests).
+    pub fn in_memory() -> Self {
+        Self::new(Box::new(Memory::default()), None)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.persistence.backend()
+    }
+
+    /// The cache file.
+    pub fn location(&self) -> &Path {
+        self.persistence.location()
+    }
+
+    fn lock(&self) -> Result<Option<file::Lock>> {
+        self.lock.as_deref().map(file::Lock::acquire).transpose()
+    }
+
+    /// The current cache, read under the lock.
+    ///
+    /// # Errors
+    /// [`Error::CacheCorrupt`] (the file went aside; the next call starts empty),
+    /// [`Error::KeyLost`], [`Error::KeyStore`], [`Error::LockTimeout`], [`Error::Io`].
+    pub fn read(&self) -> Result<TokenCache> {
+        let _guard = self.lock()?;
+        self.load()
+    }
+
+    fn load(&self) -> Result<TokenCache> {
+        let Some(bytes) = self.persistence.load()? else {
+            return Ok(TokenCache::new());
+        };
+        TokenCache::from_json(&bytes, "token cache").or_else(|e| {
+            let reason = match e {
+                Error::InvalidInput { detail, .. } => detail,
+                other => other.to_string(),
+            };
+            match self.persistence.move_aside("corrupt")? {
+                Some(kept_at) => Err(Error::CacheCorrupt { reason, kept_at }),
+                None => Err(Error::invalid("token cache", reason)),
+            }
+        })
+    }
+
+    /// Applies `change` to the freshest cache and saves it, all under the lock. Access tokens
+    /// that expired before `now` are dropped, as MSAL does. If `change` fails nothing is saved.
+    ///
+    /// # Errors
+    /// Those of [`Store::read`], `change`'s own, and [`Error::KeyStore`] / [`Error::Io`] on save.
+    pub fn modify<T>(
+        &self,
+        now: i64,
+        change: impl FnOnce(&mut TokenCache) -> Result<T>,
+    ) -> Result<T> {
+        let _guard = self.lock()?;
+        let mut cache = self.load()?;
+        let out = change(&mut cache)?;
+        cache.remove_expired(now);
+        self.persistence.save(&cache.to_json(false))?;
+        Ok(out)
+    }
+
+    /// Moves the cache file aside (kept, not deleted) so the next write starts a new cache.
+    ///
+    /// # Errors
+    /// [`Error::LockTimeout`], [`Error::Io`].
+    pub fn reset(&self) -> Result<Option<PathBuf>> {
+        let _guard = self.lock()?;
+        self.persistence.move_aside("reset")
+    }
+
+    /// Backend, location, counts and moved-aside files.
+    ///
+    /// # Errors
+    /// Those of [`Store::read`].
+    pub fn status(&self) -> Result<StoreStatus> {
+        let counts = self.read()?.counts();
+        let backend = self.backend();
+        Ok(StoreStatus {
+            backend,
+            encrypted: backend.encrypted(),
+            persistence: backend.persistence(),
+            location: self.location().to_path_buf(),
+            counts,
+            moved_aside: file::moved_aside(self.location()),
+        })
+    }
+}
