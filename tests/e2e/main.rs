@@ -1,2 +1,14 @@
 //! tokentray's black-box suite: one binary, a module per area.
+//!
+//! Tests marked `#[ignore]` need real OS services (the kernel keyring, a Secret Service);
+//! `make test` provides them and runs with `--include-ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// MSAL Python's golden cache equals what tokentray's ingest writes from the same responses.
+mod cache_interop;
+// The `tokentray` binary: accounts, token formats, import/export, status, exit codes.
+mod cli;
+// fake-entra itself: discovery, sign-in flows, rotation, Entra's errors, faults, log hygiene.
+mod fake_entra;
+// Encrypted persistence on the real keyrings; concurrent writers; killed writers; bad files.
+mod store;

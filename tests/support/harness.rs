@@ -49,10 +49,18 @@ impl Home {
             .prefix("tokentray-test-")
             .tempdir()
             .unwrap();
-        Self {
-            dir,
-            env: vec![("TOKENTRAY_STORE".into(), store.into())],
-        }
+        // Never the real Entra ID: a closed loopback port unless a test points it at fake-entra.
+        let env = vec![
+            ("TOKENTRAY_STORE".into(), store.into()),
+            ("TOKENTRAY_AUTHORITY".into(), "https://127.0.0.1:1".into()),
+        ];
+        Self { dir, env }
+    }
+
+    /// Sets (or replaces) an environment variable for every command.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
     }
 
     /// `TOKENTRAY_HOME`.
@@ -93,4 +101,30 @@ impl Home {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+}
+
+/// The access token test writers store for `(prefix, i)`: its target is unique per entry.
+pub fn sample_access_token(prefix: &str, i: usize, now: i64) -> tokentray_core::cache::AccessToken {
+    let s = |v: &str| Some(v.to_string());
+    tokentray_core::cache::AccessToken {
+        credential_type: s("AccessToken"),
+        secret: Some(tokentray_core::secret::Secret::new(format!(
+            "at-{prefix}-{i}"
+        ))),
+        home_account_id: s(&format!("{prefix}.tenant")),
+        environment: s("login.microsoftonline.com"),
+        client_id: s("04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
+        realm: s("organizations"),
+        target: s(&sample_target(prefix, i)),
+        token_type: s("Bearer"),
+        cached_at: Some(now.to_string()),
+        expires_on: Some((now + 3600).to_string()),
+        extended_expires_on: Some((now + 3600).to_string()),
+        ..Default::default()
+    }
+}
+
+/// The target of [`sample_access_token`].
+pub fn sample_target(prefix: &str, i: usize) -> String {
+    format!("https://example.invalid/{prefix}/{i}/.default")
 }

@@ -2,4 +2,5 @@
 //! and the test servers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod fake_entra;
 pub mod harness;

@@ -2,7 +2,9 @@
 //! display and no GUI toolkit, no subcommand starts the tray app.
 //!
 //! Exit codes: 0 success; 1 failure; 2 bad usage or input; 3 sign-in needed (no account, no
-//! token, key lost); 4 token store unavailable or locked. With `--json`, errors are printed to
+//! token, key lost, refresh token revoked); 4 token store unavailable or locked; 5 Entra ID
+//! unavailable (network, 5xx, 429) and no valid cached token. Warnings go to stderr first; the
+//! JSON error, when there is one, is stderr's last line. With `--json`, errors are printed to
 //! stderr as `{"code": ..., "message": ...}` with a stable `code`.
 
 use std::io::Write;
@@ -12,11 +14,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::cache::{AccountInfo, AtQuery, FoundToken, TokenCache};
+use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::error::ErrorCode;
 use crate::paths::Paths;
 use crate::persist::{Store, write_atomic};
+use crate::tokens::{Served, TokenRequest, Tokens, select_account, system_clock};
 use crate::{Error, Result};
 
 /// tokentray: Microsoft Entra ID sign-in for developers, and tokens for their tools.
@@ -34,6 +37,21 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Sign in with the system browser (or a device code) and add the account.
+    Login(LoginArgs),
+    /// Make ACCOUNT the default account.
+    Switch {
+        /// Username, home account id or object id.
+        account: String,
+    },
+    /// Sign out ACCOUNT (or every account): its tokens leave the cache.
+    Logout {
+        /// Username, home account id or object id; the default account if omitted.
+        account: Option<String>,
+        /// Sign out every account.
+        #[arg(long, conflicts_with = "account")]
+        all: bool,
+    },
     /// List the signed-in accounts.
     Accounts,
     /// Print an access token from the cache.
@@ -45,6 +63,29 @@ pub enum Command {
     Status,
 }
 
+/// `tokentray login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Use the device code flow (for SSH sessions and machines without a browser).
+    #[arg(long)]
+    pub device_code: bool,
+    /// Tenant id or domain (default: the configured tenant).
+    #[arg(long, short = 't')]
+    pub tenant: Option<String>,
+    /// Scopes to consent to and cache (default: Azure Resource Manager).
+    #[arg(long = "scope", short = 's')]
+    pub scopes: Vec<String>,
+    /// Suggested username for the sign-in page.
+    #[arg(long)]
+    pub login_hint: Option<String>,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// The scope `login` asks for when given none (what `az login` asks for).
+pub const DEFAULT_LOGIN_SCOPE: &str = "https://management.core.windows.net//.default";
+
 /// `tokentray token`.
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
@@ -54,7 +95,7 @@ pub struct TokenArgs {
     /// Resource, as `az --resource` takes it; means the scope RESOURCE/.default.
     #[arg(long)]
     pub resource: Option<String>,
-    /// Account: username, home account id or object id (default: the only account).
+    /// Account: username, home account id or object id (default: the default account).
     #[arg(long, short = 'a')]
     pub account: Option<String>,
     /// Tenant id or domain the token must be for.
@@ -97,8 +138,18 @@ pub enum CacheCommand {
 /// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`).
 pub fn run(command: Command, json: bool) -> u8 {
     let json_errors = json || matches!(&command, Command::Token(t) if t.format == Format::Json);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot start: {e}");
+            return 1;
+        }
+    };
     let mut stdout = std::io::stdout().lock();
-    match dispatch(command, json, &mut stdout) {
+    match runtime.block_on(dispatch(command, json, &mut stdout)) {
         Ok(()) => 0,
         Err(e) => {
             let mut stderr = std::io::stderr().lock();
@@ -123,7 +174,11 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::Config
         | ErrorCode::AccountNotFound
         | ErrorCode::AmbiguousAccount => 2,
-        ErrorCode::NoAccount | ErrorCode::NoCachedToken | ErrorCode::KeyLost => 3,
+        ErrorCode::NoAccount
+        | ErrorCode::NoCachedToken
+        | ErrorCode::KeyLost
+        | ErrorCode::InteractionRequired => 3,
+        ErrorCode::AuthorityUnavailable => 5,
         ErrorCode::StoreUnavailable
         | ErrorCode::KeyStore
         | ErrorCode::BackendMismatch
@@ -141,6 +196,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();
@@ -160,9 +216,89 @@ fn open() -> Result<(Config, Store)> {
     Ok((config, store))
 }
 
-fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<()> {
+fn open_tokens() -> Result<Tokens> {
+    let (config, store) = open()?;
+    Tokens::new(config, store, system_clock())
+}
+
+async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<()> {
     let write_err = |e: std::io::Error| Error::io("write", "stdout", e);
     match command {
+        Command::Login(args) => {
+            let tokens = open_tokens()?;
+            let scopes = if args.scopes.is_empty() {
+                vec![DEFAULT_LOGIN_SCOPE.to_string()]
+            } else {
+                args.scopes
+            };
+            let cancel = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            let account = if args.device_code {
+                let code = tokens
+                    .start_device_code(args.tenant.as_deref(), &scopes)
+                    .await?;
+                if json {
+                    let shown = json!({"user_code": code.user_code, "verification_uri": code.verification_uri,
+                        "message": code.message, "expires_in": code.expires_in});
+                    writeln!(out, "{shown}")
+                        .and_then(|()| out.flush())
+                        .map_err(write_err)?;
+                }
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(stderr, "{}", code.message).and_then(|()| stderr.flush());
+                drop(stderr);
+                tokens.finish_device_code(&code, cancel).await?
+            } else {
+                let options = crate::flow::browser::Options {
+                    tenant: args.tenant,
+                    scopes,
+                    login_hint: args.login_hint,
+                    prompt: Some("select_account".into()),
+                    claims: None,
+                    timeout: std::time::Duration::from_secs(args.timeout),
+                };
+                tokens
+                    .sign_in_browser(options, open_browser, cancel)
+                    .await?
+            };
+            if json {
+                writeln!(out, "{}", to_json(&account)).map_err(write_err)?;
+            } else {
+                writeln!(
+                    out,
+                    "Signed in as {}{} (tenant {}).",
+                    account.username,
+                    account
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default(),
+                    account.home_tenant.as_deref().unwrap_or("-")
+                )
+                .map_err(write_err)?;
+            }
+        }
+        Command::Switch { account } => {
+            let chosen = open_tokens()?.switch(&account)?;
+            writeln!(out, "Default account: {}.", chosen.username).map_err(write_err)?;
+        }
+        Command::Logout { account, all } => {
+            let tokens = open_tokens()?;
+            let query = if all {
+                None
+            } else {
+                let accounts = tokens.accounts()?;
+                Some(
+                    select_account(&accounts, account.as_deref())?
+                        .home_account_id
+                        .clone(),
+                )
+            };
+            for gone in tokens.sign_out(query.as_deref())? {
+                writeln!(out, "Signed out {}.", gone.username).map_err(write_err)?;
+            }
+        }
         Command::Accounts => {
             let (_, store) = open()?;
             let accounts = store.read()?.accounts();
@@ -173,39 +309,33 @@ fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<()> {
                     .map_err(write_err)?;
             } else {
                 for a in &accounts {
+                    let state = match &a.needs_sign_in {
+                        Some(reason) => format!("needs sign-in: {reason}"),
+                        None => "signed in".into(),
+                    };
                     writeln!(
                         out,
-                        "{}\t{}\ttenant {}\t{}\t{}",
+                        "{} {}\t{}\ttenant {}\t{}\t{state}",
+                        if a.is_default { "*" } else { " " },
                         a.username,
                         a.name.as_deref().unwrap_or("-"),
                         a.home_tenant.as_deref().unwrap_or("-"),
                         a.environment,
-                        a.home_account_id
                     )
                     .map_err(write_err)?;
                 }
             }
         }
         Command::Token(args) => {
-            let (config, store) = open()?;
-            let now = now();
-            let cache = store.read()?;
             let scopes = requested_scopes(&args)?;
-            let accounts = cache.accounts();
-            let account = select_account(&accounts, args.account.as_deref())?;
-            let found = find_token(
-                &cache,
-                &config,
-                account,
-                &scopes,
-                args.tenant.as_deref(),
-                now,
-            )
-            .ok_or_else(|| Error::NoCachedToken {
-                scopes: scopes.join(" "),
-                account: account.username.clone(),
-            })?;
-            print_token(out, &found, account, args.format).map_err(write_err)?;
+            let tokens = open_tokens()?;
+            let request = TokenRequest {
+                account: args.account.as_deref(),
+                scopes: &scopes,
+                tenant: args.tenant.as_deref(),
+            };
+            let served = tokens.get_token(&request).await?;
+            print_token(out, &served, args.format).map_err(write_err)?;
         }
         Command::Cache(CacheCommand::Import { file }) => {
             let (_, store) = open()?;
@@ -225,7 +355,7 @@ fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<()> {
         }
         Command::Cache(CacheCommand::Export { out: target }) => {
             let (_, store) = open()?;
-            let exported = store.read()?.to_json(true);
+            let exported = store.read()?.to_msal_json();
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(
                 stderr,
@@ -316,99 +446,38 @@ fn requested_scopes(args: &TokenArgs) -> Result<Vec<String>> {
     Ok(scopes)
 }
 
-/// Picks the account `query` names (username, case-insensitive; home account id; object id),
-/// or the only one.
-///
-/// # Errors
-/// [`Error::NoAccount`], [`Error::AccountNotFound`], [`Error::AmbiguousAccount`].
-pub fn select_account<'a>(
-    accounts: &'a [AccountInfo],
-    query: Option<&str>,
-) -> Result<&'a AccountInfo> {
-    match (accounts, query) {
-        ([], _) => Err(Error::NoAccount),
-        (_, Some(q)) => accounts
-            .iter()
-            .find(|a| {
-                a.username.eq_ignore_ascii_case(q)
-                    || a.home_account_id == q
-                    || a.local_account_id.as_deref() == Some(q)
-            })
-            .ok_or_else(|| Error::AccountNotFound {
-                query: q.into(),
-                known: accounts.iter().map(|a| a.username.clone()).collect(),
-            }),
-        ([only], None) => Ok(only),
-        (_, None) => Err(Error::AmbiguousAccount {
-            candidates: accounts.iter().map(|a| a.username.clone()).collect(),
-        }),
+/// Opens the system browser (honouring `$BROWSER`); always shows the URL too, in case no
+/// browser opens.
+fn open_browser(url: &url::Url) -> Result<()> {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(
+        stderr,
+        "Opening your browser to sign in. If it does not open, go to:\n{url}"
+    );
+    if let Err(e) = webbrowser::open(url.as_str()) {
+        let _ = writeln!(stderr, "(could not start a browser: {e})");
     }
+    Ok(())
 }
 
-/// The access token for `account` and `scopes`. With a tenant, only that realm; without, the
-/// configured tenant first, then the home tenant, then any realm.
-pub fn find_token<'c>(
-    cache: &'c TokenCache,
-    config: &Config,
-    account: &AccountInfo,
-    scopes: &[String],
-    tenant: Option<&str>,
-    now: i64,
-) -> Option<FoundToken<'c>> {
-    let query = |realm| AtQuery {
-        home_account_id: &account.home_account_id,
-        environment: &account.environment,
-        client_id: &config.client_id,
-        realm,
-        scopes,
-    };
-    match tenant {
-        Some(t) => cache.find_access_token(&query(Some(t)), now),
-        None => [
-            Some(config.tenant.as_str()),
-            account.home_tenant.as_deref(),
-            None,
-        ]
-        .into_iter()
-        .find_map(|realm| cache.find_access_token(&query(realm), now)),
-    }
-}
-
-fn print_token(
-    out: &mut dyn Write,
-    found: &FoundToken<'_>,
-    account: &AccountInfo,
-    format: Format,
-) -> std::io::Result<()> {
-    let Some(secret) = found.entry.secret.as_ref() else {
-        return Ok(());
-    };
-    let realm = found.entry.realm.as_deref().unwrap_or_default();
-    let tenant = if matches!(realm, "organizations" | "common" | "consumers" | "") {
-        account
-            .home_tenant
-            .clone()
-            .unwrap_or_else(|| realm.to_string())
-    } else {
-        realm.to_string()
-    };
-    let token_type = found.entry.token_type.as_deref().unwrap_or("Bearer");
+fn print_token(out: &mut dyn Write, served: &Served, format: Format) -> std::io::Result<()> {
+    let secret = served.secret.expose();
     match format {
-        Format::Raw => writeln!(out, "{}", secret.expose()),
+        Format::Raw => writeln!(out, "{secret}"),
         Format::Json => writeln!(
             out,
             "{}",
             to_json(&json!({
-                "access_token": secret.expose(),
-                "token_type": token_type,
-                "expires_on": found.expires_on,
-                "scope": found.entry.target,
-                "account": account.username,
-                "tenant": tenant,
+                "access_token": secret,
+                "token_type": served.token_type,
+                "expires_on": served.expires_on,
+                "scope": served.scopes,
+                "account": served.account.username,
+                "tenant": served.tenant,
             }))
         ),
         Format::Az => {
-            let expires_local = chrono::DateTime::from_timestamp(found.expires_on, 0)
+            let expires_local = chrono::DateTime::from_timestamp(served.expires_on, 0)
                 .map(|t| {
                     t.with_timezone(&chrono::Local)
                         .format("%Y-%m-%d %H:%M:%S%.6f")
@@ -417,11 +486,11 @@ fn print_token(
                 .unwrap_or_default();
             // Field order and 2-space indent as `az account get-access-token` prints them.
             let mut map = serde_json::Map::new();
-            map.insert("accessToken".into(), secret.expose().into());
+            map.insert("accessToken".into(), secret.into());
             map.insert("expiresOn".into(), expires_local.into());
-            map.insert("expires_on".into(), found.expires_on.into());
-            map.insert("tenant".into(), tenant.into());
-            map.insert("tokenType".into(), token_type.into());
+            map.insert("expires_on".into(), served.expires_on.into());
+            map.insert("tenant".into(), served.tenant.clone().into());
+            map.insert("tokenType".into(), served.token_type.clone().into());
             writeln!(out, "{}", to_json(&map))
         }
     }

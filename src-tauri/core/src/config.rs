@@ -50,6 +50,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// The defaults, as if `path` were empty and no environment variable set.
+    pub fn defaults(path: &Path) -> Self {
+        Self {
+            store: StoreChoice::Auto,
+            allow_unencrypted_storage: false,
+            authority: DEFAULT_AUTHORITY.into(),
+            tenant: DEFAULT_TENANT.into(),
+            client_id: DEFAULT_CLIENT_ID.into(),
+            ca_file: None,
+            path: path.into(),
+        }
+    }
+
     /// Reads `path` if it exists and applies the environment overrides.
     ///
     /// # Errors
@@ -109,7 +122,7 @@ mod tests {
 
     #[test]
     fn environment_is_host_without_port() {
-        let mut c = Config::load(Path::new("/nonexistent/config.toml")).unwrap();
+        let mut c = Config::defaults(Path::new("/nonexistent/config.toml"));
         c.authority = "https://127.0.0.1:8443".into();
         assert_eq!(c.environment(), "127.0.0.1");
         c.authority = "https://Login.MicrosoftOnline.com/".into();

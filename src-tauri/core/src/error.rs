@@ -161,6 +161,59 @@ pub enum Error {
         candidates: Vec<String>,
     },
 
+    /// The authority answered a token request with an OAuth error (ENTRA-PROTOCOL.md 2.2) that
+    /// signing in again will not fix (bad scope, client not allowed, ...).
+    #[error("Entra ID refused the request: {error}: {}", first_line(description))]
+    Authority {
+        /// The OAuth `error` (`invalid_scope`, `invalid_client`, ...).
+        error: String,
+        /// `error_description` (AADSTS code and text; no secrets).
+        description: String,
+        /// `error_codes` (AADSTS numbers).
+        codes: Vec<u64>,
+    },
+
+    /// The account must sign in again (refresh token revoked or expired, MFA or consent needed).
+    /// The account is kept and marked "needs sign-in".
+    #[error(
+        "{account} must sign in again: {reason}. Run `tokentray login` (or use the tray's \"Sign in\")"
+    )]
+    InteractionRequired {
+        /// The account's username.
+        account: String,
+        /// Why, in words (from the authority's description).
+        reason: String,
+        /// A claims challenge to pass to the next interactive sign-in, if the authority sent one.
+        claims: Option<String>,
+    },
+
+    /// The authority is unreachable or failing (network error, 5xx, 429). Cached tokens still
+    /// valid are served meanwhile.
+    #[error(
+        "Entra ID is unavailable ({detail}){}. Cached tokens are still used; retry later",
+        retry_after.map(|s| format!("; retry after {s}s")).unwrap_or_default()
+    )]
+    AuthorityUnavailable {
+        /// What happened (HTTP status or network error).
+        detail: String,
+        /// Seconds the authority asked to wait (`Retry-After`).
+        retry_after: Option<u64>,
+    },
+
+    /// The authority's answer was not what the protocol says (not JSON, missing fields, a nonce
+    /// or state that does not match, an id_token for another client).
+    #[error("sign-in failed: {0}. Nothing was saved; try again")]
+    Protocol(String),
+
+    /// The interactive sign-in did not complete: denied, cancelled, timed out, expired.
+    #[error("sign-in {outcome}: {detail}")]
+    SignIn {
+        /// `denied`, `cancelled`, `timed out`, `expired`, `declined`.
+        outcome: &'static str,
+        /// What happened and what to do next.
+        detail: String,
+    },
+
     /// The cache holds no valid access token for the request.
     #[error(
         "no valid access token for {scopes} is cached for {account}. Run the command again while \
@@ -207,6 +260,20 @@ pub enum ErrorCode {
     AmbiguousAccount,
     /// [`Error::NoCachedToken`]
     NoCachedToken,
+    /// [`Error::Authority`]
+    Authority,
+    /// [`Error::InteractionRequired`]
+    InteractionRequired,
+    /// [`Error::AuthorityUnavailable`]
+    AuthorityUnavailable,
+    /// [`Error::Protocol`]
+    Protocol,
+    /// [`Error::SignIn`] denied by the user or the authority.
+    SignInDenied,
+    /// [`Error::SignIn`] cancelled.
+    SignInCancelled,
+    /// [`Error::SignIn`] timed out or the device code expired.
+    SignInTimeout,
 }
 
 impl ErrorCode {
@@ -227,6 +294,13 @@ impl ErrorCode {
             Self::AccountNotFound => "account_not_found",
             Self::AmbiguousAccount => "ambiguous_account",
             Self::NoCachedToken => "no_cached_token",
+            Self::Authority => "authority_error",
+            Self::InteractionRequired => "interaction_required",
+            Self::AuthorityUnavailable => "authority_unavailable",
+            Self::Protocol => "protocol_error",
+            Self::SignInDenied => "sign_in_denied",
+            Self::SignInCancelled => "sign_in_cancelled",
+            Self::SignInTimeout => "sign_in_timeout",
         }
     }
 }
@@ -249,7 +323,26 @@ impl Error {
             Self::AccountNotFound { .. } => ErrorCode::AccountNotFound,
             Self::AmbiguousAccount { .. } => ErrorCode::AmbiguousAccount,
             Self::NoCachedToken { .. } => ErrorCode::NoCachedToken,
+            Self::Authority { .. } => ErrorCode::Authority,
+            Self::InteractionRequired { .. } => ErrorCode::InteractionRequired,
+            Self::AuthorityUnavailable { .. } => ErrorCode::AuthorityUnavailable,
+            Self::Protocol(_) => ErrorCode::Protocol,
+            Self::SignIn {
+                outcome: "cancelled",
+                ..
+            } => ErrorCode::SignInCancelled,
+            Self::SignIn {
+                outcome: "timed out" | "expired",
+                ..
+            } => ErrorCode::SignInTimeout,
+            Self::SignIn { .. } => ErrorCode::SignInDenied,
         }
+    }
+
+    /// Whether a token request failed for lack of the authority (network, 5xx, 429), as opposed
+    /// to an answer: cached tokens are then still served.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::AuthorityUnavailable { .. })
     }
 
     /// Shorthand for [`Error::Io`].
@@ -268,4 +361,9 @@ impl Error {
             detail: detail.into(),
         }
     }
+}
+
+/// The first line of an Entra error description (the rest is trace and correlation ids).
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text).trim()
 }

@@ -10,15 +10,22 @@
 //! - [`cache`]: MSAL's unified token cache schema; pure, takes `now`, never reads the clock.
 //! - [`persist`]: opaque encrypted bytes at rest (Secret Service, kernel keyring, DPAPI, Keychain,
 //!   or explicit plaintext) and [`persist::Store`], the cross-process locked cache on disk.
+//! - [`authority`]: the Entra host, tenant and endpoint URLs.
+//! - [`flow`]: the token endpoint client, browser (auth code + PKCE) and device code sign-in.
+//! - [`tokens`]: [`tokens::Tokens`], the one owner of the cache in a running instance: silent
+//!   acquisition, single-flight refresh, accounts, sign-in and sign-out, events.
 //! - [`cli`]: the `tokentray` subcommands.
 #![deny(missing_docs)]
 
+pub mod authority;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod flow;
 pub mod paths;
 pub mod persist;
 pub mod secret;
+pub mod tokens;
 
 pub use error::{Error, ErrorCode, Result};

@@ -80,7 +80,13 @@ impl Paths {
 /// # Errors
 /// [`Error::Io`] on failure; [`Error::NotOwner`] if another user owns it.
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
     restrict(dir, 0o700)
 }
 

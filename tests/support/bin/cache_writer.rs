@@ -7,11 +7,10 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use tokentray_core::cache::AccessToken;
 use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
 use tokentray_core::persist::Store;
-use tokentray_core::secret::Secret;
+use tokentray_tests::harness::sample_access_token;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -33,7 +32,7 @@ fn main() -> ExitCode {
     let now = tokentray_core::cli::now();
     let mut stdout = std::io::stdout().lock();
     for i in 0..count {
-        let at = entry(prefix, i, now);
+        let at = sample_access_token(prefix, i, now);
         if let Err(e) = store.modify(now, |cache| {
             cache.put_access_token(at);
             Ok(())
@@ -45,23 +44,4 @@ fn main() -> ExitCode {
         let _ = stdout.flush();
     }
     ExitCode::SUCCESS
-}
-
-/// The entry a writer stores for index `i`; tests rebuild the expected key from the target.
-fn entry(prefix: &str, i: usize, now: i64) -> AccessToken {
-    let s = |v: &str| Some(v.to_string());
-    AccessToken {
-        credential_type: s("AccessToken"),
-        secret: Some(Secret::new(format!("at-{prefix}-{i}"))),
-        home_account_id: s(&format!("{prefix}.tenant")),
-        environment: s("login.microsoftonline.com"),
-        client_id: s("04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
-        realm: s("organizations"),
-        target: s(&format!("https://example.invalid/{prefix}/{i}/.default")),
-        token_type: s("Bearer"),
-        cached_at: Some(now.to_string()),
-        expires_on: Some((now + 3600).to_string()),
-        extended_expires_on: Some((now + 3600).to_string()),
-        ..AccessToken::default()
-    }
 }

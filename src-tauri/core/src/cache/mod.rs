@@ -72,9 +72,32 @@ const SECTIONS: [&str; 5] = [
     "AppMetadata",
 ];
 
+/// tokentray's own state, kept in the cache file (so it changes atomically with the tokens)
+/// under the `tokentray` section, and left out of exports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct AppState {
+    /// `home_account_id` of the default account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_account: Option<String>,
+    /// Accounts that must sign in again: `home_account_id` -> reason.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub needs_sign_in: std::collections::BTreeMap<String, String>,
+}
+
+impl AppState {
+    fn is_empty(&self) -> bool {
+        self.default_account.is_none() && self.needs_sign_in.is_empty()
+    }
+}
+
+/// The section name of [`AppState`].
+const STATE_SECTION: &str = "tokentray";
+
 /// The token cache: five sections of entries plus any sections a newer writer added.
 #[derive(Debug, Clone, Default)]
 pub struct TokenCache {
+    /// tokentray's state (default account, accounts that need sign-in).
+    pub state: AppState,
     access_tokens: IndexMap<String, AccessToken>,
     refresh_tokens: IndexMap<String, RefreshToken>,
     id_tokens: IndexMap<String, IdToken>,
@@ -236,6 +259,10 @@ pub struct AccountInfo {
     pub home_tenant: Option<String>,
     /// Every realm the account has entries for.
     pub realms: Vec<String>,
+    /// Whether this is the default account.
+    pub is_default: bool,
+    /// Why the account must sign in again, if it must.
+    pub needs_sign_in: Option<String>,
 }
 
 /// Entry counts per section.
@@ -279,55 +306,35 @@ impl TokenCache {
                 ),
             )
         };
-        let top: RawObject = serde_json::from_slice(bytes).map_err(bad)?;
-        let mut cache = Self::new();
-        for (name, raw) in top {
-            match name.as_str() {
-                "AccessToken" => {
-                    for (k, v) in section(&raw).map_err(bad)? {
-                        cache.access_tokens.insert(k, AccessToken::from_raw(v));
-                    }
-                }
-                "RefreshToken" => {
-                    for (k, v) in section(&raw).map_err(bad)? {
-                        cache.refresh_tokens.insert(k, RefreshToken::from_raw(v));
-                    }
-                }
-                "IdToken" => {
-                    for (k, v) in section(&raw).map_err(bad)? {
-                        cache.id_tokens.insert(k, IdToken::from_raw(v));
-                    }
-                }
-                "Account" => {
-                    for (k, v) in section(&raw).map_err(bad)? {
-                        cache.accounts.insert(k, Account::from_raw(v));
-                    }
-                }
-                "AppMetadata" => {
-                    for (k, v) in section(&raw).map_err(bad)? {
-                        cache.app_metadata.insert(k, AppMetadata::from_raw(v));
-                    }
-                }
-                _ => {
-                    cache.unknown_sections.insert(name, raw);
-                }
-            }
-        }
+        let mut cache: TokenCache = serde_json::from_slice(bytes).map_err(bad)?;
         cache.rebuild_index();
         Ok(cache)
     }
 
-    /// Writes MSAL JSON: compact, or indented by 4 like MSAL Python's `serialize()`.
+    /// Writes the cache file's JSON (compact, with tokentray's state section).
     /// The buffer is zeroed when dropped.
     pub fn to_json(&self, pretty: bool) -> Zeroizing<Vec<u8>> {
+        self.write(pretty, true)
+    }
+
+    /// Writes pure MSAL JSON for other tools, indented by 4 like MSAL Python's `serialize()`,
+    /// without tokentray's state.
+    pub fn to_msal_json(&self) -> Zeroizing<Vec<u8>> {
+        self.write(true, false)
+    }
+
+    fn write(&self, pretty: bool, with_state: bool) -> Zeroizing<Vec<u8>> {
+        let view = View {
+            cache: self,
+            with_state,
+        };
         let mut out = Zeroizing::new(Vec::with_capacity(self.estimated_size()));
-        // Serializing plain strings and raw JSON into a Vec cannot fail.
+        // Serializing strings and raw JSON into a Vec cannot fail.
         let written = if pretty {
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut *out, fmt);
-            self.serialize(&mut ser)
+            view.serialize(&mut serde_json::Serializer::with_formatter(&mut *out, fmt))
         } else {
-            self.serialize(&mut serde_json::Serializer::new(&mut *out))
+            view.serialize(&mut serde_json::Serializer::new(&mut *out))
         };
         debug_assert!(written.is_ok());
         out
@@ -682,6 +689,8 @@ impl TokenCache {
                 local_account_id: acc.local_account_id.clone(),
                 home_tenant: hid.split_once('.').map(|(_, utid)| utid.to_string()),
                 realms: vec![realm],
+                is_default: self.state.default_account.as_deref() == Some(hid.as_str()),
+                needs_sign_in: self.state.needs_sign_in.get(hid).cloned(),
             });
         }
         out
@@ -725,6 +734,10 @@ impl TokenCache {
         self.accounts
             .retain(|_, a| !mine(&a.home_account_id, &a.environment));
         let after = self.refresh_tokens.len() + self.id_tokens.len() + self.accounts.len();
+        self.state.needs_sign_in.remove(home_account_id);
+        if self.state.default_account.as_deref() == Some(home_account_id) {
+            self.state.default_account = None;
+        }
         (before - after)
             + self.remove_access_tokens(|at| mine(&at.home_account_id, &at.environment))
     }
@@ -789,33 +802,68 @@ impl TokenCache {
     }
 }
 
-impl Serialize for TokenCache {
+struct View<'a> {
+    cache: &'a TokenCache,
+    with_state: bool,
+}
+
+impl Serialize for View<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let c = self.cache;
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry(SECTIONS[0], &self.access_tokens)?;
-        map.serialize_entry(SECTIONS[1], &self.refresh_tokens)?;
-        map.serialize_entry(SECTIONS[2], &self.id_tokens)?;
-        map.serialize_entry(SECTIONS[3], &self.accounts)?;
-        map.serialize_entry(SECTIONS[4], &self.app_metadata)?;
-        for (name, raw) in &self.unknown_sections {
+        map.serialize_entry(SECTIONS[0], &c.access_tokens)?;
+        map.serialize_entry(SECTIONS[1], &c.refresh_tokens)?;
+        map.serialize_entry(SECTIONS[2], &c.id_tokens)?;
+        map.serialize_entry(SECTIONS[3], &c.accounts)?;
+        map.serialize_entry(SECTIONS[4], &c.app_metadata)?;
+        for (name, raw) in &c.unknown_sections {
             map.serialize_entry(name, raw)?;
+        }
+        if self.with_state && !c.state.is_empty() {
+            map.serialize_entry(STATE_SECTION, &c.state)?;
         }
         map.end()
     }
 }
 
-fn section(raw: &RawValue) -> std::result::Result<IndexMap<String, RawObject>, serde_json::Error> {
-    serde_json::from_str(raw.get())
+impl<'de> Deserialize<'de> for TokenCache {
+    /// One pass over the text: known sections into typed entries, others kept raw.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Sections;
+        impl<'de> serde::de::Visitor<'de> for Sections {
+            type Value = TokenCache;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an MSAL token cache (a JSON object of sections)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<TokenCache, A::Error> {
+                let mut cache = TokenCache::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    match name.as_str() {
+                        "AccessToken" => cache.access_tokens = map.next_value()?,
+                        "RefreshToken" => cache.refresh_tokens = map.next_value()?,
+                        "IdToken" => cache.id_tokens = map.next_value()?,
+                        "Account" => cache.accounts = map.next_value()?,
+                        "AppMetadata" => cache.app_metadata = map.next_value()?,
+                        STATE_SECTION => cache.state = map.next_value()?,
+                        _ => {
+                            let raw: Box<RawValue> = map.next_value()?;
+                            cache.unknown_sections.insert(name, raw);
+                        }
+                    }
+                }
+                Ok(cache)
+            }
+        }
+        d.deserialize_map(Sections)
+    }
 }
 
 fn null_raw() -> Box<RawValue> {
-    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable_null())
-}
-
-#[cold]
-fn unreachable_null() -> Box<RawValue> {
-    // "null" is valid JSON; this exists only to avoid a panic path.
-    serde_json::value::to_raw_value(&()).unwrap_or_default()
+    // `Box<RawValue>::default()` is JSON `null`.
+    Box::default()
 }
 
 /// Describes a JSON error without quoting the input (it may hold tokens).

@@ -24,9 +24,21 @@ pub trait FieldValue: Sized {
     fn as_str(&self) -> &str;
 }
 
+/// The string a raw JSON value holds, if it is a string. Strings without escapes (all of MSAL's)
+/// are sliced, not re-parsed.
+fn raw_string(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str(text).ok()
+    } else {
+        Some(inner.to_string())
+    }
+}
+
 impl FieldValue for String {
     fn parse(raw: &RawValue) -> Option<Self> {
-        serde_json::from_str(raw.get()).ok()
+        raw_string(raw)
     }
     fn as_str(&self) -> &str {
         self
@@ -35,9 +47,7 @@ impl FieldValue for String {
 
 impl FieldValue for Secret {
     fn parse(raw: &RawValue) -> Option<Self> {
-        serde_json::from_str::<String>(raw.get())
-            .ok()
-            .map(Secret::new)
+        raw_string(raw).map(Secret::new)
     }
     fn as_str(&self) -> &str {
         self.expose()
@@ -61,24 +71,34 @@ macro_rules! entity {
             pub extra: RawObject,
         }
 
-        impl $name {
-            /// Splits a raw JSON object into known fields and verbatim extras.
-            pub fn from_raw(raw: RawObject) -> Self {
-                let mut out = Self::default();
-                for (name, value) in raw {
-                    match name.as_str() {
-                        $(stringify!($field) => {
-                            if let Some(parsed) = <$ty as FieldValue>::parse(&value) {
-                                out.$field = Some(parsed);
-                                scrub(value);
-                                continue;
-                            }
-                        })*
-                        _ => {}
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
                     }
-                    out.extra.insert(name, value);
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut out = $name::default();
+                        while let Some(name) = map.next_key::<String>()? {
+                            let value: Box<RawValue> = map.next_value()?;
+                            match name.as_str() {
+                                $(stringify!($field) => {
+                                    if let Some(parsed) = <$ty as FieldValue>::parse(&value) {
+                                        out.$field = Some(parsed);
+                                        scrub(value);
+                                        continue;
+                                    }
+                                })*
+                                _ => {}
+                            }
+                            out.extra.insert(name, value);
+                        }
+                        Ok(out)
+                    }
                 }
-                out
+                d.deserialize_map(Fields)
             }
         }
 

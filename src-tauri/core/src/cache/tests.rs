@@ -1,1 +1,432 @@
+use base64::Engine as _;
+use serde_json::{Value, json};
 
+use super::*;
+
+const CLIENT: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+const ENV: &str = "login.microsoftonline.com";
+const NOW: i64 = 1_735_689_600;
+
+fn b64(v: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn id_token(aud: &str, oid: &str, tid: &str, username: &str) -> String {
+    let claims = json!({"aud": aud, "oid": oid, "sub": format!("sub-{oid}"), "tid": tid,
+        "preferred_username": username, "name": format!("Name of {username}"), "ver": "2.0"});
+    format!("{}.{}.sig", b64(&json!({"alg": "RS256"})), b64(&claims))
+}
+
+fn response(oid: &str, tid: &str, username: &str, scope: &str, rt: &str) -> TokenResponse {
+    serde_json::from_value(json!({
+        "token_type": "Bearer", "scope": scope, "expires_in": 3600, "ext_expires_in": "7200",
+        "refresh_in": 1800, "access_token": format!("at-for-{oid}-{scope}"), "refresh_token": rt,
+        "id_token": id_token(CLIENT, oid, tid, username),
+        "client_info": b64(&json!({"uid": oid, "utid": tid})), "foci": "1",
+    }))
+    .unwrap()
+}
+
+fn event<'a>(scopes: &'a [String], grant: Grant<'a>) -> TokenEvent<'a> {
+    TokenEvent {
+        client_id: CLIENT,
+        environment: ENV,
+        realm: "organizations",
+        requested_scopes: scopes,
+        grant,
+    }
+}
+
+fn signed_in(oid: &str, user: &str) -> TokenCache {
+    let mut cache = TokenCache::new();
+    let scopes = vec!["https://management.core.windows.net//.default".to_string()];
+    let resp = response(
+        oid,
+        "tid1",
+        user,
+        "https://management.core.windows.net//user_impersonation https://management.core.windows.net//.default",
+        "rt-1",
+    );
+    cache
+        .ingest(&event(&scopes, Grant::AuthorizationCode), resp, NOW)
+        .unwrap();
+    cache
+}
+
+#[test]
+fn ingest_writes_every_section_with_msal_keys_and_fields() {
+    let cache = signed_in("oid1", "alice@contoso.example");
+    let v: Value = serde_json::from_slice(&cache.to_json(false)).unwrap();
+    let target = "https://management.core.windows.net//.default https://management.core.windows.net//user_impersonation";
+    let at_key = format!("oid1.tid1-{ENV}-accesstoken-{CLIENT}-organizations-{target}");
+    let at = &v["AccessToken"][&at_key];
+    assert_eq!(at["credential_type"], "AccessToken");
+    assert_eq!(at["target"], target, "granted scopes, sorted");
+    assert_eq!(at["cached_at"], NOW.to_string());
+    assert_eq!(at["expires_on"], (NOW + 3600).to_string());
+    assert_eq!(
+        at["extended_expires_on"],
+        (NOW + 7200).to_string(),
+        "string ext_expires_in is accepted"
+    );
+    assert_eq!(at["refresh_on"], (NOW + 1800).to_string());
+    let rt = &v["RefreshToken"][format!("oid1.tid1-{ENV}-refreshtoken-{CLIENT}--{target}")];
+    assert_eq!(rt["family_id"], "1");
+    assert_eq!(rt["secret"], "rt-1");
+    assert_eq!(rt["last_modification_time"], NOW.to_string());
+    let acc = &v["Account"][format!("oid1.tid1-{ENV}-organizations")];
+    assert_eq!(acc["username"], "alice@contoso.example");
+    assert_eq!(acc["local_account_id"], "oid1");
+    assert_eq!(acc["authority_type"], "MSSTS");
+    assert_eq!(acc["account_source"], "authorization_code");
+    assert!(
+        v["IdToken"]
+            .get(format!("oid1.tid1-{ENV}-idtoken-{CLIENT}-organizations-"))
+            .is_some()
+    );
+    assert_eq!(
+        v["AppMetadata"][format!("appmetadata-{ENV}-{CLIENT}")]["family_id"],
+        "1"
+    );
+}
+
+#[test]
+fn refresh_grant_rotates_the_used_refresh_token_in_place_and_creates_no_account() {
+    let mut cache = signed_in("oid1", "alice@contoso.example");
+    let used = cache
+        .refresh_token_candidates("oid1.tid1", ENV, CLIENT)
+        .remove(0);
+    // a concurrent sign-out removed the Account: a refresh must not bring it back
+    cache.accounts.clear();
+    let scopes = vec!["https://graph.microsoft.com/.default".to_string()];
+    let resp = response(
+        "oid1",
+        "tid1",
+        "alice@contoso.example",
+        "https://graph.microsoft.com/.default",
+        "rt-2",
+    );
+    cache
+        .ingest(
+            &event(&scopes, Grant::RefreshToken { used: &used }),
+            resp,
+            NOW + 10,
+        )
+        .unwrap();
+    assert_eq!(cache.refresh_tokens.len(), 1, "no second refresh token");
+    let rt = &cache.refresh_tokens[&used];
+    assert_eq!(rt.secret.as_ref().unwrap().expose(), "rt-2");
+    assert_eq!(
+        rt.last_modification_time.as_deref(),
+        Some(&*(NOW + 10).to_string())
+    );
+    assert!(cache.accounts.is_empty());
+    assert_eq!(cache.access_tokens.len(), 2);
+}
+
+#[test]
+fn an_id_token_for_another_client_is_refused_and_nothing_is_written() {
+    let mut cache = TokenCache::new();
+    let scopes = vec!["s".to_string()];
+    let mut resp = response("oid1", "tid1", "a@b", "s", "rt");
+    resp.id_token = Some(Secret::new(id_token("someone-else", "oid1", "tid1", "a@b")));
+    let err = cache
+        .ingest(&event(&scopes, Grant::AuthorizationCode), resp, NOW)
+        .unwrap_err();
+    assert!(err.to_string().contains("audience"), "{err}");
+    assert_eq!(cache.counts(), Counts::default());
+}
+
+#[test]
+fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
+    let cache = signed_in("oid1", "alice@contoso.example");
+    let q = |scopes: &[&str]| -> Vec<String> { scopes.iter().map(|s| s.to_string()).collect() };
+    let scopes = q(&[
+        "https://management.core.windows.net//.default",
+        "offline_access",
+    ]);
+    let query = AtQuery {
+        home_account_id: "oid1.tid1",
+        environment: "login.windows.net",
+        client_id: CLIENT,
+        realm: Some("organizations"),
+        scopes: &scopes,
+    };
+    let found = cache
+        .find_access_token(&query, NOW)
+        .expect("alias environment, reserved scope ignored");
+    assert_eq!(found.expires_on, NOW + 3600);
+    assert!(!found.refresh_due);
+    assert!(
+        cache
+            .find_access_token(&query, NOW + 1801)
+            .unwrap()
+            .refresh_due,
+        "past refresh_on"
+    );
+    assert!(
+        cache.find_access_token(&query, NOW + 3600 - 299).is_none(),
+        "< 5 minutes left is expired"
+    );
+    assert!(
+        cache.find_access_token(&query, NOW + 3600 - 300).is_some(),
+        "MSAL: expires_in < 300 is expired"
+    );
+    let other = q(&["https://graph.microsoft.com/.default"]);
+    assert!(
+        cache
+            .find_access_token(
+                &AtQuery {
+                    scopes: &other,
+                    ..query
+                },
+                NOW
+            )
+            .is_none()
+    );
+    let case = q(&["https://MANAGEMENT.core.windows.net//.default"]);
+    assert!(
+        cache
+            .find_access_token(
+                &AtQuery {
+                    scopes: &case,
+                    ..query
+                },
+                NOW
+            )
+            .is_none(),
+        "case-sensitive like MSAL"
+    );
+    assert!(
+        cache
+            .find_access_token(
+                &AtQuery {
+                    realm: Some("tid1"),
+                    ..query
+                },
+                NOW
+            )
+            .is_none()
+    );
+    assert!(
+        cache
+            .find_access_token(
+                &AtQuery {
+                    realm: None,
+                    ..query
+                },
+                NOW
+            )
+            .is_some()
+    );
+    assert!(
+        cache
+            .find_access_token(
+                &AtQuery {
+                    client_id: "other",
+                    ..query
+                },
+                NOW
+            )
+            .is_none()
+    );
+}
+
+#[test]
+fn family_refresh_tokens_come_first_newest_first() {
+    let mut cache = TokenCache::new();
+    for (client, family, t, secret) in [
+        (CLIENT, None, 5, "own-old"),
+        ("vs", Some("1"), 9, "family-new"),
+        (CLIENT, None, 7, "own-new"),
+    ] {
+        let rt = RefreshToken {
+            credential_type: Some("RefreshToken".into()),
+            secret: Some(Secret::new(secret.into())),
+            home_account_id: Some("oid1.tid1".into()),
+            environment: Some(ENV.into()),
+            client_id: Some(client.into()),
+            target: Some(secret.into()),
+            last_modification_time: Some(t.to_string()),
+            family_id: family.map(str::to_string),
+            ..RefreshToken::default()
+        };
+        cache.refresh_tokens.insert(refresh_token_key(&rt), rt);
+    }
+    let order: Vec<String> = cache
+        .refresh_token_candidates("oid1.tid1", ENV, CLIENT)
+        .iter()
+        .map(|k| {
+            cache.refresh_tokens[k]
+                .secret
+                .as_ref()
+                .unwrap()
+                .expose()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["family-new", "own-new", "own-old"],
+        "no app metadata yet: family first"
+    );
+    // Known not to be in the family: own tokens only.
+    let meta = AppMetadata {
+        client_id: Some(CLIENT.into()),
+        environment: Some(ENV.into()),
+        ..AppMetadata::default()
+    };
+    cache.app_metadata.insert(app_metadata_key(&meta), meta);
+    assert_eq!(
+        cache
+            .refresh_token_candidates("oid1.tid1", ENV, CLIENT)
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn remove_account_takes_only_that_account() {
+    let mut cache = signed_in("oid1", "alice@contoso.example");
+    cache.state.default_account = Some("oid1.tid1".into());
+    cache
+        .state
+        .needs_sign_in
+        .insert("oid1.tid1".into(), "revoked".into());
+    let scopes = vec!["s".to_string()];
+    cache
+        .ingest(
+            &event(&scopes, Grant::DeviceCode),
+            response("oid2", "tid2", "bob@fabrikam.example", "s", "rt-b"),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(cache.accounts().len(), 2);
+    let removed = cache.remove_account("oid1.tid1", "login.windows.net", CLIENT);
+    assert_eq!(removed, 4, "AT, RT, IdToken, Account");
+    let left = cache.accounts();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].username, "bob@fabrikam.example");
+    assert_eq!(
+        cache.state,
+        AppState::default(),
+        "the default and needs-sign-in marks went with it"
+    );
+    assert_eq!(
+        left[0].name.as_deref(),
+        Some("Name of bob@fabrikam.example")
+    );
+    assert_eq!(cache.counts().access_tokens, 1);
+    assert_eq!(cache.counts().app_metadata, 1, "app metadata is kept");
+    let scopes_b = vec!["s".to_string()];
+    let q = AtQuery {
+        home_account_id: "oid2.tid2",
+        environment: ENV,
+        client_id: CLIENT,
+        realm: None,
+        scopes: &scopes_b,
+    };
+    assert!(
+        cache.find_access_token(&q, NOW).is_some(),
+        "index still finds the other account"
+    );
+}
+
+#[test]
+fn unknown_sections_fields_and_non_string_values_round_trip_byte_for_byte() {
+    let input = r#"{
+        "AccessToken": {"foreign-key-shape": {"credential_type": "AccessToken", "secret": "s3cr3t",
+            "home_account_id": null, "environment": "login.microsoftonline.com", "client_id": "c",
+            "realm": "r", "target": "a b", "cached_at": "1", "expires_on": "2",
+            "extended_expires_on": "2", "future_field": {"nested": [1, 2.50, 1e3, "x"], "flag": true},
+            "requestedClaimsHash": "abc"}},
+        "Account": {},
+        "FutureSection": {"k": {"v": [1.0, null, {"deep": "\u00e9"}]}},
+        "AppMetadata": {"appmetadata-x-c": {"client_id": "c", "environment": "x", "future": 7}}
+    }"#;
+    let cache = TokenCache::from_json(input.as_bytes(), "test").unwrap();
+    let out = String::from_utf8(cache.to_json(false).to_vec()).unwrap();
+    for fragment in [
+        r#""future_field":{"nested": [1, 2.50, 1e3, "x"], "flag": true}"#,
+        r#""home_account_id":null"#,
+        r#""requestedClaimsHash":"abc""#,
+        r#""FutureSection":{"k": {"v": [1.0, null, {"deep": "\u00e9"}]}}"#,
+        r#""future":7"#,
+        r#""foreign-key-shape":{"#,
+    ] {
+        assert!(out.contains(fragment), "missing {fragment} in {out}");
+    }
+    // and a second round trip is stable
+    let again = TokenCache::from_json(out.as_bytes(), "test").unwrap();
+    assert_eq!(
+        String::from_utf8(again.to_json(false).to_vec()).unwrap(),
+        out
+    );
+}
+
+#[test]
+fn invalid_json_says_where_without_quoting_the_file() {
+    for (text, hint) in [
+        (
+            r#"{"AccessToken": {"k": {"secret": "SUPERSECRET""#,
+            "truncated",
+        ),
+        (r#"{"AccessToken": [1]}"#, "not a JSON object"),
+        (r#"SUPERSECRET"#, "syntax"),
+    ] {
+        let err = TokenCache::from_json(text.as_bytes(), "the file")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(hint), "{err}");
+        assert!(!err.contains("SUPERSECRET"), "{err}");
+    }
+    assert_eq!(
+        TokenCache::from_json(b"  \n", "empty").unwrap().counts(),
+        Counts::default()
+    );
+}
+
+#[test]
+fn merge_rekeys_foreign_entries_and_keeps_the_fresher_token() {
+    let mine = signed_in("oid1", "alice@contoso.example");
+    let mut theirs: Value = serde_json::from_slice(&mine.to_json(false)).unwrap();
+    // Re-key everything the way MSAL JS would, and make their access token fresher.
+    for section in ["AccessToken", "RefreshToken", "IdToken", "Account"] {
+        let entries = theirs[section].as_object_mut().unwrap();
+        let renamed: serde_json::Map<String, Value> = entries
+            .iter()
+            .map(|(k, v)| (format!("js-{k}"), v.clone()))
+            .collect();
+        *entries = renamed;
+    }
+    for at in theirs["AccessToken"].as_object_mut().unwrap().values_mut() {
+        at["expires_on"] = json!((NOW + 7000).to_string());
+        at["secret"] = json!("fresher");
+    }
+    let theirs = TokenCache::from_json(theirs.to_string().as_bytes(), "theirs").unwrap();
+    let mut merged = mine.clone();
+    merged.merge(theirs);
+    assert_eq!(
+        merged.counts(),
+        mine.counts(),
+        "same entries, no duplicates under foreign keys"
+    );
+    let at = merged.access_tokens.values().next().unwrap();
+    assert_eq!(at.secret.as_ref().unwrap().expose(), "fresher");
+}
+
+#[test]
+fn app_state_lives_in_the_file_but_not_in_exports() {
+    let mut cache = signed_in("oid1", "alice@contoso.example");
+    cache.state.default_account = Some("oid1.tid1".into());
+    let file: Value = serde_json::from_slice(&cache.to_json(false)).unwrap();
+    assert_eq!(file["tokentray"]["default_account"], "oid1.tid1");
+    let again = TokenCache::from_json(&cache.to_json(false), "file").unwrap();
+    assert_eq!(again.state, cache.state);
+    assert!(again.accounts()[0].is_default);
+    let export: Value = serde_json::from_slice(&cache.to_msal_json()).unwrap();
+    assert!(
+        export.get("tokentray").is_none(),
+        "MSAL tools get pure MSAL JSON"
+    );
+}

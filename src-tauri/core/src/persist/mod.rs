@@ -46,7 +46,7 @@ pub use memory::Memory;
 pub use plaintext::PlaintextFile;
 #[cfg(target_os = "linux")]
 pub use secret_service::SecretServiceKey;
-pub use store::{Store, StoreStatus};
+pub use store::{Stamp, Store, StoreStatus};
 
 use crate::config::Config;
 use crate::paths::Paths;
@@ -181,8 +181,9 @@ impl FromStr for StoreChoice {
     }
 }
 
-/// A stable id for the cache at `paths` (so relocated homes use separate keys).
-fn cache_id(paths: &Paths) -> String {
+/// The id naming this cache's key in the key stores: a hash of the cache path, so each
+/// `TOKENTRAY_HOME` has its own key.
+pub fn key_id(paths: &Paths) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(paths.encrypted_cache().to_string_lossy().as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
@@ -194,7 +195,7 @@ fn cache_id(paths: &Paths) -> String {
 /// [`Error::StoreUnavailable`] naming every backend tried; [`Error::BackendMismatch`] if the
 /// existing cache file's key lives elsewhere than the explicitly chosen backend.
 pub fn open(paths: &Paths, config: &Config) -> Result<Box<dyn Persistence>> {
-    let id = cache_id(paths);
+    let id = key_id(paths);
     let encrypted = paths.encrypted_cache();
     let file_backend = std::fs::read(&encrypted)
         .ok()

@@ -20,6 +20,14 @@ pub struct Store {
     lock: Option<PathBuf>,
 }
 
+/// A version of the cache file, cheap to compare (see [`Store::stamp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
 /// What `tokentray status` reports about the store.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreStatus {
@@ -108,12 +116,48 @@ impl Store {
         now: i64,
         change: impl FnOnce(&mut TokenCache) -> Result<T>,
     ) -> Result<T> {
+        self.update(now, change).map(|(out, _, _)| out)
+    }
+
+    /// [`Store::modify`], also returning the cache as saved and its [`Stamp`].
+    ///
+    /// # Errors
+    /// As [`Store::modify`].
+    pub fn update<T>(
+        &self,
+        now: i64,
+        change: impl FnOnce(&mut TokenCache) -> Result<T>,
+    ) -> Result<(T, TokenCache, Option<Stamp>)> {
         let _guard = self.lock()?;
         let mut cache = self.load()?;
         let out = change(&mut cache)?;
         cache.remove_expired(now);
         self.persistence.save(&cache.to_json(false))?;
-        Ok(out)
+        Ok((out, cache, self.stamp()))
+    }
+
+    /// The cache as read under the lock, with its [`Stamp`].
+    ///
+    /// # Errors
+    /// As [`Store::read`].
+    pub fn read_stamped(&self) -> Result<(TokenCache, Option<Stamp>)> {
+        let _guard = self.lock()?;
+        Ok((self.load()?, self.stamp()))
+    }
+
+    /// Identifies the file's current version (modification time, size, inode): a changed stamp
+    /// means another process wrote it. `None` if there is no file.
+    pub fn stamp(&self) -> Option<Stamp> {
+        let meta = std::fs::metadata(self.location()).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(Stamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode,
+        })
     }
 
     /// Moves the cache file aside (kept, not deleted) so the next write starts a new cache.

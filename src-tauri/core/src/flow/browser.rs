@@ -1,0 +1,268 @@
+//! The browser sign-in (RFC 8252 loopback redirect, RFC 7636 PKCE).
+//!
+//! A listener on `127.0.0.1` (random port) receives the redirect to `http://localhost:PORT`. Any
+//! path is accepted; a request is the authorization response only if it carries `code`, `error`
+//! or `state` (a stray `/favicon.ico` is answered 404 and ignored). Query and `form_post`
+//! delivery both work. The `state` and the id_token `nonce` must match what was sent. The flow
+//! ends on the first response, on cancel or on timeout, and the port is released before the
+//! code is redeemed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use url::Url;
+
+use super::{Entra, Failure, Pkce, random_token, scope_param};
+use crate::authority::Authority;
+use crate::cache::{IdTokenClaims, TokenResponse};
+use crate::{Error, Result};
+
+/// Default time the user has to finish in the browser.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What to ask for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tenant for this sign-in (default: the configured one).
+    pub tenant: Option<String>,
+    /// Resource scopes (the reserved ones are added).
+    pub scopes: Vec<String>,
+    /// Pre-fills the username.
+    pub login_hint: Option<String>,
+    /// `select_account`, `login`, `consent`, ...
+    pub prompt: Option<String>,
+    /// A claims challenge from a previous failure.
+    pub claims: Option<String>,
+    /// How long to wait for the browser.
+    pub timeout: Duration,
+}
+
+/// A completed browser sign-in, ready to be ingested.
+#[derive(Debug)]
+pub struct Completed {
+    /// The token response.
+    pub response: TokenResponse,
+    /// The tenant used (the cache realm).
+    pub tenant: String,
+    /// The scopes requested.
+    pub scopes: Vec<String>,
+}
+
+/// Runs the browser flow: binds the listener, calls `open` with the authorize URL (the caller
+/// opens a browser and shows the URL), waits for the redirect, redeems the code.
+///
+/// # Errors
+/// [`Error::SignIn`] (denied, cancelled, timed out), [`Error::Protocol`] (state or nonce
+/// mismatch, missing code), [`Error::Authority`] / [`Error::InteractionRequired`] /
+/// [`Error::AuthorityUnavailable`] from the token endpoint, [`Error::Io`] if no port is free.
+pub async fn sign_in(
+    entra: &Entra,
+    request: Options,
+    open: impl FnOnce(&Url) -> Result<()>,
+    cancel: impl Future<Output = ()>,
+) -> Result<Completed> {
+    let authority = request.tenant.as_deref().map_or_else(
+        || entra.authority().clone(),
+        |t| entra.authority().with_tenant(t),
+    );
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| Error::io("listen on", "127.0.0.1 (loopback redirect)", e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::io("listen on", "127.0.0.1", e))?
+        .port();
+    let redirect_uri = format!("http://localhost:{port}");
+    let pkce = Pkce::new()?;
+    let state = random_token(16)?;
+    let nonce = random_token(16)?;
+    let url = authorize_url(
+        entra,
+        &authority,
+        &request,
+        &redirect_uri,
+        &pkce.challenge,
+        &state,
+        &nonce,
+    );
+
+    let (tx, mut rx) = mpsc::channel::<Callback>(1);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let expected_state = state.clone();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let tx = tx.clone();
+        let expected_state = expected_state.clone();
+        async move { callback(req, &expected_state, &tx).await }
+    });
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await;
+    });
+
+    let outcome = async {
+        open(&url)?;
+        tokio::select! {
+            got = rx.recv() => got.ok_or_else(|| Error::Protocol("the loopback listener stopped".into())),
+            () = tokio::time::sleep(request.timeout) => Err(Error::SignIn {
+                outcome: "timed out",
+                detail: format!("no answer from the browser within {} s; run the sign-in again", request.timeout.as_secs()),
+            }),
+            () = cancel => Err(Error::SignIn { outcome: "cancelled", detail: "the browser sign-in was cancelled".into() }),
+        }
+    }
+    .await;
+    // Release the port before anything else happens.
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    let code = match outcome? {
+        Callback::Code(code) => code,
+        Callback::Failed(e) => return Err(e),
+    };
+    let scope = scope_param(&request.scopes);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.expose()),
+        ("redirect_uri", redirect_uri.as_str()),
+        ("code_verifier", pkce.verifier.expose()),
+        ("scope", scope.as_str()),
+    ];
+    let response = entra.token(&authority, &form).await.map_err(|f| match f {
+        Failure::OAuth(e) => e.into_error("this sign-in"),
+        Failure::Other(e) => e,
+    })?;
+    check_nonce(&response, &nonce)?;
+    Ok(Completed {
+        response,
+        tenant: authority.tenant().to_string(),
+        scopes: request.scopes,
+    })
+}
+
+/// Checks the id_token echoes our nonce.
+pub(crate) fn check_nonce(response: &TokenResponse, nonce: &str) -> Result<()> {
+    let claims = response.id_token.as_ref().and_then(IdTokenClaims::decode);
+    match claims.and_then(|c| c.nonce) {
+        Some(n) if n == nonce => Ok(()),
+        Some(_) => Err(Error::Protocol(
+            "the id_token's nonce does not match this sign-in (replayed or forged answer)".into(),
+        )),
+        None => Err(Error::Protocol("the answer has no id_token nonce".into())),
+    }
+}
+
+fn authorize_url(
+    entra: &Entra,
+    authority: &Authority,
+    request: &Options,
+    redirect_uri: &str,
+    challenge: &str,
+    state: &str,
+    nonce: &str,
+) -> Url {
+    let mut url = authority.authorize_endpoint();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("client_id", entra.client_id())
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &scope_param(&request.scopes))
+            .append_pair("state", state)
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("nonce", nonce)
+            .append_pair("client_info", "1")
+            .append_pair("response_mode", "form_post");
+        if let Some(p) = &request.prompt {
+            q.append_pair("prompt", p);
+        }
+        if let Some(h) = &request.login_hint {
+            q.append_pair("login_hint", h);
+        }
+        if let Some(c) = &request.claims {
+            q.append_pair("claims", c);
+        }
+    }
+    url
+}
+
+enum Callback {
+    Code(crate::secret::Secret),
+    Failed(Error),
+}
+
+async fn callback(req: Request, expected_state: &str, tx: &mpsc::Sender<Callback>) -> Response {
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let mut params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    if req.method() == Method::POST {
+        let body: Bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        params.extend(url::form_urlencoded::parse(&body).into_owned());
+    }
+    let is_answer = ["code", "error", "state"]
+        .iter()
+        .any(|k| params.contains_key(*k));
+    if !is_answer {
+        return (StatusCode::NOT_FOUND, "not the sign-in answer").into_response();
+    }
+    let result = if params.get("state").map(String::as_str) != Some(expected_state) {
+        Callback::Failed(Error::Protocol(
+            "the browser returned a different state than this sign-in sent (a stale or forged redirect)".into(),
+        ))
+    } else if let Some(error) = params.get("error") {
+        let description = params.get("error_description").cloned().unwrap_or_default();
+        let first = description.lines().next().unwrap_or_default().to_string();
+        Callback::Failed(Error::SignIn {
+            outcome: if error == "access_denied" {
+                "denied"
+            } else {
+                "refused"
+            },
+            detail: format!("{error}{}{first}", if first.is_empty() { "" } else { ": " }),
+        })
+    } else if let Some(code) = params.remove("code").filter(|c| !c.is_empty()) {
+        Callback::Code(crate::secret::Secret::new(code))
+    } else {
+        Callback::Failed(Error::Protocol(
+            "the redirect carried no authorization code".into(),
+        ))
+    };
+    let page = match &result {
+        Callback::Code(_) => page(
+            "Signed in",
+            "You are signed in to tokentray. You can close this tab.",
+        ),
+        Callback::Failed(e) => page("Sign-in failed", &format!("{e}. You can close this tab.")),
+    };
+    let _ = tx.try_send(result);
+    page.into_response()
+}
+
+fn page(title: &str, message: &str) -> Html<String> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tokentray: {t}</title>\
+         <style>body{{font:16px system-ui,sans-serif;margin:15vh auto;max-width:32em;padding:0 1em}}\
+         @media (prefers-color-scheme:dark){{body{{background:#111;color:#eee}}}}</style></head>\
+         <body><h1>{t}</h1><p>{m}</p></body></html>",
+        t = esc(title),
+        m = esc(message)
+    ))
+}

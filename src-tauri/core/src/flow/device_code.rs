@@ -1,0 +1,177 @@
+//! The device code sign-in (RFC 8628, ENTRA-PROTOCOL.md 3).
+//!
+//! [`start`] returns the user code, verification URI, message and expiry at once so the caller
+//! can show them; [`wait`] then polls at the server's interval, adding 5 s on `slow_down`, and
+//! ends on success, expiry, decline or cancel with distinct errors. Sleeping and deadlines use
+//! tokio's clock, so tests can pause and advance time.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::{Entra, Failure, scope_param};
+use crate::cache::TokenResponse;
+use crate::secret::Secret;
+use crate::{Error, Result};
+
+/// The grant type of device code token requests.
+pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+#[derive(Deserialize)]
+struct Answer {
+    user_code: String,
+    device_code: Secret,
+    verification_uri: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    interval: Option<u64>,
+}
+
+fn lenient_u64<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// A started device code sign-in: what to show the user.
+#[derive(Debug)]
+pub struct DeviceCode {
+    /// The code the user types.
+    pub user_code: String,
+    /// Where to type it.
+    pub verification_uri: String,
+    /// The authority's sentence telling the user both.
+    pub message: String,
+    /// Seconds the code stays valid, counted from [`start`].
+    pub expires_in: u64,
+    /// Seconds between polls.
+    pub interval: u64,
+    device_code: Secret,
+    deadline: Instant,
+    tenant: String,
+    scopes: Vec<String>,
+}
+
+impl DeviceCode {
+    /// The tenant this sign-in is for (the cache realm).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The scopes requested.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+}
+
+/// Asks the authority for a device code.
+///
+/// # Errors
+/// [`Error::Authority`] (e.g. the client may not use the device flow), [`Error::AuthorityUnavailable`],
+/// [`Error::Protocol`].
+pub async fn start(entra: &Entra, tenant: Option<&str>, scopes: &[String]) -> Result<DeviceCode> {
+    let authority = tenant.map_or_else(
+        || entra.authority().clone(),
+        |t| entra.authority().with_tenant(t),
+    );
+    let scope = scope_param(scopes);
+    let answer: Answer = entra
+        .post(
+            authority.device_code_endpoint(),
+            &authority,
+            &[("scope", scope.as_str())],
+        )
+        .await
+        .map_err(|f| match f {
+            Failure::OAuth(e) => e.into_error("this sign-in"),
+            Failure::Other(e) => e,
+        })?;
+    let expires_in = answer.expires_in.unwrap_or(900);
+    let interval = answer.interval.unwrap_or(5).max(1);
+    let message = answer.message.unwrap_or_else(|| {
+        format!(
+            "To sign in, open {} and enter the code {}.",
+            answer.verification_uri, answer.user_code
+        )
+    });
+    Ok(DeviceCode {
+        user_code: answer.user_code,
+        verification_uri: answer.verification_uri,
+        message,
+        expires_in,
+        interval,
+        device_code: answer.device_code,
+        deadline: Instant::now() + Duration::from_secs(expires_in),
+        tenant: authority.tenant().to_string(),
+        scopes: scopes.to_vec(),
+    })
+}
+
+/// Polls until the user approves, declines, the code expires, or `cancel` completes.
+///
+/// # Errors
+/// [`Error::SignIn`] with outcome `expired`, `declined` or `cancelled`; token endpoint errors.
+pub async fn wait(
+    entra: &Entra,
+    code: &DeviceCode,
+    cancel: impl Future<Output = ()>,
+) -> Result<TokenResponse> {
+    let authority = entra.authority().with_tenant(&code.tenant);
+    let scope = scope_param(&code.scopes);
+    let expired = || Error::SignIn {
+        outcome: "expired",
+        detail: format!(
+            "the code {} expired before it was used; start the sign-in again",
+            code.user_code
+        ),
+    };
+    let mut interval = Duration::from_secs(code.interval);
+    tokio::pin!(cancel);
+    loop {
+        let next = Instant::now() + interval;
+        if next >= code.deadline {
+            return Err(expired());
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = &mut cancel => return Err(Error::SignIn {
+                outcome: "cancelled",
+                detail: "the device code sign-in was cancelled".into(),
+            }),
+        }
+        let form = [
+            ("grant_type", GRANT),
+            ("device_code", code.device_code.expose()),
+            ("scope", scope.as_str()),
+        ];
+        match entra.token(&authority, &form).await {
+            Ok(response) => return Ok(response),
+            Err(Failure::OAuth(e)) => match e.error.as_str() {
+                "authorization_pending" => {}
+                "slow_down" => interval += Duration::from_secs(5),
+                "expired_token" | "code_expired" => return Err(expired()),
+                "authorization_declined" | "access_denied" => {
+                    return Err(Error::SignIn {
+                        outcome: "declined",
+                        detail: "the sign-in was declined on the verification page".into(),
+                    });
+                }
+                _ => return Err(e.into_error("this sign-in")),
+            },
+            // The authority hiccupped: keep polling until the code expires.
+            Err(Failure::Other(e)) if e.is_transient() => {
+                tracing::debug!("device code poll: {e}");
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Talking to Entra: the HTTP client for the token endpoints, PKCE, and the two interactive
+//! flows ([`browser`]: auth code + PKCE with a loopback redirect; [`device_code`]).
+//!
+//! Every answer is classified once, here: a token, an OAuth error the caller branches on, the
+//! authority being unavailable (network, 5xx, 429 with `Retry-After`), or a protocol violation.
+
+pub mod browser;
+pub mod device_code;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use crate::authority::Authority;
+use crate::cache::TokenResponse;
+use crate::config::Config;
+use crate::{Error, Result};
+
+/// Scopes added to every sign-in and refresh (MSAL does the same).
+pub const RESERVED: &str = "openid profile offline_access";
+
+/// An OAuth error answer from Entra (ENTRA-PROTOCOL.md 2.2). Carries no secrets.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OAuthError {
+    /// `invalid_grant`, `authorization_pending`, ...
+    pub error: String,
+    /// AADSTS code and text, then trace and correlation ids.
+    #[serde(default)]
+    pub error_description: String,
+    /// AADSTS numbers.
+    #[serde(default)]
+    pub error_codes: Vec<u64>,
+    /// `basic_action`, `consent_required`, ...
+    #[serde(default)]
+    pub suberror: Option<String>,
+    /// A claims challenge (JSON) for the next interactive sign-in.
+    #[serde(default)]
+    pub claims: Option<String>,
+    /// Extra info; `client_mismatch` ends FOCI probing.
+    #[serde(default)]
+    pub error_additional_info: Option<serde_json::Value>,
+}
+
+impl OAuthError {
+    /// Whether only an interactive sign-in can fix it.
+    pub fn needs_interaction(&self) -> bool {
+        matches!(
+            self.error.as_str(),
+            "invalid_grant" | "interaction_required" | "consent_required" | "login_required"
+        )
+    }
+
+    /// The first line of the description, for people.
+    pub fn summary(&self) -> String {
+        let line = self
+            .error_description
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim();
+        if line.is_empty() {
+            self.error.clone()
+        } else {
+            line.to_string()
+        }
+    }
+
+    /// The typed error for an account, if this is not a retryable device-code state.
+    pub fn into_error(self, account: &str) -> Error {
+        if self.needs_interaction() {
+            Error::InteractionRequired {
+                account: account.into(),
+                reason: self.summary(),
+                claims: self.claims,
+            }
+        } else {
+            Error::Authority {
+                error: self.error,
+                description: self.error_description,
+                codes: self.error_codes,
+            }
+        }
+    }
+}
+
+/// How a token request failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The authority answered with an OAuth error.
+    OAuth(OAuthError),
+    /// Anything else (unavailable, protocol).
+    Other(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Other(e)
+    }
+}
+
+/// The client tokentray uses to reach Entra: one connection pool, the configured client id.
+#[derive(Debug, Clone)]
+pub struct Entra {
+    http: reqwest::Client,
+    authority: Authority,
+    client_id: String,
+}
+
+impl Entra {
+    /// A client for the configured authority; trusts the system roots plus `ca_file`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad authority or an unreadable CA file.
+    pub fn new(config: &Config) -> Result<Self> {
+        let authority = Authority::from_config(config)?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("tokentray/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|e| Error::Config {
+                path: config.path.clone(),
+                detail: format!("ca_file {}: {e}", path.display()),
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Config {
+                path: config.path.clone(),
+                detail: format!("ca_file {} is not a PEM certificate: {e}", path.display()),
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| Error::Config {
+            path: config.path.clone(),
+            detail: format!("HTTP client: {e}"),
+        })?;
+        Ok(Self {
+            http,
+            authority,
+            client_id: config.client_id.clone(),
+        })
+    }
+
+    /// The configured authority.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// POSTs a token request to `authority`'s token endpoint.
+    pub(crate) async fn token(
+        &self,
+        authority: &Authority,
+        form: &[(&str, &str)],
+    ) -> std::result::Result<TokenResponse, Failure> {
+        self.post(authority.token_endpoint(), authority, form).await
+    }
+
+    /// POSTs a form and reads a JSON answer, classifying failures.
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        authority: &Authority,
+        form: &[(&str, &str)],
+    ) -> std::result::Result<T, Failure> {
+        let origin = authority.origin();
+        let mut body: Vec<(&str, &str)> =
+            vec![("client_id", &self.client_id), ("client_info", "1")];
+        body.extend_from_slice(form);
+        let response = self
+            .http
+            .post(url)
+            .header("Accept", "application/json")
+            .form(&body)
+            .send()
+            .await
+            .map_err(|e| unavailable(&origin, &e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| unavailable(&origin, &e))?;
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(Failure::Other(Error::AuthorityUnavailable {
+                detail: format!("HTTP {} from {origin}", status.as_u16()),
+                retry_after,
+            }));
+        }
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|_| {
+                Failure::Other(Error::Protocol(format!(
+                    "{origin} answered with something that is not a token response"
+                )))
+            });
+        }
+        match serde_json::from_slice::<OAuthError>(&bytes) {
+            Ok(e) if !e.error.is_empty() => Err(Failure::OAuth(e)),
+            _ => Err(Failure::Other(Error::Protocol(format!(
+                "{origin} answered HTTP {} without an OAuth error",
+                status.as_u16()
+            )))),
+        }
+    }
+}
+
+fn unavailable(origin: &str, e: &reqwest::Error) -> Failure {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut detail = format!("{kind}: {origin}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    Failure::Other(Error::AuthorityUnavailable {
+        detail,
+        retry_after: None,
+    })
+}
+
+/// `n` random bytes, base64url without padding.
+pub(crate) fn random_token(n: usize) -> Result<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| Error::KeyStore {
+        backend: "os-random",
+        reason: format!("no randomness available: {e}"),
+    })?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A PKCE pair (RFC 7636): a 43-character verifier and its S256 challenge.
+pub(crate) struct Pkce {
+    pub verifier: crate::secret::Secret,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub(crate) fn new() -> Result<Self> {
+        let verifier = random_token(32)?;
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes()));
+        Ok(Self {
+            verifier: crate::secret::Secret::new(verifier),
+            challenge,
+        })
+    }
+}
+
+/// Requested scopes plus the reserved ones, sorted and space-joined (as MSAL sends them).
+pub fn scope_param(scopes: &[String]) -> String {
+    let mut all: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    for r in RESERVED.split(' ') {
+        if !all.contains(&r) {
+            all.push(r);
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    all.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_challenge_is_s256_of_the_verifier() {
+        let p = Pkce::new().unwrap();
+        assert_eq!(p.verifier.expose().len(), 43);
+        let expect = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(p.verifier.expose()));
+        assert_eq!(p.challenge, expect);
+        assert_ne!(Pkce::new().unwrap().challenge, p.challenge);
+    }
+
+    #[test]
+    fn scope_param_adds_reserved_scopes_sorted() {
+        let s = scope_param(&["https://x/.default".into(), "openid".into()]);
+        assert_eq!(s, "https://x/.default offline_access openid profile");
+    }
+}

@@ -1,0 +1,800 @@
+//! [`Tokens`]: the one owner of the token cache in a running tokentray (app, daemon or CLI
+//! process). Everything that needs a token asks it.
+//!
+//! - Answers from memory; reloads first when another process changed the file (a `stat`).
+//! - A miss, or an access token past its `refresh_on`, refreshes with the account's refresh
+//!   token (its own, or a FOCI family token), rotating it in the cache. Refreshes are
+//!   single-flight per (account, tenant, scopes): 100 concurrent callers cause one request.
+//! - `invalid_grant` / `interaction_required` mark the account "needs sign-in" (kept, never
+//!   deleted) and surface [`Error::InteractionRequired`] with any claims challenge.
+//! - Network errors, 5xx and 429 never touch cached tokens: a still-valid token is served, and
+//!   the account backs off (honouring `Retry-After`, bounded) so callers cause no request storm.
+//! - [`Tokens::refresh_in_background`] renews tokens in use before they expire.
+//! - Time is an input: [`Clock`] for epoch seconds; sleeping and backoff use tokio's clock.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::cache::{
+    AccountInfo, AtQuery, FoundToken, Grant, TokenCache, TokenEvent, TokenResponse,
+};
+use crate::config::Config;
+use crate::flow::{self, Entra, Failure, scope_param};
+use crate::persist::{Stamp, Store};
+use crate::secret::Secret;
+use crate::{Error, Result};
+
+/// Epoch seconds now. Production uses [`system_clock`]; tests pass their own.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(crate::cli::now)
+}
+
+/// Longest wait after a failing authority before trying again.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long after a failed interactive-required refresh before trying that account again.
+const INTERACTION_BACKOFF: Duration = Duration::from_secs(60);
+/// Tokens used within this window are renewed in the background.
+const IN_USE_WINDOW: Duration = Duration::from_secs(12 * 3600);
+/// Background renewal happens when a token has less than this left.
+const RENEW_BEFORE_SECS: i64 = 600;
+
+/// Something that changed, for the window and the tray.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// An account was added, removed, switched to, or changed state.
+    AccountsChanged,
+    /// A token was obtained by refresh.
+    TokenRefreshed {
+        /// Username.
+        account: String,
+        /// Granted scopes.
+        scopes: String,
+        /// Expiry, epoch seconds.
+        expires_on: i64,
+    },
+    /// An account must sign in again.
+    NeedsSignIn {
+        /// Username.
+        account: String,
+        /// Why.
+        reason: String,
+    },
+    /// A refresh failed for lack of the authority.
+    RefreshFailed {
+        /// Username.
+        account: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// A token request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenRequest<'a> {
+    /// Username, home account id or object id; `None` for the default account.
+    pub account: Option<&'a str>,
+    /// Scopes (reserved ones are ignored for matching).
+    pub scopes: &'a [String],
+    /// Tenant the token must be for; `None` for the configured tenant or the home tenant.
+    pub tenant: Option<&'a str>,
+}
+
+/// A token handed out.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The access token.
+    pub secret: Secret,
+    /// Expiry, epoch seconds.
+    pub expires_on: i64,
+    /// `Bearer`.
+    pub token_type: String,
+    /// Granted scopes.
+    pub scopes: String,
+    /// Tenant id (the home tenant for `organizations`/`common` tokens).
+    pub tenant: String,
+    /// The account.
+    pub account: AccountInfo,
+    /// Whether it came from the cache or a refresh just now.
+    pub refreshed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FlightKey {
+    account: String,
+    tenant: Option<String>,
+    scopes: Vec<String>,
+}
+
+struct Snapshot {
+    cache: TokenCache,
+    stamp: Option<Stamp>,
+}
+
+/// The owner of the cache. Cheap to share: `Arc<Tokens>`.
+pub struct Tokens {
+    store: Store,
+    entra: Entra,
+    config: Config,
+    snapshot: RwLock<Snapshot>,
+    flights: Mutex<HashMap<FlightKey, Arc<tokio::sync::Mutex<()>>>>,
+    backoff: Mutex<HashMap<String, (Instant, u32)>>,
+    in_use: Mutex<HashMap<FlightKey, Instant>>,
+    events: broadcast::Sender<Event>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Tokens {
+    /// Loads the cache from `store`.
+    ///
+    /// # Errors
+    /// Those of [`Store::read`] and [`Entra::new`].
+    pub fn new(config: Config, store: Store, clock: Clock) -> Result<Self> {
+        let entra = Entra::new(&config)?;
+        let (cache, stamp) = store.read_stamped()?;
+        let (events, _) = broadcast::channel(256);
+        Ok(Self {
+            store,
+            entra,
+            config,
+            snapshot: RwLock::new(Snapshot { cache, stamp }),
+            flights: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(HashMap::new()),
+            in_use: Mutex::new(HashMap::new()),
+            events,
+            clock,
+        })
+    }
+
+    /// Events for the UI.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Rereads the file if another process changed it.
+    fn refresh_snapshot(&self) -> Result<()> {
+        let current = self.store.stamp();
+        let stale = self.snapshot.read().map_or(true, |s| s.stamp != current);
+        if stale {
+            let (cache, stamp) = self.store.read_stamped()?;
+            self.install(cache, stamp);
+        }
+        Ok(())
+    }
+
+    fn install(&self, cache: TokenCache, stamp: Option<Stamp>) {
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = Snapshot { cache, stamp };
+        }
+    }
+
+    fn with_cache<T>(&self, f: impl FnOnce(&TokenCache) -> T) -> T {
+        match self.snapshot.read() {
+            Ok(s) => f(&s.cache),
+            Err(poisoned) => f(&poisoned.into_inner().cache),
+        }
+    }
+
+    /// Applies a change to the file under the lock and installs the result in memory.
+    fn update<T>(&self, change: impl FnOnce(&mut TokenCache) -> Result<T>) -> Result<T> {
+        let (out, cache, stamp) = self.store.update((self.clock)(), change)?;
+        self.install(cache, stamp);
+        Ok(out)
+    }
+
+    /// The accounts, with default and needs-sign-in state.
+    ///
+    /// # Errors
+    /// Those of [`Store::read`] when the file changed.
+    pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        self.refresh_snapshot()?;
+        Ok(self.with_cache(TokenCache::accounts))
+    }
+
+    /// The cache as it is in memory (for views such as the window's token list).
+    pub fn cache(&self) -> TokenCache {
+        self.with_cache(Clone::clone)
+    }
+
+    /// The cached token for `request` if it has more than 5 minutes left; never refreshes.
+    ///
+    /// # Errors
+    /// Account selection errors; store errors when the file changed.
+    pub fn cached(&self, request: &TokenRequest<'_>) -> Result<Option<Served>> {
+        self.refresh_snapshot()?;
+        let now = (self.clock)();
+        self.with_cache(|cache| {
+            let accounts = cache.accounts();
+            let account = select_account(&accounts, request.account)?;
+            Ok(self
+                .served(cache, account, request, now, false)
+                .map(|(s, _)| s))
+        })
+    }
+
+    /// A token: from the cache if it has more than 5 minutes left and is not due for refresh,
+    /// else refreshed (single-flight); past `refresh_on` a failed refresh falls back to the
+    /// cached token.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`] / [`Error::AccountNotFound`] / [`Error::AmbiguousAccount`];
+    /// [`Error::InteractionRequired`]; [`Error::AuthorityUnavailable`] when no valid token is
+    /// cached and the authority cannot be reached; [`Error::Authority`].
+    pub async fn get_token(&self, request: &TokenRequest<'_>) -> Result<Served> {
+        if request.scopes.is_empty() {
+            return Err(Error::invalid("token request", "name at least one scope"));
+        }
+        self.refresh_snapshot()?;
+        let now = (self.clock)();
+        let (account, cached) = self.with_cache(|cache| -> Result<_> {
+            let accounts = cache.accounts();
+            let account = select_account(&accounts, request.account)?.clone();
+            let cached = self.served(cache, &account, request, now, false);
+            Ok((account, cached))
+        })?;
+        let key = FlightKey {
+            account: account.home_account_id.clone(),
+            tenant: request.tenant.map(str::to_string),
+            scopes: {
+                let mut s = request.scopes.to_vec();
+                s.sort();
+                s
+            },
+        };
+        lock(&self.in_use).insert(key.clone(), Instant::now());
+        if let Some((served, false)) = cached {
+            return Ok(served);
+        }
+        self.refresh_flight(&key, &account, request).await
+    }
+
+    /// The cached token for a request, with whether it is due for refresh.
+    fn served(
+        &self,
+        cache: &TokenCache,
+        account: &AccountInfo,
+        request: &TokenRequest<'_>,
+        now: i64,
+        refreshed: bool,
+    ) -> Option<(Served, bool)> {
+        let found = find_token(
+            cache,
+            &self.config,
+            account,
+            request.scopes,
+            request.tenant,
+            now,
+        )?;
+        Some((to_served(&found, account, refreshed), found.refresh_due))
+    }
+
+    async fn refresh_flight(
+        &self,
+        key: &FlightKey,
+        account: &AccountInfo,
+        request: &TokenRequest<'_>,
+    ) -> Result<Served> {
+        let gate = lock(&self.flights).entry(key.clone()).or_default().clone();
+        let _turn = gate.lock().await;
+        // Whoever held the gate may have refreshed already; another process may have too.
+        self.refresh_snapshot()?;
+        let now = (self.clock)();
+        let cached = self.with_cache(|c| self.served(c, account, request, now, false));
+        if let Some((served, false)) = &cached {
+            return Ok(served.clone());
+        }
+        if let Some(wait) = self.backing_off(&account.home_account_id) {
+            return cached.map(|(s, _)| s).ok_or_else(|| {
+                let reason = self
+                    .with_cache(|c| c.state.needs_sign_in.get(&account.home_account_id).cloned());
+                match reason {
+                    Some(reason) => Error::InteractionRequired {
+                        account: account.username.clone(),
+                        reason,
+                        claims: None,
+                    },
+                    None => Error::AuthorityUnavailable {
+                        detail: "recent requests to Entra ID failed".into(),
+                        retry_after: Some(wait.as_secs().max(1)),
+                    },
+                }
+            });
+        }
+        match self.refresh(account, request).await {
+            Ok(served) => {
+                lock(&self.backoff).remove(&account.home_account_id);
+                Ok(served)
+            }
+            Err(e) => {
+                let (wait, streak) = {
+                    let mut backoff = lock(&self.backoff);
+                    let streak = backoff.get(&account.home_account_id).map_or(0, |(_, n)| *n) + 1;
+                    let wait = match &e {
+                        Error::AuthorityUnavailable {
+                            retry_after: Some(s),
+                            ..
+                        } => Duration::from_secs(*s).min(MAX_BACKOFF),
+                        Error::AuthorityUnavailable { .. } => {
+                            Duration::from_secs(5u64 << streak.min(6)).min(MAX_BACKOFF)
+                        }
+                        _ => INTERACTION_BACKOFF,
+                    };
+                    backoff.insert(
+                        account.home_account_id.clone(),
+                        (Instant::now() + wait, streak),
+                    );
+                    (wait, streak)
+                };
+                tracing::warn!(
+                    "refresh for {} failed ({e}); next try in {}s (failure {streak})",
+                    account.username,
+                    wait.as_secs()
+                );
+                if e.is_transient() {
+                    self.emit(Event::RefreshFailed {
+                        account: account.username.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                // Past refresh_on but still valid: the cached token is still good.
+                match cached {
+                    Some((served, _)) => Ok(served),
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    fn backing_off(&self, home_account_id: &str) -> Option<Duration> {
+        let backoff = lock(&self.backoff);
+        let (until, _) = backoff.get(home_account_id)?;
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Redeems the account's refresh tokens (family first) until one works.
+    async fn refresh(&self, account: &AccountInfo, request: &TokenRequest<'_>) -> Result<Served> {
+        let tenant = request.tenant.unwrap_or(&self.config.tenant).to_string();
+        let authority = self.entra.authority().with_tenant(&tenant);
+        let candidates: Vec<(String, Secret)> = self.with_cache(|c| {
+            c.refresh_token_candidates(
+                &account.home_account_id,
+                &account.environment,
+                &self.config.client_id,
+            )
+            .into_iter()
+            .filter_map(|k| {
+                c.refresh_tokens()
+                    .get(&k)
+                    .and_then(|rt| rt.secret.clone())
+                    .map(|s| (k, s))
+            })
+            .collect()
+        });
+        if candidates.is_empty() {
+            return Err(self.needs_sign_in(
+                account,
+                "no refresh token is cached for this account".into(),
+                None,
+            ));
+        }
+        let scope = scope_param(request.scopes);
+        let mut last = None;
+        for (key, rt) in candidates {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.expose()),
+                ("scope", scope.as_str()),
+            ];
+            match self.entra.token(&authority, &form).await {
+                Ok(response) => {
+                    return self.store_refresh(account, request, &tenant, &key, response);
+                }
+                Err(Failure::OAuth(e)) => {
+                    let mismatch = e
+                        .error_additional_info
+                        .as_ref()
+                        .is_some_and(|v| v.to_string().contains("client_mismatch"));
+                    last = Some(e);
+                    if mismatch {
+                        continue;
+                    }
+                }
+                Err(Failure::Other(e)) => return Err(e),
+            }
+        }
+        let e = last.unwrap_or_default();
+        if e.needs_interaction() {
+            Err(self.needs_sign_in(account, e.summary(), e.claims))
+        } else {
+            Err(e.into_error(&account.username))
+        }
+    }
+
+    fn store_refresh(
+        &self,
+        account: &AccountInfo,
+        request: &TokenRequest<'_>,
+        tenant: &str,
+        used: &str,
+        response: TokenResponse,
+    ) -> Result<Served> {
+        let now = (self.clock)();
+        let env = self.entra.authority().environment();
+        let scopes = request.scopes.to_vec();
+        let hid = account.home_account_id.clone();
+        self.update(|c| {
+            let event = TokenEvent {
+                client_id: &self.config.client_id,
+                environment: &env,
+                realm: tenant,
+                requested_scopes: &scopes,
+                grant: Grant::RefreshToken { used },
+            };
+            c.ingest(&event, response, now)?;
+            c.state.needs_sign_in.remove(&hid);
+            Ok(())
+        })?;
+        let served = self
+            .with_cache(|c| self.served(c, account, request, now, true))
+            .map(|(s, _)| s)
+            .ok_or_else(|| {
+                Error::Protocol("the refreshed token does not cover the requested scopes".into())
+            })?;
+        self.emit(Event::TokenRefreshed {
+            account: account.username.clone(),
+            scopes: served.scopes.clone(),
+            expires_on: served.expires_on,
+        });
+        Ok(served)
+    }
+
+    /// Marks the account "needs sign-in" (persisted; the account and its tokens are kept).
+    fn needs_sign_in(
+        &self,
+        account: &AccountInfo,
+        reason: String,
+        claims: Option<String>,
+    ) -> Error {
+        let hid = account.home_account_id.clone();
+        let r = reason.clone();
+        if let Err(e) = self.update(move |c| {
+            c.state.needs_sign_in.insert(hid, r);
+            Ok(())
+        }) {
+            tracing::warn!(
+                "could not record that {} needs sign-in: {e}",
+                account.username
+            );
+        }
+        self.emit(Event::NeedsSignIn {
+            account: account.username.clone(),
+            reason: reason.clone(),
+        });
+        self.emit(Event::AccountsChanged);
+        Error::InteractionRequired {
+            account: account.username.clone(),
+            reason,
+            claims,
+        }
+    }
+
+    /// Ingests a completed interactive sign-in: the account becomes signed in (and the default
+    /// if there is none).
+    fn sign_in_done(
+        &self,
+        response: TokenResponse,
+        tenant: &str,
+        scopes: &[String],
+        grant: Grant<'_>,
+    ) -> Result<AccountInfo> {
+        let now = (self.clock)();
+        let env = self.entra.authority().environment();
+        let hid = self.update(|c| {
+            let event = TokenEvent {
+                client_id: &self.config.client_id,
+                environment: &env,
+                realm: tenant,
+                requested_scopes: scopes,
+                grant,
+            };
+            let ingested = c.ingest(&event, response, now)?;
+            let hid = ingested.home_account_id.ok_or_else(|| {
+                Error::Protocol(
+                    "the answer does not identify an account (no client_info or id_token)".into(),
+                )
+            })?;
+            c.state.needs_sign_in.remove(&hid);
+            if c.state.default_account.is_none() {
+                c.state.default_account = Some(hid.clone());
+            }
+            Ok(hid)
+        })?;
+        lock(&self.backoff).remove(&hid);
+        self.emit(Event::AccountsChanged);
+        self.with_cache(|c| c.accounts().into_iter().find(|a| a.home_account_id == hid))
+            .ok_or_else(|| Error::Protocol("the signed-in account is not in the cache".into()))
+    }
+
+    /// Browser sign-in; `open` gets the URL to show or open.
+    ///
+    /// # Errors
+    /// Those of [`flow::browser::sign_in`]; nothing is written on error.
+    pub async fn sign_in_browser(
+        &self,
+        options: flow::browser::Options,
+        open: impl FnOnce(&Url) -> Result<()>,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<AccountInfo> {
+        let done = flow::browser::sign_in(&self.entra, options, open, cancel).await?;
+        self.sign_in_done(
+            done.response,
+            &done.tenant,
+            &done.scopes,
+            Grant::AuthorizationCode,
+        )
+    }
+
+    /// Starts a device code sign-in; show the result's message, then call
+    /// [`Tokens::finish_device_code`].
+    ///
+    /// # Errors
+    /// Those of [`flow::device_code::start`].
+    pub async fn start_device_code(
+        &self,
+        tenant: Option<&str>,
+        scopes: &[String],
+    ) -> Result<flow::device_code::DeviceCode> {
+        flow::device_code::start(&self.entra, tenant, scopes).await
+    }
+
+    /// Waits for the device code sign-in to complete.
+    ///
+    /// # Errors
+    /// Those of [`flow::device_code::wait`]; nothing is written on error.
+    pub async fn finish_device_code(
+        &self,
+        code: &flow::device_code::DeviceCode,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<AccountInfo> {
+        let response = flow::device_code::wait(&self.entra, code, cancel).await?;
+        self.sign_in_done(response, code.tenant(), code.scopes(), Grant::DeviceCode)
+    }
+
+    /// Makes the account `query` names the default.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`], [`Error::AccountNotFound`].
+    pub fn switch(&self, query: &str) -> Result<AccountInfo> {
+        let hid = self.update(|c| {
+            let hid = select_account(&c.accounts(), Some(query))?
+                .home_account_id
+                .clone();
+            c.state.default_account = Some(hid.clone());
+            Ok(hid)
+        })?;
+        self.emit(Event::AccountsChanged);
+        self.with_cache(|c| c.accounts().into_iter().find(|a| a.home_account_id == hid))
+            .ok_or(Error::NoAccount)
+    }
+
+    /// Signs out the account `query` names (or all): its refresh, access and id tokens and
+    /// Account entries leave the file and memory (MSAL's `remove_account`). Returns who.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`], [`Error::AccountNotFound`], store errors.
+    pub fn sign_out(&self, query: Option<&str>) -> Result<Vec<AccountInfo>> {
+        let client_id = self.config.client_id.clone();
+        let gone = self.update(|c| {
+            let accounts = c.accounts();
+            let gone: Vec<AccountInfo> = match query {
+                Some(q) => vec![select_account(&accounts, Some(q))?.clone()],
+                None if accounts.is_empty() => return Err(Error::NoAccount),
+                None => accounts,
+            };
+            for a in &gone {
+                c.remove_account(&a.home_account_id, &a.environment, &client_id);
+            }
+            Ok(gone)
+        })?;
+        for a in &gone {
+            lock(&self.backoff).remove(&a.home_account_id);
+            lock(&self.in_use).retain(|k, _| k.account != a.home_account_id);
+        }
+        self.emit(Event::AccountsChanged);
+        Ok(gone)
+    }
+
+    /// Renews tokens in use before they expire, every `period`, until `shutdown` completes.
+    pub async fn refresh_in_background(
+        self: Arc<Self>,
+        period: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                () = &mut shutdown => return,
+            }
+            let keys: Vec<FlightKey> = {
+                let mut in_use = lock(&self.in_use);
+                in_use.retain(|_, used| used.elapsed() < IN_USE_WINDOW);
+                in_use.keys().cloned().collect()
+            };
+            for key in keys {
+                if let Err(e) = self.renew(&key).await {
+                    tracing::debug!("background refresh: {e}");
+                }
+            }
+        }
+    }
+
+    async fn renew(&self, key: &FlightKey) -> Result<()> {
+        self.refresh_snapshot()?;
+        let now = (self.clock)();
+        let request = TokenRequest {
+            account: Some(&key.account),
+            scopes: &key.scopes,
+            tenant: key.tenant.as_deref(),
+        };
+        let (account, due) = self
+            .with_cache(|c| {
+                let account = c
+                    .accounts()
+                    .into_iter()
+                    .find(|a| a.home_account_id == key.account)?;
+                let due = match find_token(
+                    c,
+                    &self.config,
+                    &account,
+                    &key.scopes,
+                    key.tenant.as_deref(),
+                    now,
+                ) {
+                    Some(t) => t.refresh_due || t.expires_on - now < RENEW_BEFORE_SECS,
+                    None => true,
+                };
+                Some((account, due))
+            })
+            .ok_or(Error::NoAccount)?;
+        if due && account.needs_sign_in.is_none() {
+            // Force past the cache check: the flight refreshes because the token is due.
+            let gate = lock(&self.flights).entry(key.clone()).or_default().clone();
+            let _turn = gate.lock().await;
+            if self.backing_off(&account.home_account_id).is_none() {
+                self.refresh(&account, &request).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_served(found: &FoundToken<'_>, account: &AccountInfo, refreshed: bool) -> Served {
+    let realm = found.entry.realm.as_deref().unwrap_or_default();
+    let tenant = if matches!(realm, "organizations" | "common" | "consumers" | "") {
+        account
+            .home_tenant
+            .clone()
+            .unwrap_or_else(|| realm.to_string())
+    } else {
+        realm.to_string()
+    };
+    Served {
+        secret: found
+            .entry
+            .secret
+            .clone()
+            .unwrap_or_else(|| Secret::new(String::new())),
+        expires_on: found.expires_on,
+        token_type: found
+            .entry
+            .token_type
+            .clone()
+            .unwrap_or_else(|| "Bearer".into()),
+        scopes: found.entry.target.clone().unwrap_or_default(),
+        tenant,
+        account: account.clone(),
+        refreshed,
+    }
+}
+
+/// Picks the account `query` names (username, case-insensitive; home account id; object id);
+/// without a query, the default account, else the only one.
+///
+/// # Errors
+/// [`Error::NoAccount`], [`Error::AccountNotFound`], [`Error::AmbiguousAccount`].
+pub fn select_account<'a>(
+    accounts: &'a [AccountInfo],
+    query: Option<&str>,
+) -> Result<&'a AccountInfo> {
+    match (accounts, query) {
+        ([], _) => Err(Error::NoAccount),
+        (_, Some(q)) => accounts
+            .iter()
+            .find(|a| {
+                a.username.eq_ignore_ascii_case(q)
+                    || a.home_account_id == q
+                    || a.local_account_id.as_deref() == Some(q)
+            })
+            .ok_or_else(|| Error::AccountNotFound {
+                query: q.into(),
+                known: accounts.iter().map(|a| a.username.clone()).collect(),
+            }),
+        ([only], None) => Ok(only),
+        (_, None) => {
+            accounts
+                .iter()
+                .find(|a| a.is_default)
+                .ok_or_else(|| Error::AmbiguousAccount {
+                    candidates: accounts.iter().map(|a| a.username.clone()).collect(),
+                })
+        }
+    }
+}
+
+/// The cached access token for `account` and `scopes`. With a tenant, only that realm; without,
+/// the configured tenant first, then the home tenant, then any realm.
+pub fn find_token<'c>(
+    cache: &'c TokenCache,
+    config: &Config,
+    account: &AccountInfo,
+    scopes: &[String],
+    tenant: Option<&str>,
+    now: i64,
+) -> Option<FoundToken<'c>> {
+    let query = |realm| AtQuery {
+        home_account_id: &account.home_account_id,
+        environment: &account.environment,
+        client_id: &config.client_id,
+        realm,
+        scopes,
+    };
+    match tenant {
+        Some(t) => cache.find_access_token(&query(Some(t)), now),
+        None => [
+            Some(config.tenant.as_str()),
+            account.home_tenant.as_deref(),
+            None,
+        ]
+        .into_iter()
+        .find_map(|realm| cache.find_access_token(&query(realm), now)),
+    }
+}

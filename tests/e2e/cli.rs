@@ -1,0 +1,278 @@
+//! The `tokentray` binary, black-box: accounts, token (json, az, raw), cache import/export/reset,
+//! status, exit codes and `{code, message}` errors. Plaintext store: no keyring needed here (the
+//! store module covers the encrypted ones).
+
+use serde_json::Value;
+use tokentray_tests::harness::{Home, workspace_root};
+
+const TENANT_A: &str = "0b8c6f2e-7d41-4a9e-b3c5-1e2f3a4b5c6d";
+const ARM: &str = "https://management.core.windows.net//.default";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The Azure CLI fixture with its access tokens valid for another hour.
+fn fresh_azure_cli_cache(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = workspace_root().join("tests/fixtures/azure_cli_msal_token_cache.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for at in v["AccessToken"].as_object_mut().unwrap().values_mut() {
+        at["expires_on"] = Value::String((now() + 3600).to_string());
+        at["extended_expires_on"] = at["expires_on"].clone();
+        at["refresh_on"] = Value::String((now() + 1800).to_string());
+    }
+    let out = dir.join("msal_token_cache.json");
+    std::fs::write(&out, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    out
+}
+
+/// The `{code, message}` error: stderr's last line (warnings may come before it).
+fn json_err(out: &std::process::Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("stderr's last line is not JSON: {stderr}"))
+}
+
+fn imported() -> Home {
+    let home = Home::new("plaintext");
+    let file = fresh_azure_cli_cache(home.path());
+    let said = home.ok(&["cache", "import", file.to_str().unwrap()]);
+    assert!(said.contains("1 accounts"), "{said}");
+    home
+}
+
+#[test]
+fn without_an_account_token_says_sign_in() {
+    let home = Home::new("plaintext");
+    let out = home.run(&["token", "--scope", ARM]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = json_err(&out);
+    assert_eq!(err["code"], "no_account");
+    assert!(err["message"].as_str().unwrap().contains("tokentray login"));
+    assert!(home.ok(&["accounts"]).contains("No accounts"));
+}
+
+#[test]
+fn an_azure_cli_cache_imports_and_serves_tokens() {
+    let home = imported();
+    let accounts: Value = serde_json::from_str(&home.ok(&["accounts", "--json"])).unwrap();
+    assert_eq!(accounts[0]["username"], "alice@contoso.example");
+    assert_eq!(accounts[0]["home_tenant"], TENANT_A);
+
+    let tok: Value = serde_json::from_str(&home.ok(&["token", "--scope", ARM])).unwrap();
+    assert_eq!(tok["access_token"], "at-cli-arm-eyJ0eXAiOiJKV1Qi.fixture");
+    assert_eq!(
+        tok["tenant"], TENANT_A,
+        "organizations realm reports the home tenant"
+    );
+    assert!(tok["expires_on"].as_i64().unwrap() > now());
+
+    let by_resource = home.ok(&[
+        "token",
+        "--resource",
+        "https://management.core.windows.net/",
+        "--format",
+        "raw",
+    ]);
+    assert_eq!(by_resource, "at-cli-arm-eyJ0eXAiOiJKV1Qi.fixture\n");
+
+    let graph = home.ok(&[
+        "token",
+        "--scope",
+        "https://graph.microsoft.com/.default",
+        "--tenant",
+        TENANT_A,
+        "--account",
+        "ALICE@contoso.example",
+        "--format",
+        "raw",
+    ]);
+    assert_eq!(graph.trim(), "at-cli-graph-eyJ0eXAiOiJKV1Qi.fixture");
+}
+
+#[test]
+fn format_az_prints_what_az_account_get_access_token_prints() {
+    let home = imported();
+    let out = home
+        .cmd(&["token", "--scope", ARM, "--format", "az"])
+        .env("TZ", "Etc/GMT-2")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "accessToken",
+            "expiresOn",
+            "expires_on",
+            "tenant",
+            "tokenType"
+        ]
+    );
+    assert!(
+        text.find("\"accessToken\"") < text.find("\"tokenType\""),
+        "az's field order"
+    );
+    let expires_on = v["expires_on"]
+        .as_i64()
+        .expect("an integer, as az >= 2.54 prints it");
+    let local = chrono::DateTime::from_timestamp(expires_on, 0)
+        .unwrap()
+        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string();
+    assert_eq!(v["expiresOn"], local, "local naive time like az");
+    assert_eq!(v["tokenType"], "Bearer");
+    assert_eq!(v["tenant"], TENANT_A);
+}
+
+#[test]
+fn tokens_not_in_the_cache_and_account_choice_errors_are_typed() {
+    let home = imported();
+    // Not cached: a refresh is tried against the (unreachable) authority.
+    let out = home.run(&["token", "--scope", "https://vault.azure.net/.default"]);
+    assert_eq!(out.status.code(), Some(5));
+    let err = json_err(&out);
+    assert_eq!(err["code"], "authority_unavailable");
+    assert!(
+        err["message"].as_str().unwrap().contains("127.0.0.1:1"),
+        "{err}"
+    );
+
+    let out = home.run(&["token", "--scope", ARM, "--account", "nobody@example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = json_err(&out);
+    assert_eq!(err["code"], "account_not_found");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice@contoso.example")
+    );
+
+    let out = home.run(&["token"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_err(&out)["code"], "invalid_input");
+
+    // A second account makes the choice ambiguous.
+    let golden = workspace_root().join("tests/fixtures/msal_python/cache.json");
+    home.ok(&["cache", "import", golden.to_str().unwrap()]);
+    let out = home.run(&["token", "--scope", ARM]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = json_err(&out);
+    assert_eq!(err["code"], "ambiguous_account");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("bob@fabrikam.example")
+    );
+    // Text errors without --json.
+    let out = home.run(&["token", "--scope", ARM, "--format", "raw"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("error: several accounts"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn expired_access_tokens_are_not_served() {
+    let home = Home::new("plaintext");
+    let stale = workspace_root().join("tests/fixtures/azure_cli_msal_token_cache.json");
+    home.ok(&["cache", "import", stale.to_str().unwrap()]);
+    let out = home.run(&["token", "--scope", ARM]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "expired: refresh needed, authority unreachable"
+    );
+    assert_eq!(json_err(&out)["code"], "authority_unavailable");
+    assert!(out.stdout.is_empty(), "no stale token printed");
+}
+
+#[test]
+fn bad_import_files_are_refused_and_the_cache_untouched() {
+    let home = imported();
+    let bad = home.path().join("bad.json");
+    std::fs::write(&bad, b"{\"AccessToken\": {\"k\": \"x\"").unwrap();
+    for (file, expect) in [
+        (bad.to_str().unwrap(), "invalid JSON"),
+        ("/nonexistent/cache.json", "cannot read it"),
+    ] {
+        let out = home.run(&["--json", "cache", "import", file]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = json_err(&out);
+        assert_eq!(err["code"], "invalid_input");
+        assert!(err["message"].as_str().unwrap().contains(expect), "{err}");
+    }
+    assert!(
+        home.ok(&["token", "--scope", ARM, "--format", "raw"])
+            .starts_with("at-cli-arm")
+    );
+}
+
+#[test]
+fn export_warns_writes_0600_and_keeps_unknown_fields_byte_for_byte() {
+    let home = Home::new("plaintext");
+    let future = home.path().join("future.json");
+    std::fs::write(
+        &future,
+        r#"{"Account": {"x": {"home_account_id": "u.t", "environment": "login.microsoftonline.com",
+            "realm": "organizations", "local_account_id": "u", "username": "dana@example.com",
+            "authority_type": "MSSTS", "new_profile": {"given_name": "Dana", "ids": [1, 2.50]}}},
+           "AuthorityMetadata": {"login.microsoftonline.com": {"aliases": ["a", "b"], "v": 1e3}}}"#,
+    )
+    .unwrap();
+    home.ok(&["cache", "import", future.to_str().unwrap()]);
+    let out_file = home.path().join("export.json");
+    let out = home.run(&["cache", "export", "--out", out_file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("clear text"));
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        text.contains(r#"{"given_name": "Dana", "ids": [1, 2.50]}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{"aliases": ["a", "b"], "v": 1e3}"#),
+        "{text}"
+    );
+    // stdout export is the same document
+    assert_eq!(home.ok(&["cache", "export"]), text);
+}
+
+#[test]
+fn status_and_reset() {
+    let home = imported();
+    let status: Value = serde_json::from_str(&home.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["store"]["backend"], "plaintext");
+    assert_eq!(status["store"]["encrypted"], false);
+    assert_eq!(status["store"]["counts"]["accounts"], 1);
+    assert_eq!(status["client_id"], "04b07795-8ddb-461a-bbee-02f9e1bf7b46");
+
+    let said = home.ok(&["cache", "reset"]);
+    assert!(said.contains("moved to"), "{said}");
+    assert!(home.ok(&["accounts"]).contains("No accounts"));
+    let text = home.ok(&["status"]);
+    assert!(
+        text.contains("Kept aside:") && text.contains(".reset-"),
+        "{text}"
+    );
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""A `$BROWSER` for tests: signs in on fake-entra's page in real headless Chromium.
+
+tokentray (via the `webbrowser` crate) runs `browser_sign_in.sh URL`. This opens URL in Debian's
+Chromium driven by Playwright, fills the sign-in form with $SIGNIN_USER / $SIGNIN_PASSWORD (or
+clicks cancel when $SIGNIN_ACTION=cancel), submits, and waits until the browser lands on
+tokentray's loopback page. Everything is logged to $SIGNIN_LOG (webbrowser discards output).
+Never downloads a browser: executable_path is /usr/bin/chromium.
+"""
+import os
+import sys
+import traceback
+
+from playwright.sync_api import sync_playwright
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        # fake-entra's CA is generated per run; this throwaway test profile trusts it blindly.
+        "--ignore-certificate-errors"]
+
+
+def log(msg):
+    with open(os.environ.get("SIGNIN_LOG", "/tmp/tokentray-browser.log"), "a") as f:
+        f.write(msg + "\n")
+
+
+def main(url):
+    user = os.environ.get("SIGNIN_USER", "")
+    password = os.environ.get("SIGNIN_PASSWORD", "")
+    action = os.environ.get("SIGNIN_ACTION", "approve")
+    shot = os.environ.get("SIGNIN_SCREENSHOT")
+    log(f"opening authorize page (action={action})")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)
+        page = browser.new_page(ignore_https_errors=True)
+        page.goto(url)
+        if shot:
+            page.screenshot(path=shot)
+        if action == "cancel":
+            page.locator("[name=cancel], #cancel, a:has-text('Cancel'), button:has-text('Cancel')").first.click()
+        else:
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", password)
+            page.locator("form[method=post] [type=submit]").first.click()
+        page.wait_for_url("http://localhost:*/**", timeout=30_000)
+        page.wait_for_load_state()
+        body = page.inner_text("body")
+        log(f"landed on {page.url.split('?')[0]}: {body[:200]!r}")
+        browser.close()
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1])
+    except Exception:  # noqa: BLE001 - the log is the only channel back to the test
+        log("FAILED\n" + traceback.format_exc())
+        sys.exit(1)

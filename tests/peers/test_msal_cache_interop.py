@@ -1,0 +1,143 @@
+"""tokentray's cache against the real MSAL Python, both directions.
+
+- A cache MSAL Python writes (SerializableTokenCache.add of token responses, no network) is
+  imported, and its accounts and valid access tokens are served by `tokentray token`.
+- A cache tokentray exports is deserialized by MSAL Python and `search()` finds the same accounts
+  and tokens.
+- The golden fixtures in tests/fixtures/msal_python are still what the installed MSAL writes.
+"""
+import base64
+import importlib.util
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import msal
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("TOKENTRAY_BIN", str(ROOT / "target" / "debug" / "tokentray"))
+CLIENT = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+ARM = "https://management.core.windows.net//.default"
+ARM_GRANTED = ARM + " https://management.core.windows.net//user_impersonation"
+GRAPH = "https://graph.microsoft.com/.default"
+
+
+def b64(obj):
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def id_token(oid, tid, username, name):
+    now = int(time.time())
+    claims = {"aud": CLIENT, "iss": f"https://login.microsoftonline.com/{tid}/v2.0", "iat": now,
+              "nbf": now, "exp": now + 3600, "oid": oid, "sub": "sub-" + oid, "tid": tid,
+              "preferred_username": username, "name": name, "ver": "2.0"}
+    return b64({"alg": "RS256"}) + "." + b64(claims) + ".sig"
+
+
+USERS = {
+    "alice@contoso.example": ("11111111-aaaa-4aaa-8aaa-111111111111", "aaaaaaaa-0000-4000-8000-00000000000a"),
+    "bob@fabrikam.example": ("22222222-bbbb-4bbb-8bbb-222222222222", "bbbbbbbb-0000-4000-8000-00000000000b"),
+}
+
+
+def msal_cache():
+    """A cache written by MSAL Python: Alice (ARM + Graph, FOCI) and Bob (ARM)."""
+    cache = msal.SerializableTokenCache()
+    for username, scope, realm in [("alice@contoso.example", ARM_GRANTED, "organizations"),
+                                   ("alice@contoso.example", GRAPH, USERS["alice@contoso.example"][1]),
+                                   ("bob@fabrikam.example", ARM_GRANTED, "organizations")]:
+        oid, tid = USERS[username]
+        cache.add({
+            "client_id": CLIENT,
+            "scope": scope.split(),
+            "token_endpoint": f"https://login.microsoftonline.com/{realm}/oauth2/v2.0/token",
+            "environment": "login.microsoftonline.com",
+            "grant_type": "authorization_code",
+            "response": {
+                "token_type": "Bearer", "scope": scope, "expires_in": 3600, "ext_expires_in": 3600,
+                "access_token": f"at|{username}|{scope.split()[0]}", "refresh_token": f"rt|{username}",
+                "id_token": id_token(oid, tid, username, username.split("@")[0].title()),
+                "client_info": b64({"uid": oid, "utid": tid}), "foci": "1",
+            },
+        })
+    return cache
+
+
+@pytest.fixture
+def home(tmp_path):
+    """Runs tokentray in a private TOKENTRAY_HOME with the default (auto: encrypted) store."""
+    env = dict(os.environ, TOKENTRAY_HOME=str(tmp_path / "home"))
+    env.pop("TOKENTRAY_STORE", None)
+    env["TOKENTRAY_AUTHORITY"] = "https://127.0.0.1:1"  # never the real Entra ID
+
+    def run(*args, check=True):
+        p = subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=60)
+        if check:
+            assert p.returncode == 0, f"tokentray {args} failed: {p.stderr}"
+        return p
+
+    run.tmp = tmp_path
+    return run
+
+
+def test_msal_python_cache_is_imported_and_served(home):
+    path = home.tmp / "msal_cache.json"
+    path.write_text(msal_cache().serialize())
+    home("cache", "import", str(path))
+
+    status = json.loads(home("status", "--json").stdout)
+    assert status["store"]["encrypted"], status
+    accounts = json.loads(home("accounts", "--json").stdout)
+    assert sorted(a["username"] for a in accounts) == sorted(USERS)
+
+    for user in USERS:
+        tok = json.loads(home("token", "--scope", ARM, "--account", user).stdout)
+        assert tok["access_token"] == f"at|{user}|{ARM}"
+    graph = home("token", "--scope", GRAPH, "--account", "alice@contoso.example",
+                 "--tenant", USERS["alice@contoso.example"][1], "--format", "raw").stdout.strip()
+    assert graph == f"at|alice@contoso.example|{GRAPH}"
+    az = json.loads(home("token", "--resource", "https://management.core.windows.net/",
+                         "--account", "bob@fabrikam.example", "--format", "az").stdout)
+    assert az["accessToken"] == f"at|bob@fabrikam.example|{ARM}"
+    assert isinstance(az["expires_on"], int)
+
+
+def test_tokentray_export_is_read_by_msal_python(home):
+    original = msal_cache()
+    path = home.tmp / "msal_cache.json"
+    path.write_text(original.serialize())
+    home("cache", "import", str(path))
+    out = home.tmp / "export.json"
+    home("cache", "export", "--out", str(out))
+
+    cache = msal.SerializableTokenCache()
+    cache.deserialize(out.read_text())
+    AT, RT, ACC = (msal.TokenCache.CredentialType.ACCESS_TOKEN, msal.TokenCache.CredentialType.REFRESH_TOKEN,
+                   msal.TokenCache.CredentialType.ACCOUNT)
+
+    def secrets(c, kind, **query):
+        return sorted(e["secret"] for e in c.search(kind, query=query or None))
+
+    for kind in (AT, RT):
+        assert secrets(cache, kind) == secrets(original, kind)
+    assert sorted(a["username"] for a in cache.search(ACC)) == sorted(a["username"] for a in original.search(ACC))
+    # MSAL's own lookups (field matching, scope superset) find tokentray's entries.
+    oid, tid = USERS["alice@contoso.example"]
+    found = list(cache.search(AT, target=[ARM], query={
+        "client_id": CLIENT, "environment": "login.microsoftonline.com", "realm": "organizations",
+        "home_account_id": f"{oid}.{tid}"}))
+    assert [e["secret"] for e in found] == [f"at|alice@contoso.example|{ARM}"]
+
+
+def test_golden_fixtures_are_what_this_msal_writes(tmp_path):
+    spec = importlib.util.spec_from_file_location("make", ROOT / "tests" / "fixtures" / "make_msal_fixtures.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    make.main.__globals__["sys"].argv = ["make", str(tmp_path)]
+    make.main()
+    committed = json.loads((ROOT / "tests/fixtures/msal_python/cache.json").read_text())
+    fresh = json.loads((tmp_path / "cache.json").read_text())
+    assert fresh == committed, "MSAL Python now writes a different cache: regenerate the fixtures and check tokentray"

@@ -1,0 +1,132 @@
+//! The shared state every handler sees, and the router that maps Entra's paths to handlers.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::get;
+
+use super::aad_error::Trace;
+use super::clock::Clock;
+use super::directory::Directory;
+use super::faults::FaultQueue;
+use super::jwt::TokenSigner;
+use super::request_log::RequestLog;
+use super::store::Store;
+use super::{FakeConfig, authorize, control, device, discovery, observe, pages, token};
+
+/// State shared by all requests of one fake.
+pub struct App {
+    /// `https://127.0.0.1:PORT`, no trailing slash.
+    pub base_url: String,
+    /// Lifetimes, FOCI clients, …
+    pub config: FakeConfig,
+    /// Users and tenants.
+    pub directory: Directory,
+    /// Signs access and id tokens.
+    pub signer: Arc<TokenSigner>,
+    /// Real time plus the test-controlled offset.
+    pub clock: Clock,
+    /// Codes, tokens, sessions. A std mutex: never held across an await.
+    store: Mutex<Store>,
+    /// Scripted failures.
+    pub faults: FaultQueue,
+    /// Requests seen.
+    pub log: RequestLog,
+}
+
+impl App {
+    /// State for a fake at `base_url`.
+    pub fn new(
+        base_url: String,
+        config: FakeConfig,
+        directory: Directory,
+        signer: Arc<TokenSigner>,
+    ) -> Self {
+        Self {
+            base_url,
+            config,
+            directory,
+            signer,
+            clock: Clock::default(),
+            store: Mutex::new(Store::default()),
+            faults: FaultQueue::default(),
+            log: RequestLog::default(),
+        }
+    }
+
+    /// The grant store (a poisoned lock is recovered: the data stays consistent per operation).
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Trace ids for a request, at the fake clock's now.
+    pub fn trace(&self, headers: &HeaderMap) -> Trace {
+        Trace::new(headers, self.clock.now())
+    }
+
+    /// The v2 issuer for a tenant id (or Entra's `{tenantid}` placeholder).
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.base_url)
+    }
+
+    /// Whether `client_id` is a family-of-client-ids (FOCI) application.
+    pub fn is_foci(&self, client_id: &str) -> bool {
+        self.config
+            .foci_clients
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(client_id))
+    }
+
+    /// The host part of the base URL (what MSAL calls the environment).
+    pub fn host(&self) -> &str {
+        self.base_url
+            .trim_start_matches("https://")
+            .split(':')
+            .next()
+            .unwrap_or("127.0.0.1")
+    }
+}
+
+/// Every route, behind the logging/fault middleware.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/common/discovery/instance", get(discovery::instance))
+        .route("/{tenant}/discovery/v2.0/keys", get(discovery::keys))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize::start).post(authorize::submit),
+        )
+        .route("/{tenant}/oauth2/v2.0/logout", get(authorize::logout))
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            get(token::wrong_method).post(token::token),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            get(token::wrong_method).post(device::devicecode),
+        )
+        .route("/devicelogin", get(device::page).post(device::submit))
+        .route("/error", get(pages::error_lookup))
+        .nest("/_fake", control::router())
+        .fallback(not_found)
+        .layer(from_fn_with_state(app.clone(), observe::observe))
+        .with_state(app)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        pages::html(pages::message(
+            "Not found",
+            "fake-entra has no page at this address.",
+        )),
+    )
+        .into_response()
+}

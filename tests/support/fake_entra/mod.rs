@@ -1,0 +1,328 @@
+//! fake-entra: a local Microsoft Entra ID authority for offline tests and demos.
+//!
+//! It speaks Entra's v2.0 protocol on loopback over TLS (with a CA made at start), closely
+//! enough that unmodified MSAL Python and azure-identity sign in against it: discovery, the
+//! authorization-code flow with PKCE (sign-in page, query / fragment / form_post delivery),
+//! the device-code flow (with its `/devicelogin` page), refresh-token rotation, RS256 tokens,
+//! and Entra-shaped errors. A `/_fake/` control API queues faults, revokes users, reads the
+//! request log and moves the clock. tests/README.md documents the flags and the API.
+//!
+//! ```no_run
+//! use tokentray_tests::fake_entra::{FakeConfig, FakeEntra};
+//! let fake = FakeEntra::start(FakeConfig::default().user("alice@contoso.example", "pw")).unwrap();
+//! println!("authority: {}/organizations, CA:\n{}", fake.url(), fake.ca_pem());
+//! ```
+//!
+//! Layout:
+//! - [`FakeEntra`] (here): start on a thread with its own runtime, handle for tests, stop on drop.
+//! - `server`: TLS accept loop, per-connection HTTP/1.1, dropping a connection on demand.
+//! - `app`: shared state and the route table; `observe`: request log + fault middleware.
+//! - `discovery`, `authorize`, `device`, `token`, `control`: the endpoints; `issue`: token minting;
+//!   `pages`: HTML.
+//! - `directory` (users, tenants), `scopes` (grant rules), `store` (issued grants),
+//!   `aad_error` (error bodies), `jwt`, `tls`, `clock`, `ids`, `params`, `faults`, `request_log`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod aad_error;
+mod app;
+mod authorize;
+mod clock;
+mod control;
+mod device;
+mod directory;
+mod discovery;
+mod faults;
+mod ids;
+mod issue;
+mod jwt;
+mod observe;
+mod pages;
+mod params;
+mod request_log;
+mod scopes;
+mod server;
+mod store;
+mod tls;
+mod token;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use chrono::{DateTime, Utc};
+
+pub use directory::UserInfo;
+pub use faults::{Endpoint, Fault, FaultRule};
+pub use request_log::LogEntry;
+pub use store::Revocation;
+
+/// A user to create: `USERNAME:PASSWORD` on the command line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    /// Sign-in name, e.g. `alice@contoso.example`.
+    pub username: String,
+    /// Password (never printed: `Debug` redacts it).
+    pub password: String,
+}
+
+impl fmt::Debug for UserSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSpec")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+impl FromStr for UserSpec {
+    type Err = String;
+
+    /// Parses `USERNAME:PASSWORD` (the password may itself contain `:`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some((u, p)) if !u.trim().is_empty() => Ok(Self {
+                username: u.trim().to_string(),
+                password: p.to_string(),
+            }),
+            _ => Err("expected USERNAME:PASSWORD".to_string()),
+        }
+    }
+}
+
+/// How to run a fake. [`Default`] gives Entra's usual lifetimes and no users.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// The users who can sign in.
+    pub users: Vec<UserSpec>,
+    /// One home tenant id (a GUID) for every user, instead of one derived per username domain.
+    pub tenant: Option<String>,
+    /// Access-token lifetime, seconds (`expires_in`; `refresh_in` is half of it). Default 3599.
+    pub access_token_lifetime: u64,
+    /// Refresh-token lifetime, seconds, renewed on each rotation. Default 90 days.
+    pub refresh_token_lifetime: u64,
+    /// Device-code lifetime, seconds. Default 900.
+    pub device_code_lifetime: u64,
+    /// Minimum seconds between device-code polls (`interval`). Default 5.
+    pub device_code_interval: u64,
+    /// Authorization-code lifetime, seconds. Default 600.
+    pub code_lifetime: u64,
+    /// Client ids in the family of client ids (FOCI): they get `foci: "1"` and share refresh tokens.
+    pub foci_clients: Vec<String>,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            users: Vec::new(),
+            tenant: None,
+            access_token_lifetime: 3599,
+            refresh_token_lifetime: 90 * 24 * 3600,
+            device_code_lifetime: 900,
+            device_code_interval: 5,
+            code_lifetime: 600,
+            foci_clients: Vec::new(),
+        }
+    }
+}
+
+impl FakeConfig {
+    /// Adds a user.
+    pub fn user(mut self, username: &str, password: &str) -> Self {
+        self.users.push(UserSpec {
+            username: username.to_string(),
+            password: password.to_string(),
+        });
+        self
+    }
+
+    /// Adds a FOCI client id.
+    pub fn foci_client(mut self, client_id: &str) -> Self {
+        self.foci_clients.push(client_id.to_string());
+        self
+    }
+
+    fn check(&self) -> Result<(), StartError> {
+        if let Some(t) = &self.tenant
+            && !ids::is_guid(t)
+        {
+            return Err(StartError::Config(format!(
+                "--tenant must be a GUID, got '{t}'"
+            )));
+        }
+        for (name, secs) in [
+            ("access-token-lifetime", self.access_token_lifetime),
+            ("refresh-token-lifetime", self.refresh_token_lifetime),
+            ("device-code-lifetime", self.device_code_lifetime),
+            ("code-lifetime", self.code_lifetime),
+        ] {
+            if secs == 0 || secs > 100 * 365 * 24 * 3600 {
+                return Err(StartError::Config(format!(
+                    "--{name} must be between 1 second and 100 years, got {secs}"
+                )));
+            }
+        }
+        if self.device_code_interval > 3600 {
+            return Err(StartError::Config(
+                "--device-code-interval is at most 3600".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a fake did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Binding the port or starting the runtime failed.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    /// The CA or server certificate could not be made.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The token-signing key could not be made.
+    #[error(transparent)]
+    Key(#[from] jwt::KeyError),
+}
+
+/// A running fake. Dropping it stops the server and waits for its thread.
+pub struct FakeEntra {
+    app: Arc<app::App>,
+    addr: SocketAddr,
+    ca_pem: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeEntra {
+    /// Starts a fake on 127.0.0.1 on its own thread and runtime; it is accepting connections
+    /// when this returns.
+    ///
+    /// # Errors
+    /// Bad configuration, a port that cannot be bound, or key/certificate generation failure.
+    pub fn start(config: FakeConfig) -> Result<Self, StartError> {
+        config.check()?;
+        let signer = jwt::TokenSigner::shared()?;
+        let tls = tls::generate()?;
+        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let base_url = format!("https://{addr}");
+
+        let users = config
+            .users
+            .iter()
+            .map(|u| directory::User::new(&u.username, &u.password, config.tenant.as_deref()))
+            .collect();
+        let directory = directory::Directory::new(users, config.tenant.as_deref());
+        let app = Arc::new(app::App::new(base_url, config, directory, signer));
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener)?
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let router = app::router(app.clone());
+        let server_tls = tls.server.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("fake-entra-{}", addr.port()))
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, server_tls, router, async {
+                    let _ = rx.await;
+                }));
+            })?;
+        Ok(Self {
+            app,
+            addr,
+            ca_pem: tls.ca_pem,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `https://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.app.base_url
+    }
+
+    /// `https://127.0.0.1:PORT/{tenant}`, an authority for MSAL.
+    pub fn authority(&self, tenant: &str) -> String {
+        format!("{}/{tenant}", self.app.base_url)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The CA certificate (PEM) clients must trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Requests seen since the last [`clear_log`](Self::clear_log) (never `/_fake/` ones).
+    pub fn request_log(&self) -> Vec<LogEntry> {
+        self.app.log.entries()
+    }
+
+    /// Empties the request log.
+    pub fn clear_log(&self) {
+        self.app.log.clear();
+    }
+
+    /// Queues a fault rule.
+    pub fn queue_fault(&self, rule: FaultRule) {
+        self.app.faults.push(rule);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.app.faults.clear();
+    }
+
+    /// Revokes the user's refresh tokens and browser sessions; `None` for an unknown user.
+    pub fn revoke(&self, username: &str) -> Option<Revocation> {
+        let user = self.app.directory.find(username)?;
+        Some(
+            self.app
+                .store()
+                .revoke(&user.username, self.app.clock.now()),
+        )
+    }
+
+    /// Moves the fake's clock forward (all expiries follow it).
+    pub fn advance_clock(&self, secs: u64) {
+        self.app.clock.advance(secs);
+    }
+
+    /// The fake's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.app.clock.now()
+    }
+
+    /// A user's stable identity.
+    pub fn user(&self, username: &str) -> Option<UserInfo> {
+        self.app.directory.find(username).map(directory::User::info)
+    }
+}
+
+impl Drop for FakeEntra {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

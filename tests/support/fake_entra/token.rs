@@ -1,0 +1,217 @@
+//! `POST /{tenant}/oauth2/v2.0/token`: the authorization-code, refresh-token and device-code
+//! grants, with Entra's errors for everything else.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse as _, Response};
+use serde_json::Value;
+
+use super::aad_error::AadError;
+use super::app::App;
+use super::device;
+use super::directory::{Realm, User};
+use super::ids::{b64url, digest, is_guid, sha256};
+use super::issue::{Issue, token_response};
+use super::params::Params;
+use super::scopes::ScopeRequest;
+use super::store::RefreshState;
+
+/// The device-code grant type (RFC 8628); Entra also accepts the short `device_code`.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// `GET` (or any non-POST) on a POST-only endpoint: AADSTS900561.
+pub async fn wrong_method(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    AadError::post_only(method.as_str()).respond(&app.trace(&headers), &app.base_url)
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`
+pub async fn token(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let trace = app.trace(&headers);
+    match grant(&app, &tenant, &headers, &Params::from_urlencoded(&body)) {
+        Ok(value) => {
+            let mut response = Json(value).into_response();
+            trace.stamp(response.headers_mut());
+            response
+        }
+        Err(e) => e.respond(&trace, &app.base_url),
+    }
+}
+
+fn grant(app: &App, tenant: &str, headers: &HeaderMap, params: &Params) -> Result<Value, AadError> {
+    let realm = resolve(app, tenant)?;
+    refuse_client_secrets(params, headers)?;
+    let grant_type = params.require("grant_type")?;
+    let client_id = check_client(&realm, params.get("client_id"))?;
+    match grant_type {
+        "authorization_code" => authorization_code(app, &realm, client_id, params),
+        "refresh_token" => refresh_token(app, &realm, client_id, params),
+        DEVICE_CODE_GRANT | "device_code" => device::redeem(app, &realm, client_id, params),
+        "client_credentials" => Err(AadError::client_credential_required()),
+        other => Err(AadError::unsupported_grant(other)),
+    }
+}
+
+/// The URL's tenant segment, or AADSTS90002.
+pub fn resolve(app: &App, tenant: &str) -> Result<Realm, AadError> {
+    app.directory
+        .resolve(tenant)
+        .ok_or_else(|| AadError::tenant_not_found("invalid_request", tenant))
+}
+
+/// Every application is a public client: a secret or assertion is AADSTS700025.
+pub fn refuse_client_secrets(params: &Params, headers: &HeaderMap) -> Result<(), AadError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    if basic || params.has("client_secret") || params.has("client_assertion") {
+        return Err(AadError::public_client_with_secret());
+    }
+    Ok(())
+}
+
+/// `client_id` must be present (AADSTS900144) and a GUID (else AADSTS700016: no such app).
+pub fn check_client<'a>(realm: &Realm, client_id: Option<&'a str>) -> Result<&'a str, AadError> {
+    let client_id = client_id.ok_or_else(|| AadError::missing_parameter("client_id"))?;
+    if !is_guid(client_id) {
+        return Err(AadError::unknown_client(client_id, realm.segment()));
+    }
+    Ok(client_id)
+}
+
+/// The grant's user, who must still exist and belong to the URL's tenant.
+pub fn grant_user<'a>(
+    app: &'a App,
+    realm: &Realm,
+    username: &str,
+    parameter: &str,
+) -> Result<&'a User, AadError> {
+    let user = app
+        .directory
+        .find(username)
+        .ok_or_else(|| AadError::invalid_grant_value(parameter))?;
+    if !realm.admits(user) {
+        return Err(AadError::user_not_in_tenant(
+            &user.username,
+            realm.segment(),
+        ));
+    }
+    Ok(user)
+}
+
+fn authorization_code(
+    app: &App,
+    realm: &Realm,
+    client_id: &str,
+    params: &Params,
+) -> Result<Value, AadError> {
+    let code = params.require("code")?;
+    let redirect_uri = params.require("redirect_uri")?;
+    let now = app.clock.now();
+    let redeemed = {
+        let mut store = app.store();
+        let entry = store
+            .codes
+            .get_mut(&digest(code))
+            .ok_or_else(|| AadError::invalid_grant_value("code"))?;
+        if entry.redeemed {
+            return Err(AadError::code_already_redeemed());
+        }
+        if now > entry.expires {
+            return Err(AadError::code_expired());
+        }
+        if entry.request.client_id != client_id {
+            return Err(AadError::invalid_grant_value("code"));
+        }
+        if entry.request.redirect_uri != redirect_uri {
+            return Err(AadError::redirect_uri_mismatch(
+                redirect_uri,
+                &entry.request.redirect_uri,
+            ));
+        }
+        let verifier = params.require("code_verifier")?;
+        if b64url(&sha256(verifier.as_bytes())) != entry.request.code_challenge {
+            return Err(AadError::verifier_mismatch());
+        }
+        let user = grant_user(app, realm, &entry.username, "code")?;
+        entry.redeemed = true;
+        (entry.clone(), user)
+    };
+    let (redeemed, user) = redeemed;
+    token_response(
+        app,
+        &Issue {
+            client_id,
+            user,
+            scopes: &redeemed.request.scopes,
+            nonce: redeemed.request.nonce.as_deref(),
+            auth_time: redeemed.request.max_age.then_some(redeemed.auth_time),
+            client_info: params.get("client_info") == Some("1"),
+        },
+    )
+}
+
+fn refresh_token(
+    app: &App,
+    realm: &Realm,
+    client_id: &str,
+    params: &Params,
+) -> Result<Value, AadError> {
+    let token = params.require("refresh_token")?;
+    // Parsed before the token is touched: a bad scope must not burn the refresh token.
+    let requested = params.get("scope").map(ScopeRequest::parse).transpose()?;
+    let now = app.clock.now();
+    let (user, scopes) = {
+        let mut store = app.store();
+        let grant = store
+            .refresh_tokens
+            .get_mut(&digest(token))
+            .ok_or_else(|| AadError::invalid_grant_value("refresh_token"))?;
+        match grant.state {
+            RefreshState::Active => {}
+            RefreshState::Rotated => return Err(AadError::invalid_grant_value("refresh_token")),
+            RefreshState::Revoked(at) => return Err(AadError::grant_revoked(grant.issued, at)),
+        }
+        if now > grant.expires {
+            return Err(AadError::refresh_token_expired(
+                grant.issued,
+                app.config.refresh_token_lifetime,
+            ));
+        }
+        let family_member = grant.family && app.is_foci(client_id);
+        if !grant.client_id.eq_ignore_ascii_case(client_id) && !family_member {
+            let mut e = AadError::invalid_grant_value("refresh_token");
+            e.details
+                .additional_info
+                .push("client_mismatch".to_string());
+            return Err(e);
+        }
+        let user = grant_user(app, realm, &grant.username, "refresh_token")?;
+        grant.state = RefreshState::Rotated;
+        (user, requested.unwrap_or_else(|| grant.scopes.clone()))
+    };
+    token_response(
+        app,
+        &Issue {
+            client_id,
+            user,
+            scopes: &scopes,
+            nonce: None,
+            auth_time: None,
+            client_info: params.get("client_info") == Some("1"),
+        },
+    )
+}
