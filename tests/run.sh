@@ -23,7 +23,8 @@ export TOKENTRAY_PYTHON=$root/.venv/bin/python
 export RUST_BACKTRACE=1
 
 echo "== Rust: unit and black-box suites"
-cargo test --workspace --no-fail-fast
+# --include-ignored: the tests that need the real keyrings, Chromium and the venv run here.
+cargo test --workspace --no-fail-fast -- --include-ignored
 
 if compgen -G "tests/peers/test_*.py" >/dev/null; then
   echo "== Python peers: MSAL Python, azure-identity, Chromium"

@@ -163,12 +163,14 @@ fn main() {
             return;
         }
     };
+    let mut serializes = Vec::new();
     let mut saves = Vec::new();
     let mut loads = Vec::new();
     let mut parses = Vec::new();
     for _ in 0..15 {
         let start = Instant::now();
         let json = cache.to_json(false);
+        serializes.push(start.elapsed());
         let _ = store.save(&json);
         saves.push(start.elapsed());
 
@@ -181,6 +183,7 @@ fn main() {
         black_box(parsed);
     }
     report("encrypt+save (serialize)", saves);
+    report("  of which serialize", serializes);
     report("load+decrypt (parse)", loads);
     report("  of which parse", parses);
     let _ = persist::KernelKey::new(&persist::key_id(&paths)).delete();

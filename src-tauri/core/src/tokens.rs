@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::cache::{
-    AccountInfo, AtQuery, FoundToken, Grant, TokenCache, TokenEvent, TokenResponse,
+    AccountInfo, AtQuery, EXPIRY_SKEW_SECS, FoundToken, Grant, TokenCache, TokenEvent,
+    TokenResponse,
 };
 use crate::config::Config;
 use crate::flow::{self, Entra, Failure, scope_param};
@@ -293,6 +294,7 @@ impl Tokens {
         now: i64,
         refreshed: bool,
     ) -> Option<(Served, bool)> {
+        let min_left = if refreshed { 0 } else { EXPIRY_SKEW_SECS };
         let found = find_token(
             cache,
             &self.config,
@@ -300,6 +302,7 @@ impl Tokens {
             request.scopes,
             request.tenant,
             now,
+            min_left,
         )?;
         Some((to_served(&found, account, refreshed), found.refresh_due))
     }
@@ -688,6 +691,7 @@ impl Tokens {
                     &key.scopes,
                     key.tenant.as_deref(),
                     now,
+                    EXPIRY_SKEW_SECS,
                 ) {
                     Some(t) => t.refresh_due || t.expires_on - now < RENEW_BEFORE_SECS,
                     None => true,
@@ -770,8 +774,9 @@ pub fn select_account<'a>(
     }
 }
 
-/// The cached access token for `account` and `scopes`. With a tenant, only that realm; without,
-/// the configured tenant first, then the home tenant, then any realm.
+/// The cached access token for `account` and `scopes` with at least `min_left` seconds left. With
+/// a tenant, only that realm; without, the configured tenant first, then the home tenant, then
+/// any realm.
 pub fn find_token<'c>(
     cache: &'c TokenCache,
     config: &Config,
@@ -779,6 +784,7 @@ pub fn find_token<'c>(
     scopes: &[String],
     tenant: Option<&str>,
     now: i64,
+    min_left: i64,
 ) -> Option<FoundToken<'c>> {
     let query = |realm| AtQuery {
         home_account_id: &account.home_account_id,
@@ -788,13 +794,13 @@ pub fn find_token<'c>(
         scopes,
     };
     match tenant {
-        Some(t) => cache.find_access_token(&query(Some(t)), now),
+        Some(t) => cache.find_access_token_lasting(&query(Some(t)), now, min_left),
         None => [
             Some(config.tenant.as_str()),
             account.home_tenant.as_deref(),
             None,
         ]
         .into_iter()
-        .find_map(|realm| cache.find_access_token(&query(realm), now)),
+        .find_map(|realm| cache.find_access_token_lasting(&query(realm), now, min_left)),
     }
 }

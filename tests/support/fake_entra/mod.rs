@@ -270,6 +270,12 @@ impl FakeEntra {
         &self.ca_pem
     }
 
+    /// An HTTPS client that trusts this fake's CA (and nothing else) and does not follow
+    /// redirects: tests play the user's browser with it.
+    pub fn client(&self) -> reqwest::Client {
+        client_trusting(self.ca_pem.as_bytes())
+    }
+
     /// Requests seen since the last [`clear_log`](Self::clear_log) (never `/_fake/` ones).
     pub fn request_log(&self) -> Vec<LogEntry> {
         self.app.log.entries()
@@ -325,4 +331,31 @@ impl Drop for FakeEntra {
             let _ = thread.join();
         }
     }
+}
+
+/// An HTTPS client trusting only the CA certificates in `ca_pem`, not following redirects.
+///
+/// # Panics
+/// If `ca_pem` holds no valid certificate (test support: fail loudly).
+pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("a usable CA certificate");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS 1.2/1.3 with ring")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
 }

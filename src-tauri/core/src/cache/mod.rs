@@ -48,6 +48,16 @@ const ALIAS_GROUPS: &[&[&str]] = &[
     &["login-us.microsoftonline.com"],
 ];
 
+/// Whether two hosts are the same environment (equal, or aliases of one cloud). Allocation-free:
+/// it is on the token-serving path.
+pub fn same_environment(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+        || ALIAS_GROUPS.iter().any(|g| {
+            g.iter().any(|h| h.eq_ignore_ascii_case(a))
+                && g.iter().any(|h| h.eq_ignore_ascii_case(b))
+        })
+}
+
 /// The hosts that count as the same environment as `environment` (itself first).
 pub fn environment_aliases(environment: &str) -> Vec<String> {
     let env = environment.to_ascii_lowercase();
@@ -104,8 +114,9 @@ pub struct TokenCache {
     accounts: IndexMap<String, Account>,
     app_metadata: IndexMap<String, AppMetadata>,
     unknown_sections: RawObject,
-    /// home_account_id -> keys of its access tokens; kept in step with `access_tokens`.
-    at_index: HashMap<String, Vec<String>>,
+    /// home_account_id -> positions of its access tokens in `access_tokens`; kept in step
+    /// (appends keep positions; removals rebuild it).
+    at_index: HashMap<String, Vec<usize>>,
 }
 
 /// How a token response was obtained; decides `account_source` and refresh-token handling.
@@ -374,8 +385,9 @@ impl TokenCache {
     pub fn put_access_token(&mut self, at: AccessToken) {
         let key = access_token_key(&at);
         let hid = at.home_account_id.clone().unwrap_or_default();
-        if self.access_tokens.insert(key.clone(), at).is_none() {
-            self.at_index.entry(hid).or_default().push(key);
+        let (position, replaced) = self.access_tokens.insert_full(key, at);
+        if replaced.is_none() {
+            self.at_index.entry(hid).or_default().push(position);
         }
     }
 
@@ -391,9 +403,9 @@ impl TokenCache {
 
     fn rebuild_index(&mut self) {
         self.at_index.clear();
-        for (key, at) in &self.access_tokens {
+        for (position, at) in self.access_tokens.values().enumerate() {
             let hid = at.home_account_id.clone().unwrap_or_default();
-            self.at_index.entry(hid).or_default().push(key.clone());
+            self.at_index.entry(hid).or_default().push(position);
         }
     }
 
@@ -560,24 +572,35 @@ impl TokenCache {
     /// The best access token for `query`: field match, scope superset, at least
     /// [`EXPIRY_SKEW_SECS`] left; of several, the one that lives longest.
     pub fn find_access_token(&self, query: &AtQuery<'_>, now: i64) -> Option<FoundToken<'_>> {
-        let envs = environment_aliases(query.environment);
-        let wanted: Vec<&str> = query
-            .scopes
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !RESERVED_SCOPES.contains(s))
-            .collect();
-        let keys = self.at_index.get(query.home_account_id)?;
+        self.find_access_token_lasting(query, now, EXPIRY_SKEW_SECS)
+    }
+
+    /// [`TokenCache::find_access_token`] with at least `min_left` seconds left instead of the
+    /// 5-minute skew (0: merely not expired, for a token just obtained).
+    pub fn find_access_token_lasting(
+        &self,
+        query: &AtQuery<'_>,
+        now: i64,
+        min_left: i64,
+    ) -> Option<FoundToken<'_>> {
+        let wanted = || {
+            query
+                .scopes
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !RESERVED_SCOPES.contains(s))
+        };
+        let positions = self.at_index.get(query.home_account_id)?;
         let mut best: Option<FoundToken<'_>> = None;
-        for key in keys {
-            let Some((key, at)) = self.access_tokens.get_key_value(key) else {
+        for &position in positions {
+            let Some((key, at)) = self.access_tokens.get_index(position) else {
                 continue;
             };
             let matches = at.client_id.as_deref() == Some(query.client_id)
                 && at
                     .environment
                     .as_deref()
-                    .is_some_and(|e| envs.iter().any(|a| a == e))
+                    .is_some_and(|e| same_environment(e, query.environment))
                 && query.realm.is_none_or(|r| at.realm.as_deref() == Some(r))
                 && at.key_id.is_none()
                 && at
@@ -587,9 +610,7 @@ impl TokenCache {
                 && at.secret.is_some()
                 && {
                     let target = at.target.as_deref().unwrap_or("");
-                    wanted
-                        .iter()
-                        .all(|w| target.split_whitespace().any(|t| t == *w))
+                    wanted().all(|w| target.split_whitespace().any(|t| t == w))
                 };
             if !matches {
                 continue;
@@ -597,7 +618,7 @@ impl TokenCache {
             let Some(expires_on) = epoch(&at.expires_on) else {
                 continue;
             };
-            if expires_on - now < EXPIRY_SKEW_SECS {
+            if expires_on - now < min_left {
                 continue;
             }
             if best.is_none_or(|b| expires_on > b.expires_on) {
@@ -849,8 +870,8 @@ impl<'de> Deserialize<'de> for TokenCache {
                         "AppMetadata" => cache.app_metadata = map.next_value()?,
                         STATE_SECTION => cache.state = map.next_value()?,
                         _ => {
-                            let raw: Box<RawValue> = map.next_value()?;
-                            cache.unknown_sections.insert(name, raw);
+                            let raw: &'de RawValue = map.next_value()?;
+                            cache.unknown_sections.insert(name, raw.to_owned());
                         }
                     }
                 }

@@ -9,7 +9,6 @@
 use indexmap::IndexMap;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
-use zeroize::Zeroize;
 
 use crate::secret::Secret;
 
@@ -54,12 +53,6 @@ impl FieldValue for Secret {
     }
 }
 
-/// Zeroes a consumed raw value that held a secret.
-fn scrub(raw: Box<RawValue>) {
-    let mut text: Box<str> = raw.into();
-    text.zeroize();
-}
-
 macro_rules! entity {
     ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
@@ -81,19 +74,20 @@ macro_rules! entity {
                     }
                     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
                         let mut out = $name::default();
-                        while let Some(name) = map.next_key::<String>()? {
-                            let value: Box<RawValue> = map.next_value()?;
-                            match name.as_str() {
+                        // Values are borrowed from the input (always a byte slice here): a known
+                        // field is copied once into its string, an unknown one into its box.
+                        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                            let value: &'de RawValue = map.next_value()?;
+                            match name.as_ref() {
                                 $(stringify!($field) => {
-                                    if let Some(parsed) = <$ty as FieldValue>::parse(&value) {
+                                    if let Some(parsed) = <$ty as FieldValue>::parse(value) {
                                         out.$field = Some(parsed);
-                                        scrub(value);
                                         continue;
                                     }
                                 })*
                                 _ => {}
                             }
-                            out.extra.insert(name, value);
+                            out.extra.insert(name.into_owned(), value.to_owned());
                         }
                         Ok(out)
                     }

@@ -11,8 +11,7 @@
 //! ```
 //! The key check tells "wrong key" from "tampered file" without revealing the key.
 
-use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -20,7 +19,7 @@ use crate::secret::DataKey;
 
 const MAGIC: &[u8; 7] = b"TOKTRAY";
 const VERSION: u8 = 1;
-const AES_256_GCM: u8 = 1;
+const ALG_AES_256_GCM: u8 = 1;
 const HEADER: usize = 18;
 const NONCE: usize = 12;
 const TAG: usize = 16;
@@ -78,25 +77,26 @@ pub fn seal(key: &DataKey, store_tag: u8, plaintext: &[u8]) -> crate::Result<Vec
         backend: "os-random",
         reason: format!("no randomness available: {e}"),
     })?;
+    let failed = |_| crate::Error::KeyStore {
+        backend: "aes-gcm",
+        reason: "encryption failed".into(),
+    };
     let mut out = Vec::with_capacity(HEADER + NONCE + plaintext.len() + TAG);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[VERSION, store_tag, AES_256_GCM]);
+    out.extend_from_slice(&[VERSION, store_tag, ALG_AES_256_GCM]);
     out.extend_from_slice(&key_check(key));
     out.extend_from_slice(&nonce);
-    let cipher = Aes256Gcm::new(key.expose().into());
-    let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &out[..HEADER],
-            },
+    out.extend_from_slice(plaintext);
+    let (header, body) = out.split_at_mut(HEADER + NONCE);
+    let tag = cipher(key)
+        .map_err(failed)?
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&header[..HEADER]),
+            body,
         )
-        .map_err(|_| crate::Error::KeyStore {
-            backend: "aes-gcm",
-            reason: "encryption failed".into(),
-        })?;
-    out.extend_from_slice(&sealed);
+        .map_err(failed)?;
+    out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
 
@@ -111,24 +111,30 @@ pub fn open(key: &DataKey, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError
     if bytes.len() < HEADER + NONCE + TAG {
         return Err(OpenError::Truncated);
     }
-    if bytes[7] != VERSION || bytes[9] != AES_256_GCM {
+    if bytes[7] != VERSION || bytes[9] != ALG_AES_256_GCM {
         return Err(OpenError::Unsupported);
     }
     if bytes[10..18] != key_check(key) {
         return Err(OpenError::WrongKey);
     }
-    let cipher = Aes256Gcm::new(key.expose().into());
-    let nonce = Nonce::from_slice(&bytes[HEADER..HEADER + NONCE]);
-    cipher
-        .decrypt(
-            nonce,
-            Payload {
-                msg: &bytes[HEADER + NONCE..],
-                aad: &bytes[..HEADER],
-            },
+    let mut nonce = [0u8; NONCE];
+    nonce.copy_from_slice(&bytes[HEADER..HEADER + NONCE]);
+    let mut body = Zeroizing::new(bytes[HEADER + NONCE..].to_vec());
+    let len = cipher(key)
+        .map_err(|_| OpenError::Tampered)?
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&bytes[..HEADER]),
+            &mut body,
         )
-        .map(Zeroizing::new)
-        .map_err(|_| OpenError::Tampered)
+        .map_err(|_| OpenError::Tampered)?
+        .len();
+    body.truncate(len);
+    Ok(body)
+}
+
+fn cipher(key: &DataKey) -> Result<LessSafeKey, ring::error::Unspecified> {
+    UnboundKey::new(&AES_256_GCM, key.expose()).map(LessSafeKey::new)
 }
 
 #[cfg(test)]

@@ -1,0 +1,962 @@
+//! Sign-in, silent refresh, accounts and sign-out against fake-entra over TLS: the core's
+//! `Tokens` in-process for the protocol edge cases, and the `tokentray` binary with real
+//! headless Chromium for the browser flow.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokentray_core::config::Config;
+use tokentray_core::flow::browser::Options;
+use tokentray_core::paths::Paths;
+use tokentray_core::persist::{Backend, Store, StoreChoice};
+use tokentray_core::tokens::{Clock, TokenRequest, Tokens};
+use tokentray_core::{Error, ErrorCode};
+use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
+use tokentray_tests::harness::{Home, workspace_root};
+
+const ALICE: &str = "alice@contoso.example";
+const BOB: &str = "bob@fabrikam.example";
+const PW: &str = "correct horse";
+const ARM: &str = "https://management.core.windows.net//.default";
+const GRAPH: &str = "https://graph.microsoft.com/.default";
+
+fn fake(config: FakeConfig) -> FakeEntra {
+    FakeEntra::start(config.user(ALICE, PW).user(BOB, PW)).unwrap()
+}
+
+fn quick() -> FakeConfig {
+    FakeConfig {
+        device_code_interval: 1,
+        ..FakeConfig::default()
+    }
+}
+
+fn client(fake: &FakeEntra) -> reqwest::Client {
+    fake.client()
+}
+
+/// A tokentray instance on its own home, pointed at `fake`, with a clock the test moves.
+struct Instance {
+    home: tempfile::TempDir,
+    tokens: Arc<Tokens>,
+    offset: Arc<AtomicI64>,
+}
+
+impl Instance {
+    fn new(fake: &FakeEntra) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let offset = Arc::new(AtomicI64::new(0));
+        let tokens = Arc::new(open(home.path(), fake, offset.clone()));
+        Self {
+            home,
+            tokens,
+            offset,
+        }
+    }
+
+    /// The same home opened again: a restart.
+    fn restart(&self, fake: &FakeEntra) -> Arc<Tokens> {
+        Arc::new(open(self.home.path(), fake, self.offset.clone()))
+    }
+
+    fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    async fn device_sign_in(
+        &self,
+        fake: &FakeEntra,
+        user: &str,
+    ) -> tokentray_core::cache::AccountInfo {
+        let code = self
+            .tokens
+            .start_device_code(None, &[ARM.to_string()])
+            .await
+            .unwrap();
+        assert!(code.message.contains(&code.user_code), "{}", code.message);
+        device_login(fake, &code.user_code, user, "approve").await;
+        self.tokens
+            .finish_device_code(&code, std::future::pending())
+            .await
+            .unwrap()
+    }
+}
+
+fn open(home: &std::path::Path, fake: &FakeEntra, offset: Arc<AtomicI64>) -> Tokens {
+    let paths = Paths::under(home);
+    let ca = home.join("fake-entra-ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    let mut config = Config::defaults(&paths.config_file());
+    config.authority = fake.url().to_string();
+    config.ca_file = Some(ca);
+    config.store = StoreChoice::Only(Backend::Plaintext);
+    let store = Store::open(&paths, &config).unwrap();
+    let clock: Clock = Arc::new(move || tokentray_core::cli::now() + offset.load(Ordering::SeqCst));
+    Tokens::new(config, store, clock).unwrap()
+}
+
+async fn device_login(fake: &FakeEntra, user_code: &str, user: &str, action: &str) {
+    let page = client(fake)
+        .post(format!("{}/devicelogin", fake.url()))
+        .form(&[
+            ("user_code", user_code),
+            ("username", user),
+            ("password", PW),
+            ("action", action),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+}
+
+fn scopes(s: &str) -> Vec<String> {
+    vec![s.to_string()]
+}
+
+fn token_requests(fake: &FakeEntra, grant: &str) -> usize {
+    fake.request_log()
+        .iter()
+        .filter(|e| e.endpoint == Endpoint::Token && e.grant_type.as_deref() == Some(grant))
+        .count()
+}
+
+fn rt_secret(tokens: &Tokens) -> String {
+    let cache = tokens.cache();
+    let rt = cache.refresh_tokens().values().next().unwrap();
+    rt.secret.as_ref().unwrap().expose().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    let account = me.device_sign_in(&fake, ALICE).await;
+    assert_eq!(account.username, ALICE);
+    assert!(account.is_default, "the first account becomes the default");
+    assert!(account.needs_sign_in.is_none());
+
+    let arm = scopes(ARM);
+    let served = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!served.refreshed, "straight from the sign-in");
+    assert_eq!(served.account.username, ALICE);
+
+    // A second resource: one refresh-token request, no interaction.
+    fake.clear_log();
+    let graph = scopes(GRAPH);
+    let g = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &graph,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(g.refreshed);
+    assert!(g.scopes.contains("graph.microsoft.com"), "{}", g.scopes);
+    assert_eq!(token_requests(&fake, "refresh_token"), 1);
+
+    // The ARM token expires: refreshed, and the refresh token rotates; the old one is dead.
+    let old_rt = rt_secret(&me.tokens);
+    me.advance(3600);
+    fake.advance_clock(3600);
+    let again = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(again.refreshed);
+    assert_ne!(again.secret.expose(), served.secret.expose());
+    let new_rt = rt_secret(&me.tokens);
+    assert_ne!(new_rt, old_rt, "rotated in place");
+    assert_eq!(
+        me.tokens.cache().refresh_tokens().len(),
+        1,
+        "one refresh token, replaced"
+    );
+    let replay = client(&fake)
+        .post(format!("{}/organizations/oauth2/v2.0/token", fake.url()))
+        .form(&[
+            ("client_id", me.tokens.config().client_id.as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", old_rt.as_str()),
+            ("scope", ARM),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = replay.json().await.unwrap();
+    assert_eq!(
+        body["error"], "invalid_grant",
+        "the fake rejects the old refresh token: {body}"
+    );
+
+    // A restart reads it all back from disk.
+    let restarted = me.restart(&fake);
+    let after = restarted
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.secret.expose(), again.secret.expose());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_code_decline_expiry_and_slow_down_are_distinct() {
+    let fake = fake(FakeConfig {
+        device_code_lifetime: 4,
+        ..quick()
+    });
+    let me = Instance::new(&fake);
+
+    let code = me
+        .tokens
+        .start_device_code(None, &scopes(ARM))
+        .await
+        .unwrap();
+    device_login(&fake, &code.user_code, ALICE, "decline").await;
+    let err = me
+        .tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
+    assert!(err.to_string().contains("declined"), "{err}");
+
+    let code = me
+        .tokens
+        .start_device_code(None, &scopes(ARM))
+        .await
+        .unwrap();
+    let err = me
+        .tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SignInTimeout, "{err}");
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert!(
+        me.tokens.accounts().unwrap().is_empty(),
+        "nothing was written"
+    );
+
+    // slow_down: the client waits 5 s more before the next poll.
+    let fake = self::fake(quick());
+    let me = Instance::new(&fake);
+    let code = me
+        .tokens
+        .start_device_code(None, &scopes(ARM))
+        .await
+        .unwrap();
+    fake.queue_fault(
+        FaultRule::once(
+            Endpoint::Token,
+            Fault::Error {
+                error: "slow_down".into(),
+                code: 0,
+                description: None,
+                suberror: None,
+                claims: None,
+                status: None,
+            },
+        )
+        .for_grant(tokentray_core::flow::device_code::GRANT),
+    );
+    device_login(&fake, &code.user_code, ALICE, "approve").await;
+    let start = std::time::Instant::now();
+    me.tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(6),
+        "polled again only after interval + 5 s"
+    );
+    assert_eq!(
+        token_requests(&fake, tokentray_core::flow::device_code::GRANT),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_callers_cause_one_refresh() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    me.advance(3500); // under 5 minutes left: expired for tokentray
+    fake.clear_log();
+    let arm = Arc::new(scopes(ARM));
+    let calls: Vec<_> = (0..100)
+        .map(|_| {
+            let tokens = me.tokens.clone();
+            let arm = arm.clone();
+            tokio::spawn(async move {
+                tokens
+                    .get_token(&TokenRequest {
+                        scopes: &arm,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|s| s.secret.expose().to_string())
+            })
+        })
+        .collect();
+    let mut secrets = std::collections::HashSet::new();
+    for call in calls {
+        secrets.insert(call.await.unwrap().unwrap());
+    }
+    assert_eq!(secrets.len(), 1, "everyone got the same new token");
+    assert_eq!(
+        token_requests(&fake, "refresh_token"),
+        1,
+        "{:#?}",
+        fake.request_log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_refresh_token_marks_the_account_and_keeps_it() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    fake.revoke(ALICE).unwrap();
+    me.advance(3500);
+    let arm = scopes(ARM);
+    let err = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InteractionRequired, "{err}");
+    assert!(err.to_string().contains("must sign in again"), "{err}");
+    let accounts = me.restart(&fake).accounts().unwrap();
+    assert_eq!(accounts.len(), 1, "kept, not deleted");
+    assert!(
+        accounts[0].needs_sign_in.is_some(),
+        "marked, and the mark survives a restart"
+    );
+    assert_eq!(
+        me.tokens.cache().refresh_tokens().len(),
+        1,
+        "its refresh token is kept too"
+    );
+
+    // Signing in again clears the mark.
+    let account = me.device_sign_in(&fake, ALICE).await;
+    assert!(account.needs_sign_in.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_challenges_reach_the_caller() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    fake.queue_fault(FaultRule::once(
+        Endpoint::Token,
+        Fault::InteractionRequired {
+            claims: None,
+            code: None,
+            description: None,
+            suberror: None,
+        },
+    ));
+    let graph = scopes(GRAPH);
+    let err = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &graph,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let Error::InteractionRequired {
+        claims: Some(claims),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(
+        serde_json::from_str::<Value>(claims).is_ok(),
+        "a JSON claims challenge: {claims}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    let arm = scopes(ARM);
+    let original = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    me.advance(2400); // past refresh_on, still valid
+    fake.queue_fault(
+        FaultRule::once(
+            Endpoint::Token,
+            Fault::Status {
+                status: 503,
+                retry_after: Some(120),
+            },
+        )
+        .times(100),
+    );
+    fake.clear_log();
+    for _ in 0..20 {
+        let s = me
+            .tokens
+            .get_token(&TokenRequest {
+                scopes: &arm,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            s.secret.expose(),
+            original.secret.expose(),
+            "the cached token is served"
+        );
+    }
+    assert_eq!(
+        token_requests(&fake, "refresh_token"),
+        1,
+        "Retry-After honoured: one request, no storm"
+    );
+
+    // Expired too: a clear error with Retry-After, still no request.
+    me.advance(2000);
+    let err = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let Error::AuthorityUnavailable {
+        retry_after: Some(secs),
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(*secs > 0 && *secs <= 120);
+    assert_eq!(token_requests(&fake, "refresh_token"), 1);
+    assert_eq!(
+        me.tokens.cache().access_tokens().len(),
+        1,
+        "nothing was destroyed"
+    );
+
+    // 429 for a fresh instance without a valid token: same contract.
+    let fake = self::fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    me.advance(4000);
+    fake.queue_fault(
+        FaultRule::once(
+            Endpoint::Token,
+            Fault::Status {
+                status: 429,
+                retry_after: Some(30),
+            },
+        )
+        .times(100),
+    );
+    fake.clear_log();
+    for _ in 0..5 {
+        let err = me
+            .tokens
+            .get_token(&TokenRequest {
+                scopes: &arm,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AuthorityUnavailable);
+    }
+    assert_eq!(token_requests(&fake, "refresh_token"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_switch_and_sign_out_one_which_survives_restart() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    me.device_sign_in(&fake, BOB).await;
+    let arm = scopes(ARM);
+    let default = TokenRequest {
+        scopes: &arm,
+        ..Default::default()
+    };
+    assert_eq!(
+        me.tokens
+            .get_token(&default)
+            .await
+            .unwrap()
+            .account
+            .username,
+        ALICE
+    );
+    me.tokens.switch(BOB).unwrap();
+    assert_eq!(
+        me.tokens
+            .get_token(&default)
+            .await
+            .unwrap()
+            .account
+            .username,
+        BOB
+    );
+    let alice_token = me
+        .tokens
+        .get_token(&TokenRequest {
+            account: Some(ALICE),
+            scopes: &arm,
+            tenant: None,
+        })
+        .await
+        .unwrap();
+
+    let gone = me.tokens.sign_out(Some(BOB)).unwrap();
+    assert_eq!(gone[0].username, BOB);
+    let restarted = me.restart(&fake);
+    let names: Vec<String> = restarted
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.username)
+        .collect();
+    assert_eq!(names, [ALICE]);
+    let still = restarted.get_token(&default).await.unwrap();
+    assert_eq!(
+        still.secret.expose(),
+        alice_token.secret.expose(),
+        "the other account is untouched"
+    );
+    let err = restarted
+        .get_token(&TokenRequest {
+            account: Some(BOB),
+            scopes: &arm,
+            tenant: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AccountNotFound);
+    let cache = restarted.cache();
+    assert!(
+        cache
+            .refresh_tokens()
+            .values()
+            .all(|rt| rt.home_account_id != Some(gone[0].home_account_id.clone()))
+    );
+    assert!(
+        cache
+            .access_tokens()
+            .values()
+            .all(|at| at.home_account_id != Some(gone[0].home_account_id.clone()))
+    );
+}
+
+/// `(action, fields)` of the first form in `html`.
+fn form(html: &str) -> (String, Vec<(String, String)>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let key = format!("{name}=\"");
+        let start = tag.find(&key)? + key.len();
+        Some(
+            tag[start..]
+                .split('"')
+                .next()?
+                .replace("&amp;", "&")
+                .replace("&quot;", "\""),
+        )
+    };
+    let action = html
+        .split("<form")
+        .nth(1)
+        .and_then(|t| attr(t.split('>').next()?, "action"))
+        .unwrap_or_default();
+    let fields = html
+        .split("<input")
+        .skip(1)
+        .filter_map(|t| {
+            let tag = t.split('>').next()?;
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    (action, fields)
+}
+
+/// Plays the browser: opens the authorize URL on fake-entra, signs in, delivers the answer
+/// (form_post) to tokentray's loopback listener. `tamper` may rewrite the URL first.
+async fn play_browser(
+    fake: &FakeEntra,
+    authorize: String,
+    user: &str,
+    tamper: impl Fn(String) -> String,
+) {
+    let http = client(fake);
+    let page = http
+        .get(tamper(authorize))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (action, mut fields) = form(&page);
+    let action = if action.is_empty() || action.starts_with('/') {
+        format!("{}{action}", fake.url())
+    } else {
+        action
+    };
+    for (k, v) in fields.iter_mut() {
+        match k.as_str() {
+            "username" => *v = user.into(),
+            "password" => *v = PW.into(),
+            _ => {}
+        }
+    }
+    fields.push(("action".into(), "signin".into()));
+    let answer = http.post(action).form(&fields).send().await.unwrap();
+    let html = answer.text().await.unwrap();
+    let (loopback, fields) = form(&html);
+    assert!(
+        loopback.starts_with("http://localhost:"),
+        "a form_post to the loopback: {html}"
+    );
+    let done = reqwest::Client::new()
+        .post(loopback)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+}
+
+fn options() -> Options {
+    Options {
+        tenant: None,
+        scopes: scopes(ARM),
+        login_hint: None,
+        prompt: None,
+        claims: None,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+fn loopback(url: &url::Url) -> (String, String) {
+    let redirect = url
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    (redirect, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_flow_ignores_stray_requests_and_releases_its_port() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let (fake_ref, seen2) = (&fake, seen.clone());
+    let url_rx = {
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let open = move |u: &url::Url| {
+            *seen2.lock().unwrap() = u.to_string();
+            let _ = tx.send(u.to_string());
+            Ok(())
+        };
+        let signing = me
+            .tokens
+            .sign_in_browser(options(), open, std::future::pending());
+        let browser = async move {
+            let authorize = rx.await.unwrap();
+            let (redirect, _) = loopback(&url::Url::parse(&authorize).unwrap());
+            let stray = reqwest::get(format!("{redirect}/favicon.ico"))
+                .await
+                .unwrap();
+            assert_eq!(stray.status(), 404, "a stray request is not the answer");
+            play_browser(fake_ref, authorize, ALICE, |u| u).await;
+        };
+        let (account, ()) = tokio::join!(signing, browser);
+        assert_eq!(account.unwrap().username, ALICE);
+        seen.lock().unwrap().clone()
+    };
+    let (redirect, _) = loopback(&url::Url::parse(&url_rx).unwrap());
+    assert!(
+        reqwest::get(redirect).await.is_err(),
+        "the port is released after the sign-in"
+    );
+    let arm = scopes(ARM);
+    assert!(
+        me.tokens
+            .get_token(&TokenRequest {
+                scopes: &arm,
+                ..Default::default()
+            })
+            .await
+            .is_ok()
+    );
+}
+
+/// Runs a browser sign-in whose "browser" is `act(authorize_url)`; returns the outcome.
+async fn browser_attempt<F, Fut>(
+    me: &Instance,
+    options: Options,
+    act: F,
+) -> Result<tokentray_core::cache::AccountInfo, Error>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let open = move |u: &url::Url| {
+        let _ = tx.send(u.to_string());
+        Ok(())
+    };
+    let signing = me
+        .tokens
+        .sign_in_browser(options, open, std::future::pending());
+    let browser = async move { act(rx.await.unwrap()).await };
+    tokio::join!(signing, browser).0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    let send = |path_and_query: String| async move {
+        let _ = reqwest::get(path_and_query).await;
+    };
+
+    let err = browser_attempt(&me, options(), |u| {
+        let (redirect, _) = loopback(&url::Url::parse(&u).unwrap());
+        send(format!("{redirect}/?code=forged&state=not-ours"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Protocol, "{err}");
+    assert!(err.to_string().contains("state"), "{err}");
+
+    let err = browser_attempt(&me, options(), |u| {
+        let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
+        send(format!("{redirect}/?state={state}"))
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no authorization code"), "{err}");
+
+    let err = browser_attempt(&me, options(), |u| {
+        let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
+        send(format!("{redirect}/?error=access_denied&error_description=AADSTS65004%3A+User+declined&state={state}"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
+    assert!(err.to_string().contains("access_denied"), "{err}");
+
+    // The user cancels on fake-entra's page: Entra redirects with access_denied.
+    let fake_ref = &fake;
+    let err = browser_attempt(&me, options(), |u| async move {
+        let http = client(fake_ref);
+        let page = http.get(u).send().await.unwrap().text().await.unwrap();
+        let (action, mut fields) = form(&page);
+        let action = if action.starts_with('/') || action.is_empty() {
+            format!("{}{action}", fake_ref.url())
+        } else {
+            action
+        };
+        fields.push(("action".into(), "cancel".into()));
+        let answer = http.post(action).form(&fields).send().await.unwrap();
+        let html = answer.text().await.unwrap();
+        let (loopback, fields) = form(&html);
+        let _ = reqwest::Client::new()
+            .post(loopback)
+            .form(&fields)
+            .send()
+            .await;
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
+
+    // A replayed or forged answer with another nonce: the id_token's nonce does not match.
+    let err = browser_attempt(&me, options(), |u| {
+        play_browser(fake_ref, u, ALICE, |url| {
+            let parsed = url::Url::parse(&url).unwrap();
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "nonce" { "attacker-nonce".into() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            let mut tampered = parsed.clone();
+            tampered.query_pairs_mut().clear().extend_pairs(pairs);
+            tampered.to_string()
+        })
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Protocol, "{err}");
+    assert!(err.to_string().contains("nonce"), "{err}");
+
+    let err = browser_attempt(
+        &me,
+        Options {
+            timeout: Duration::from_secs(1),
+            ..options()
+        },
+        |_| async {},
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SignInTimeout, "{err}");
+
+    let cancel = tokio::time::sleep(Duration::from_millis(200));
+    let err = me
+        .tokens
+        .sign_in_browser(options(), |_| Ok(()), cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::SignInCancelled, "{err}");
+
+    assert!(
+        me.tokens.accounts().unwrap().is_empty(),
+        "no bad answer wrote anything"
+    );
+    assert_eq!(me.tokens.cache().counts(), Default::default());
+}
+
+/// The whole product path: `tokentray login` opens "the system browser" ($BROWSER: headless
+/// Chromium driven by Playwright), which signs in on fake-entra's page; the account and tokens
+/// land in the encrypted cache and a new process serves them.
+#[test]
+#[ignore = "needs Chromium, the venv and the kernel keyring (make test)"]
+fn cli_browser_sign_in_with_headless_chromium_survives_a_restart() {
+    let fake = fake(quick());
+    let mut home = Home::new("keyutils");
+    let _key = KeyCleanup(home.path().to_path_buf());
+    let ca = home.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    let log = home.path().join("browser.log");
+    for (k, v) in [
+        ("TOKENTRAY_AUTHORITY", fake.url().to_string()),
+        ("TOKENTRAY_CA_FILE", ca.display().to_string()),
+        (
+            "BROWSER",
+            workspace_root()
+                .join("tests/peers/browser_sign_in.sh")
+                .display()
+                .to_string(),
+        ),
+        ("SIGNIN_USER", ALICE.into()),
+        ("SIGNIN_PASSWORD", PW.into()),
+        ("SIGNIN_LOG", log.display().to_string()),
+    ] {
+        home.set_env(k, &v);
+    }
+    let out = home.run(&["login", "--timeout", "90"]);
+    let browser_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "login failed: {}\nbrowser: {browser_log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Signed in as {ALICE}")));
+    // The script logs its landing after tokentray has already taken the answer.
+    let landed = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("landed on http://localhost:"))
+    });
+    assert!(landed, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    let sealed = std::fs::read(home.data().join("cache.bin")).unwrap();
+    let token = home.ok(&["token", "--scope", ARM, "--format", "raw"]);
+    assert!(token.trim().len() > 100, "a JWT from a new process");
+    assert!(
+        !sealed.windows(40).any(|w| token.as_bytes().starts_with(w)),
+        "encrypted at rest"
+    );
+    let accounts: Value = serde_json::from_str(&home.ok(&["accounts", "--json"])).unwrap();
+    assert_eq!(accounts[0]["username"], ALICE);
+    assert_eq!(accounts[0]["is_default"], true);
+}
+
+#[test]
+#[ignore = "needs the kernel keyring (make test)"]
+fn cli_device_code_login_prints_the_code_and_waits() {
+    use std::io::BufRead as _;
+    let fake = fake(quick());
+    let mut home = Home::new("keyutils");
+    let _key = KeyCleanup(home.path().to_path_buf());
+    let ca = home.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    home.set_env("TOKENTRAY_AUTHORITY", fake.url());
+    home.set_env("TOKENTRAY_CA_FILE", ca.to_str().unwrap());
+    let mut child = home
+        .cmd(&["--json", "login", "--device-code"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let shown: Value = serde_json::from_str(&first).unwrap();
+    let code = shown["user_code"].as_str().unwrap().to_string();
+    assert!(shown["message"].as_str().unwrap().contains(&code));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(device_login(&fake, &code, BOB, "approve"));
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    let account: Value = serde_json::from_str(&rest).unwrap();
+    assert_eq!(account["username"], BOB);
+    assert!(home.ok(&["accounts"]).contains(BOB));
+    home.ok(&["switch", BOB]);
+    assert!(home.ok(&["logout"]).contains(&format!("Signed out {BOB}")));
+    assert!(home.ok(&["accounts"]).contains("No accounts"));
+}
+
+/// Removes the kernel key of a test home.
+struct KeyCleanup(std::path::PathBuf);
+impl Drop for KeyCleanup {
+    fn drop(&mut self) {
+        let paths = Paths::under(&self.0);
+        let _ = tokentray_core::persist::KernelKey::new(&tokentray_core::persist::key_id(&paths))
+            .delete();
+    }
+}
