@@ -10,6 +10,8 @@ mod cache_interop;
 mod cli;
 // fake-entra itself: discovery, sign-in flows, rotation, Entra's errors, faults, log hygiene.
 mod fake_entra;
+// The loopback endpoint through `tokentray daemon`: security edge, routes, lifecycle, load.
+mod serve;
 // Sign-in (browser, device code), silent refresh, accounts, switch and sign-out against fake-entra.
 mod sign_in;
 // Encrypted persistence on the real keyrings; concurrent writers; killed writers; bad files.

@@ -818,7 +818,11 @@ async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
             let pairs: Vec<(String, String)> = parsed
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if k == "nonce" { "attacker-nonce".into() } else { v.into_owned() };
+                    let v = if k == "nonce" {
+                        "attacker-nonce".into()
+                    } else {
+                        v.into_owned()
+                    };
                     (k.into_owned(), v)
                 })
                 .collect();
@@ -900,7 +904,11 @@ fn cli_browser_sign_in_with_headless_chromium_survives_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("landed on http://localhost:"))
     });
-    assert!(landed, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        landed,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     let sealed = std::fs::read(home.data().join("cache.bin")).unwrap();
     let token = home.ok(&["token", "--scope", ARM, "--format", "raw"]);

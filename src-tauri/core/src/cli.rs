@@ -17,6 +17,7 @@ use serde_json::json;
 use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::error::ErrorCode;
+use crate::instance::Endpoint;
 use crate::paths::Paths;
 use crate::persist::{Store, write_atomic};
 use crate::tokens::{Served, TokenRequest, Tokens, select_account, system_clock};
@@ -61,6 +62,18 @@ pub enum Command {
     Cache(CacheCommand),
     /// Show the token store, the cache and the configuration.
     Status,
+    /// Print the environment that points tools (Azure SDKs) at tokentray's endpoint:
+    /// `eval "$(tokentray env)"`.
+    Env {
+        /// Shell syntax.
+        #[arg(long, value_enum, default_value_t = Shell::Posix)]
+        shell: Shell,
+        /// Replace the endpoint secret first (tools configured with the old one stop working).
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Serve tokens on the loopback endpoint without a window (SSH, WSL, containers' hosts).
+    Daemon,
 }
 
 /// `tokentray login`.
@@ -106,6 +119,17 @@ pub struct TokenArgs {
     pub format: Format,
 }
 
+/// Shells `tokentray env` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// sh, bash, zsh.
+    Posix,
+    /// fish.
+    Fish,
+    /// PowerShell.
+    Powershell,
+}
+
 /// Output formats of `tokentray token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -138,10 +162,16 @@ pub enum CacheCommand {
 /// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`).
 pub fn run(command: Command, json: bool) -> u8 {
     let json_errors = json || matches!(&command, Command::Token(t) if t.format == Format::Json);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = if matches!(command, Command::Daemon) {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: cannot start: {e}");
@@ -328,6 +358,11 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
         }
         Command::Token(args) => {
             let scopes = requested_scopes(&args)?;
+            let paths = Paths::from_env()?;
+            if let Some(endpoint) = Endpoint::running(&paths) {
+                let body = native_token(&endpoint, &scopes, &args).await?;
+                return print_native(out, &body, args.format).map_err(write_err);
+            }
             let tokens = open_tokens()?;
             let request = TokenRequest {
                 account: args.account.as_deref(),
@@ -377,6 +412,41 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
                 None => writeln!(out, "There was no cache to reset."),
             }
             .map_err(write_err)?;
+        }
+        Command::Env { shell, rotate } => {
+            let paths = Paths::from_env()?;
+            let tokens = open_tokens()?;
+            let secret = if rotate {
+                tokens.rotate_endpoint_secret()?
+            } else {
+                tokens.endpoint_secret()?
+            };
+            let running = Endpoint::running(&paths);
+            let url = running.as_ref().map_or_else(
+                || format!("http://127.0.0.1:{}", tokens.config().port),
+                |e| e.url.clone(),
+            );
+            if let (true, Some(mut endpoint)) = (rotate, running) {
+                endpoint.secret = secret.clone();
+                endpoint.publish(&paths)?;
+            }
+            let vars = [
+                ("IDENTITY_ENDPOINT", format!("{url}/msi/token")),
+                ("IDENTITY_HEADER", secret.expose().to_string()),
+            ];
+            for (name, value) in vars {
+                match shell {
+                    Shell::Posix => writeln!(out, "export {name}='{value}'"),
+                    Shell::Fish => writeln!(out, "set -gx {name} '{value}';"),
+                    Shell::Powershell => writeln!(out, "$env:{name} = '{value}'"),
+                }
+                .map_err(write_err)?;
+            }
+        }
+        Command::Daemon => {
+            let paths = Paths::from_env()?;
+            let tokens = std::sync::Arc::new(open_tokens()?);
+            run_instance(&paths, tokens, shutdown_signal()).await?;
         }
         Command::Status => {
             let (config, store) = open()?;
@@ -491,6 +561,168 @@ fn print_token(out: &mut dyn Write, served: &Served, format: Format) -> std::io:
             map.insert("expires_on".into(), served.expires_on.into());
             map.insert("tenant".into(), served.tenant.clone().into());
             map.insert("tokenType".into(), served.token_type.clone().into());
+            writeln!(out, "{}", to_json(&map))
+        }
+    }
+}
+
+/// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves and refreshes in the
+/// background until `shutdown`, then withdraws `endpoint.json`. The tray app and `tokentray
+/// daemon` both run this.
+///
+/// # Errors
+/// The port is taken; store errors.
+pub async fn run_instance(
+    paths: &Paths,
+    tokens: std::sync::Arc<Tokens>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let listeners =
+        crate::instance::bind(paths, &tokens.config().path, tokens.config().port).await?;
+    let port = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(tokens.config().port, |a| a.port());
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{port}"),
+        secret: tokens.endpoint_secret()?,
+        pid: std::process::id(),
+    };
+    endpoint.publish(paths)?;
+    tracing::warn!(
+        "serving tokens on {} (pid {}); point tools at it with: eval \"$(tokentray env)\"",
+        endpoint.url,
+        endpoint.pid
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let background = tokio::spawn(
+        tokens
+            .clone()
+            .refresh_in_background(std::time::Duration::from_secs(60), stopped(stop_rx.clone())),
+    );
+    let serving = crate::serve::run(listeners, tokens, stopped(stop_rx));
+    let signal = async {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let (served, ()) = tokio::join!(serving, signal);
+    let _ = background.await;
+    Endpoint::withdraw(paths);
+    tracing::warn!("stopped; endpoint withdrawn");
+    served
+}
+
+/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `GET /v1/token` on the running instance (HTTP/1.1 over loopback: no TLS, no proxy).
+async fn native_token(
+    endpoint: &Endpoint,
+    scopes: &[String],
+    args: &TokenArgs,
+) -> Result<serde_json::Value> {
+    use http_body_util::{BodyExt as _, Empty};
+    let unreachable =
+        |detail: String| Error::io("reach", endpoint.url.clone(), std::io::Error::other(detail));
+    let authority = endpoint.url.trim_start_matches("http://").to_string();
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("scope", &scopes.join(" "));
+    if let Some(a) = &args.account {
+        query.append_pair("account", a);
+    }
+    if let Some(t) = &args.tenant {
+        query.append_pair("tenant", t);
+    }
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+    tokio::spawn(conn);
+    let request = hyper::Request::get(format!("/v1/token?{}", query.finish()))
+        .header("host", authority.as_str())
+        .header(
+            "authorization",
+            format!("Bearer {}", endpoint.secret.expose()),
+        )
+        .body(Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| unreachable(e.to_string()))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let ok = response.status().is_success();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+        Error::Protocol("the running tokentray answered with something that is not JSON".into())
+    })?;
+    if ok {
+        Ok(body)
+    } else {
+        Err(Error::Remote {
+            code: body["code"].as_str().unwrap_or("unknown").to_string(),
+            message: body["message"]
+                .as_str()
+                .unwrap_or("the running tokentray refused")
+                .to_string(),
+        })
+    }
+}
+
+fn print_native(
+    out: &mut dyn Write,
+    body: &serde_json::Value,
+    format: Format,
+) -> std::io::Result<()> {
+    let secret = body["access_token"].as_str().unwrap_or_default();
+    let expires_on = body["expires_on"].as_i64().unwrap_or_default();
+    match format {
+        Format::Raw => writeln!(out, "{secret}"),
+        Format::Json => writeln!(out, "{}", to_json(body)),
+        Format::Az => {
+            let expires_local = chrono::DateTime::from_timestamp(expires_on, 0)
+                .map(|t| {
+                    t.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M:%S%.6f")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let mut map = serde_json::Map::new();
+            map.insert("accessToken".into(), secret.into());
+            map.insert("expiresOn".into(), expires_local.into());
+            map.insert("expires_on".into(), expires_on.into());
+            map.insert("tenant".into(), body["tenant"].clone());
+            map.insert("tokenType".into(), body["token_type"].clone());
             writeln!(out, "{}", to_json(&map))
         }
     }

@@ -15,6 +15,8 @@ use crate::{Error, Result};
 pub const DEFAULT_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 /// Entra's public cloud.
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// The loopback endpoint's default port.
+pub const DEFAULT_PORT: u16 = 42117;
 /// Work and school accounts of any tenant.
 pub const DEFAULT_TENANT: &str = "organizations";
 
@@ -28,6 +30,7 @@ struct File {
     tenant: Option<String>,
     client_id: Option<String>,
     ca_file: Option<PathBuf>,
+    port: Option<u16>,
 }
 
 /// The effective configuration.
@@ -45,6 +48,8 @@ pub struct Config {
     pub client_id: String,
     /// Extra trusted root certificate, PEM (`TOKENTRAY_CA_FILE`).
     pub ca_file: Option<PathBuf>,
+    /// Port of the loopback endpoint (`TOKENTRAY_PORT`, `port`).
+    pub port: u16,
     /// The file this was read from (it may not exist).
     pub path: PathBuf,
 }
@@ -59,6 +64,7 @@ impl Config {
             tenant: DEFAULT_TENANT.into(),
             client_id: DEFAULT_CLIENT_ID.into(),
             ca_file: None,
+            port: DEFAULT_PORT,
             path: path.into(),
         }
     }
@@ -97,6 +103,12 @@ impl Config {
                 .or(file.client_id)
                 .unwrap_or_else(|| DEFAULT_CLIENT_ID.into()),
             ca_file: env("TOKENTRAY_CA_FILE").map(PathBuf::from).or(file.ca_file),
+            port: match env("TOKENTRAY_PORT") {
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| bad(format!("TOKENTRAY_PORT={p:?} is not a port number")))?,
+                None => file.port.unwrap_or(DEFAULT_PORT),
+            },
             path: path.into(),
         })
     }

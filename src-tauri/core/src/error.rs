@@ -214,6 +214,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// The running instance refused a request the CLI forwarded; its `{code, message}`.
+    #[error("{message}")]
+    Remote {
+        /// The instance's stable error code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+
     /// The cache holds no valid access token for the request.
     #[error(
         "no valid access token for {scopes} is cached for {account}. Run the command again while \
@@ -274,9 +283,37 @@ pub enum ErrorCode {
     SignInCancelled,
     /// [`Error::SignIn`] timed out or the device code expired.
     SignInTimeout,
+    /// [`Error::Remote`] with a code this build does not know.
+    Other,
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 22] = [
+        Self::StoreUnavailable,
+        Self::KeyStore,
+        Self::KeyLost,
+        Self::BackendMismatch,
+        Self::CacheCorrupt,
+        Self::Io,
+        Self::NotOwner,
+        Self::LockTimeout,
+        Self::InvalidInput,
+        Self::Config,
+        Self::NoAccount,
+        Self::AccountNotFound,
+        Self::AmbiguousAccount,
+        Self::NoCachedToken,
+        Self::Authority,
+        Self::InteractionRequired,
+        Self::AuthorityUnavailable,
+        Self::Protocol,
+        Self::SignInDenied,
+        Self::SignInCancelled,
+        Self::SignInTimeout,
+        Self::Other,
+    ];
+
     /// The code as sent on the wire (`{code, message}`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -301,6 +338,7 @@ impl ErrorCode {
             Self::SignInDenied => "sign_in_denied",
             Self::SignInCancelled => "sign_in_cancelled",
             Self::SignInTimeout => "sign_in_timeout",
+            Self::Other => "other",
         }
     }
 }
@@ -336,6 +374,11 @@ impl Error {
                 ..
             } => ErrorCode::SignInTimeout,
             Self::SignIn { .. } => ErrorCode::SignInDenied,
+            Self::Remote { code, .. } => ErrorCode::ALL
+                .iter()
+                .copied()
+                .find(|c| c.as_str() == code)
+                .unwrap_or(ErrorCode::Other),
         }
     }
 

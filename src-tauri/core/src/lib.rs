@@ -14,6 +14,9 @@
 //! - [`flow`]: the token endpoint client, browser (auth code + PKCE) and device code sign-in.
 //! - [`tokens`]: [`tokens::Tokens`], the one owner of the cache in a running instance: silent
 //!   acquisition, single-flight refresh, accounts, sign-in and sign-out, events.
+//! - [`serve`]: the loopback endpoint (App Service managed-identity protocol + native API).
+//! - [`instance`]: how clients find the running instance (`endpoint.json`).
+//! - [`peer`]: which local process is behind a loopback connection (audit log).
 //! - [`cli`]: the `tokentray` subcommands.
 #![deny(missing_docs)]
 
@@ -23,9 +26,12 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod flow;
+pub mod instance;
 pub mod paths;
+pub mod peer;
 pub mod persist;
 pub mod secret;
+pub mod serve;
 pub mod tokens;
 
 pub use error::{Error, ErrorCode, Result};

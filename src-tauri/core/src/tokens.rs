@@ -71,6 +71,15 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The loopback endpoint served a token.
+    TokenServed {
+        /// Username.
+        account: String,
+        /// Granted scopes.
+        scopes: String,
+        /// The client process, when the OS tells (`pid N (exe)`).
+        client: String,
+    },
     /// A refresh failed for lack of the authority.
     RefreshFailed {
         /// Username.
@@ -219,6 +228,47 @@ impl Tokens {
         Ok(out)
     }
 
+    /// The loopback endpoint's secret: created on first use (256 random bits) and kept in the
+    /// encrypted cache, so it survives restarts. Reads see a rotation by another process.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn endpoint_secret(&self) -> Result<Secret> {
+        self.refresh_snapshot()?;
+        if let Some(secret) = self.with_cache(|c| c.state.endpoint_secret.clone()) {
+            return Ok(secret);
+        }
+        self.update(|c| match &c.state.endpoint_secret {
+            Some(secret) => Ok(secret.clone()),
+            None => {
+                let secret = Secret::new(flow::random_token(32)?);
+                c.state.endpoint_secret = Some(secret.clone());
+                Ok(secret)
+            }
+        })
+    }
+
+    /// Replaces the endpoint secret; tools configured with the old one get 401 from now on.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn rotate_endpoint_secret(&self) -> Result<Secret> {
+        self.update(|c| {
+            let secret = Secret::new(flow::random_token(32)?);
+            c.state.endpoint_secret = Some(secret.clone());
+            Ok(secret)
+        })
+    }
+
+    /// Tells the UI a token was served (for "last served to").
+    pub fn served_to(&self, served: &Served, client: String) {
+        self.emit(Event::TokenServed {
+            account: served.account.username.clone(),
+            scopes: served.scopes.clone(),
+            client,
+        });
+    }
+
     /// The accounts, with default and needs-sign-in state.
     ///
     /// # Errors
@@ -233,19 +283,18 @@ impl Tokens {
         self.with_cache(Clone::clone)
     }
 
-    /// The cached token for `request` if it has more than 5 minutes left; never refreshes.
+    /// The cached token for `request` if it has more than 5 minutes left, with whether it is due
+    /// for a proactive refresh; never refreshes.
     ///
     /// # Errors
     /// Account selection errors; store errors when the file changed.
-    pub fn cached(&self, request: &TokenRequest<'_>) -> Result<Option<Served>> {
+    pub fn cached(&self, request: &TokenRequest<'_>) -> Result<Option<(Served, bool)>> {
         self.refresh_snapshot()?;
         let now = (self.clock)();
         self.with_cache(|cache| {
             let accounts = cache.accounts();
             let account = select_account(&accounts, request.account)?;
-            Ok(self
-                .served(cache, account, request, now, false)
-                .map(|(s, _)| s))
+            Ok(self.served(cache, account, request, now, false))
         })
     }
 

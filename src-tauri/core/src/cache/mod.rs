@@ -92,11 +92,16 @@ pub struct AppState {
     /// Accounts that must sign in again: `home_account_id` -> reason.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub needs_sign_in: std::collections::BTreeMap<String, String>,
+    /// The loopback endpoint's secret (256 random bits, base64url), stable until rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_secret: Option<Secret>,
 }
 
 impl AppState {
     fn is_empty(&self) -> bool {
-        self.default_account.is_none() && self.needs_sign_in.is_empty()
+        self.default_account.is_none()
+            && self.needs_sign_in.is_empty()
+            && self.endpoint_secret.is_none()
     }
 }
 
@@ -188,12 +193,6 @@ pub struct TokenResponse {
     pub client_info: Option<String>,
     /// `"1"` if the client is in the Microsoft family.
     pub foci: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
 }
 
 fn int_or_string<'de, D: serde::Deserializer<'de>>(

@@ -1,0 +1,550 @@
+//! The loopback endpoint, black-box through `tokentray daemon`: every security rejection at the
+//! HTTP level, the App Service and native routes, the daemon's lifecycle, and 1,000 concurrent
+//! requests for an expired token causing one refresh.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokentray_core::config::Config;
+use tokentray_core::paths::Paths;
+use tokentray_core::persist::{Backend, Store, StoreChoice};
+use tokentray_core::tokens::{Clock, Tokens};
+use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
+use tokentray_tests::harness::Home;
+
+const ALICE: &str = "alice@contoso.example";
+const PW: &str = "pw";
+
+/// A signed-in home (Alice, device code) whose clock ran `skew` seconds behind when it signed
+/// in, so its tokens look `skew` seconds older to the daemon.
+async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
+    let mut home = Home::new("plaintext");
+    let ca = home.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    home.set_env("TOKENTRAY_AUTHORITY", fake.url());
+    home.set_env("TOKENTRAY_CA_FILE", ca.to_str().unwrap());
+    home.set_env("TOKENTRAY_PORT", "0");
+    home.set_env("TOKENTRAY_LOG", "warn,tokentray::audit=info");
+    let paths = Paths::under(home.path());
+    let mut config = Config::defaults(&paths.config_file());
+    config.authority = fake.url().into();
+    config.ca_file = Some(ca);
+    config.store = StoreChoice::Only(Backend::Plaintext);
+    let clock: Clock = Arc::new(move || tokentray_core::cli::now() - skew);
+    let store = Store::open(&paths, &config).unwrap();
+    let tokens = Tokens::new(config, store, clock).unwrap();
+    let code = tokens
+        .start_device_code(
+            None,
+            &["https://management.core.windows.net//.default".into()],
+        )
+        .await
+        .unwrap();
+    fake.client()
+        .post(format!("{}/devicelogin", fake.url()))
+        .form(&[
+            ("user_code", code.user_code.as_str()),
+            ("username", ALICE),
+            ("password", PW),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap();
+    home
+}
+
+struct Daemon {
+    child: Child,
+    url: String,
+    secret: String,
+    addr: String,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(home: &Home) -> Self {
+        let log = home.path().join("daemon.log");
+        let child = home
+            .cmd(&["daemon"])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let file = home.path().join("run/endpoint.json");
+        for _ in 0..300 {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                    if v["pid"] == child.id() {
+                        let url = v["url"].as_str().unwrap().to_string();
+                        let addr = url.trim_start_matches("http://").to_string();
+                        let secret = v["secret"].as_str().unwrap().to_string();
+                        return Self {
+                            child,
+                            url,
+                            secret,
+                            addr,
+                            log,
+                        };
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the daemon did not publish endpoint.json: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn signal(&mut self, signal: rustix::process::Signal) -> std::process::ExitStatus {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(self.child.id() as i32).unwrap(),
+            signal,
+        )
+        .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// Sends raw HTTP/1.1 and returns (status, head, body).
+    fn raw(&self, request: &str) -> (u16, String, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut bytes = Vec::new();
+        let _ = s.read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_string(), body.to_string())
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        self.raw(&(req + "\r\n"))
+    }
+
+    fn host(&self) -> String {
+        self.addr.clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const MSI: &str = "/msi/token?api-version=2019-08-01&resource=https://management.core.windows.net/";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home);
+    let host = d.host();
+    let good = [
+        ("Host", host.as_str()),
+        ("X-IDENTITY-HEADER", d.secret.as_str()),
+    ];
+
+    let (status, _, body) = d.get(MSI, &good);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["expires_on"].is_string(),
+        "App Service sends expires_on as a string: {v}"
+    );
+    for field in ["access_token", "resource", "token_type", "client_id"] {
+        assert!(v[field].is_string(), "{field} in {v}");
+    }
+    let no_slash = MSI.trim_end_matches('/');
+    assert_eq!(
+        d.get(no_slash, &good).0,
+        200,
+        "resource without the trailing slash"
+    );
+
+    let checks: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
+        (
+            "no secret",
+            vec![("Host", host.as_str())],
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong secret",
+            vec![("Host", host.as_str()), ("X-IDENTITY-HEADER", "wrong")],
+            401,
+            "unauthorized",
+        ),
+        (
+            "secret one byte short",
+            vec![
+                ("Host", host.as_str()),
+                ("X-IDENTITY-HEADER", &d.secret[..d.secret.len() - 1]),
+            ],
+            401,
+            "unauthorized",
+        ),
+        (
+            "DNS rebinding",
+            vec![
+                ("Host", "evil.example:42117"),
+                ("X-IDENTITY-HEADER", d.secret.as_str()),
+            ],
+            403,
+            "forbidden_host",
+        ),
+        (
+            "no Host",
+            vec![("X-IDENTITY-HEADER", d.secret.as_str())],
+            403,
+            "forbidden_host",
+        ),
+        (
+            "a web page",
+            vec![
+                ("Host", host.as_str()),
+                ("X-IDENTITY-HEADER", d.secret.as_str()),
+                ("Origin", "https://evil.example"),
+            ],
+            403,
+            "forbidden_origin",
+        ),
+        (
+            "null origin",
+            vec![
+                ("Host", host.as_str()),
+                ("X-IDENTITY-HEADER", d.secret.as_str()),
+                ("Origin", "null"),
+            ],
+            403,
+            "forbidden_origin",
+        ),
+    ];
+    for (what, headers, want, code) in checks {
+        let (status, head, body) = d.get(MSI, &headers);
+        assert_eq!(status, want, "{what}: {head}\n{body}");
+        assert!(body.contains(code), "{what}: {body}");
+        assert!(
+            !head.to_ascii_lowercase().contains("access-control-allow"),
+            "{what}: no CORS ever: {head}"
+        );
+        assert!(!body.contains("access_token"), "{what}");
+    }
+    let bearer = format!("Bearer {}", d.secret);
+    assert_eq!(
+        d.get(
+            "/msi/token?api-version=2019-08-01&resource=x",
+            &[("Host", &host), ("Authorization", &bearer)]
+        )
+        .0,
+        401,
+        "the MSI route takes only its header"
+    );
+    assert_eq!(
+        d.get(
+            "/v1/accounts",
+            &[("Host", &host), ("X-IDENTITY-HEADER", &d.secret)]
+        )
+        .0,
+        401,
+        "the native API takes only Bearer"
+    );
+    assert_eq!(
+        d.get(
+            "/v1/accounts",
+            &[("Host", "localhost"), ("Authorization", &bearer)]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        d.get(
+            "/v1/accounts",
+            &[("Host", "[::1]:1"), ("Authorization", &bearer)]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        d.get("/admin", &[("Host", &host), ("Authorization", &bearer)])
+            .0,
+        404,
+        "only the documented routes"
+    );
+    let long = format!("/v1/token?scope={}", "a".repeat(5000));
+    assert_eq!(
+        d.get(&long, &[("Host", &host), ("Authorization", &bearer)])
+            .0,
+        414
+    );
+    let huge = "x".repeat(40_000);
+    let (status, _, _) = d.get(
+        "/v1/status",
+        &[
+            ("Host", &host),
+            ("Authorization", &bearer),
+            ("X-Big", &huge),
+        ],
+    );
+    assert!(
+        status == 431 || status == 0,
+        "oversized headers are refused ({status})"
+    );
+    let (status, _, _) = d.raw(&format!("POST {MSI} HTTP/1.1\r\nHost: {host}\r\nX-IDENTITY-HEADER: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", d.secret));
+    assert_eq!(status, 405);
+    assert_eq!(
+        d.get("/msi/token?resource=x", &good).0,
+        400,
+        "api-version is required"
+    );
+    let (status, _, body) = d.get(
+        "/msi/token?api-version=2019-08-01&resource=x&client_id=abc",
+        &good,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("object_id"), "{body}");
+
+    let (status, _, body) = d.get("/v1/status", &[("Host", &host), ("Authorization", &bearer)]);
+    assert_eq!(status, 200);
+    let s: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        s["served"], 2,
+        "only the two good MSI requests served tokens: {s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_native_api_selects_accounts_and_the_cli_uses_it() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home);
+    let bearer = format!("Bearer {}", d.secret);
+    let host = d.host();
+    let (status, _, body) = d.get("/v1/token?scope=https://management.core.windows.net//.default&account=ALICE@contoso.example", &[("Host", &host), ("Authorization", &bearer)]);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["account"], ALICE);
+    let (status, _, body) = d.get(
+        "/v1/token?scope=x&account=nobody",
+        &[("Host", &host), ("Authorization", &bearer)],
+    );
+    assert_eq!(status, 401);
+    assert!(body.contains("account_not_found"), "{body}");
+
+    let oid = fake.user(ALICE).unwrap().oid;
+    let (status, _, body) = d.get(
+        &format!("{MSI}&object_id={oid}"),
+        &[("Host", &host), ("X-IDENTITY-HEADER", &d.secret)],
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // `tokentray token` goes through the running instance.
+    let cli = home.ok(&[
+        "token",
+        "--scope",
+        "https://management.core.windows.net//.default",
+        "--format",
+        "raw",
+    ]);
+    assert_eq!(cli.trim(), v["access_token"].as_str().unwrap());
+    let (_, _, status) = d.get("/v1/status", &[("Host", &host), ("Authorization", &bearer)]);
+    assert_eq!(serde_json::from_str::<Value>(&status).unwrap()["served"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_for_an_expired_token_cause_one_refresh() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 3500).await; // its token has < 5 minutes left for the daemon
+    let d = Daemon::start(&home);
+    fake.clear_log();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let url = format!("{}{MSI}", d.url);
+    let calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let (client, url, secret) = (client.clone(), url.clone(), d.secret.clone());
+            tokio::spawn(async move {
+                let r = client
+                    .get(url)
+                    .header("X-IDENTITY-HEADER", secret)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.json::<Value>().await.unwrap()["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for c in calls {
+        tokens.insert(c.await.unwrap());
+    }
+    assert_eq!(tokens.len(), 1, "1,000 correct answers, all the new token");
+    let refreshes = fake
+        .request_log()
+        .iter()
+        .filter(|e| e.grant_type.as_deref() == Some("refresh_token"))
+        .count();
+    assert_eq!(refreshes, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authority_outage_still_serves_the_cached_token() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 2400).await; // past refresh_on, still valid
+    let d = Daemon::start(&home);
+    fake.queue_fault(
+        FaultRule::once(
+            Endpoint::Token,
+            Fault::Status {
+                status: 503,
+                retry_after: Some(60),
+            },
+        )
+        .times(1000),
+    );
+    fake.clear_log();
+    let host = d.host();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let (status, _, body) = d.get(MSI, &[("Host", &host), ("X-IDENTITY-HEADER", &d.secret)]);
+        assert_eq!(status, 200, "{body}");
+        seen.insert(
+            serde_json::from_str::<Value>(&body).unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        fake.request_log()
+            .iter()
+            .filter(|e| e.grant_type.is_some())
+            .count(),
+        1,
+        "one try, then Retry-After"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_stops_cleanly_replaces_stale_files_and_names_a_taken_port() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let mut home = signed_in(&fake, 0).await;
+    let file = home.path().join("run/endpoint.json");
+
+    for signal in [rustix::process::Signal::TERM, rustix::process::Signal::INT] {
+        let mut d = Daemon::start(&home);
+        let status = d.signal(signal);
+        assert!(
+            status.success(),
+            "{signal:?}: {status} {}",
+            std::fs::read_to_string(&d.log).unwrap_or_default()
+        );
+        assert!(!file.exists(), "{signal:?}: endpoint.json removed");
+    }
+
+    // A killed instance leaves a stale file: detected, replaced, and the CLI does not use it.
+    let mut d = Daemon::start(&home);
+    let _ = d.signal(rustix::process::Signal::KILL);
+    assert!(file.exists());
+    let stale: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let token = home.ok(&[
+        "token",
+        "--scope",
+        "https://management.core.windows.net//.default",
+        "--format",
+        "raw",
+    ]);
+    assert!(token.len() > 100, "served from the cache directly");
+    let d2 = Daemon::start(&home);
+    let fresh: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_ne!(fresh["pid"], stale["pid"]);
+    assert_eq!(
+        fresh["secret"], stale["secret"],
+        "the secret is stable across restarts"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // The port is taken by another program / by tokentray itself.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = other.local_addr().unwrap().port().to_string();
+    home.set_env("TOKENTRAY_PORT", &port);
+    let out = home.run(&["daemon"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("port {port}")) && stderr.contains("another program"),
+        "{stderr}"
+    );
+    let taken = d2.addr.rsplit(':').next().unwrap().to_string();
+    home.set_env("TOKENTRAY_PORT", &taken);
+    let out = home.run(&["daemon"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already runs"), "{stderr}");
+
+    // Rotation: the old secret stops working at once, the new one works, env prints it.
+    let env = home.ok(&["env", "--rotate"]);
+    let rotated: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_ne!(rotated["secret"], stale["secret"]);
+    assert!(env.contains(rotated["secret"].as_str().unwrap()));
+    let host = d2.host();
+    assert_eq!(
+        d2.get(
+            MSI,
+            &[
+                ("Host", &host),
+                ("X-IDENTITY-HEADER", stale["secret"].as_str().unwrap())
+            ]
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        d2.get(
+            MSI,
+            &[
+                ("Host", &host),
+                ("X-IDENTITY-HEADER", rotated["secret"].as_str().unwrap())
+            ]
+        )
+        .0,
+        200
+    );
+    for shell in ["fish", "powershell"] {
+        let text = home.ok(&["env", "--shell", shell]);
+        assert!(
+            text.contains("IDENTITY_ENDPOINT")
+                && text.contains(rotated["secret"].as_str().unwrap()),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+"""The loopback endpoint against the real azure-identity SDK.
+
+Alice signs in to fake-entra with `tokentray login --device-code`; `tokentray daemon` serves; with
+only the variables `tokentray env` prints, unmodified `ManagedIdentityCredential` and
+`DefaultAzureCredential` get the token tokentray holds, a second scope refreshes through
+fake-entra, and the audit log names each token served without containing any.
+"""
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+import fake_entra_helpers as fe
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("TOKENTRAY_BIN", str(ROOT / "target" / "debug" / "tokentray"))
+ARM_SCOPE = "https://management.core.windows.net/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# Variables that would make the SDKs pick another credential or identity source.
+OTHER_IDENTITY_VARS = ["MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT",
+                       "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_USERNAME",
+                       "AZURE_FEDERATED_TOKEN_FILE", "AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+
+
+@pytest.fixture
+def daemon(tmp_path, fake_entra):
+    env = dict(os.environ, TOKENTRAY_HOME=str(tmp_path / "home"), TOKENTRAY_AUTHORITY=fake_entra.url,
+               TOKENTRAY_CA_FILE=str(fake_entra.ca_path), TOKENTRAY_PORT="0",
+               TOKENTRAY_LOG="warn,tokentray::audit=info")
+    env.pop("TOKENTRAY_STORE", None)
+    login = subprocess.Popen([BIN, "--json", "login", "--device-code"], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    shown = json.loads(login.stdout.readline())
+    fake_entra.approve_device_code(shown["user_code"], *fe.ALICE)
+    out, err = login.communicate(timeout=60)
+    assert login.returncode == 0, err
+    log = tmp_path / "daemon.log"
+    process = subprocess.Popen([BIN, "daemon"], env=env, stderr=open(log, "w"))
+    endpoint = tmp_path / "home" / "run" / "endpoint.json"
+    for _ in range(200):
+        if endpoint.exists():
+            break
+        time.sleep(0.05)
+    assert endpoint.exists(), log.read_text()
+
+    def run(*args):
+        p = subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    yield run, log
+    process.terminate()
+    assert process.wait(timeout=10) == 0, log.read_text()
+    assert not endpoint.exists(), "endpoint.json withdrawn at exit"
+
+
+def use_tokentray_env(run, monkeypatch):
+    for var in OTHER_IDENTITY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for line in run("env").splitlines():
+        name, value = line.removeprefix("export ").split("=", 1)
+        monkeypatch.setenv(name, value.strip("'"))
+    assert os.environ["IDENTITY_ENDPOINT"].startswith("http://127.0.0.1:")
+
+
+def test_managed_identity_and_default_credentials_get_tokentrays_tokens(daemon, fake_entra, monkeypatch):
+    run, log = daemon
+    use_tokentray_env(run, monkeypatch)
+    held = run("token", "--scope", "https://management.core.windows.net//.default", "--format", "raw").strip()
+
+    arm = ManagedIdentityCredential().get_token(ARM_SCOPE)
+    assert arm.token == held
+    assert arm.expires_on > time.time() + 600
+
+    fake_entra.clear_log()
+    graph = ManagedIdentityCredential().get_token(GRAPH_SCOPE)
+    assert graph.token != held
+    assert fe.jwt_claims(graph.token)["aud"].startswith("https://graph.microsoft.com")
+    refreshes = [e for e in fake_entra.log() if e.get("grant_type") == "refresh_token"]
+    assert len(refreshes) == 1, fake_entra.log()
+
+    dac = DefaultAzureCredential().get_token(ARM_SCOPE)
+    assert dac.token == held
+
+    time.sleep(0.5)  # the audit line is written off the request path
+    text = log.read_text()
+    assert "served route=/msi/token account=alice@contoso.example" in text, text
+    assert "client=pid " in text, text
+    for token in (held, graph.token):
+        assert token not in text and token[-40:] not in text, "no token in the logs"
+
+
+def test_wrong_secret_is_refused_by_the_sdk(daemon, monkeypatch):
+    run, _ = daemon
+    use_tokentray_env(run, monkeypatch)
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-secret")
+    with pytest.raises(Exception) as refused:
+        ManagedIdentityCredential().get_token(ARM_SCOPE)
+    assert "401" in str(refused.value) or "secret" in str(refused.value), refused.value
