@@ -71,6 +71,7 @@ struct Daemon {
 }
 
 impl Daemon {
+    #[allow(clippy::zombie_processes)] // Drop kills and waits
     fn start(home: &Home) -> Self {
         let log = home.path().join("daemon.log");
         let child = home
@@ -81,21 +82,20 @@ impl Daemon {
             .unwrap();
         let file = home.path().join("run/endpoint.json");
         for _ in 0..300 {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                    if v["pid"] == child.id() {
-                        let url = v["url"].as_str().unwrap().to_string();
-                        let addr = url.trim_start_matches("http://").to_string();
-                        let secret = v["secret"].as_str().unwrap().to_string();
-                        return Self {
-                            child,
-                            url,
-                            secret,
-                            addr,
-                            log,
-                        };
-                    }
-                }
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && let Ok(v) = serde_json::from_str::<Value>(&text)
+                && v["pid"] == child.id()
+            {
+                let url = v["url"].as_str().unwrap().to_string();
+                let addr = url.trim_start_matches("http://").to_string();
+                let secret = v["secret"].as_str().unwrap().to_string();
+                return Self {
+                    child,
+                    url,
+                    secret,
+                    addr,
+                    log,
+                };
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -181,7 +181,8 @@ async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
         "resource without the trailing slash"
     );
 
-    let checks: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
+    type Check<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let checks: Vec<Check> = vec![
         (
             "no secret",
             vec![("Host", host.as_str())],

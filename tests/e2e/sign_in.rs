@@ -968,3 +968,54 @@ impl Drop for KeyCleanup {
             .delete();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_in_use_are_renewed_in_the_background_before_they_expire() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    let arm = scopes(ARM);
+    let first = me
+        .tokens
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    me.advance(3100); // under 10 minutes left: due for renewal
+    fake.clear_log();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let background = tokio::spawn(me.tokens.clone().refresh_in_background(
+        Duration::from_millis(100),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let renewed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        token_requests(&fake, "refresh_token") == 1
+    });
+    let _ = stop_tx.send(());
+    background.await.unwrap();
+    assert!(
+        renewed,
+        "renewed with no caller asking: {:#?}",
+        fake.request_log()
+    );
+    let now = me
+        .tokens
+        .cached(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap()
+        .0;
+    assert_ne!(now.secret.expose(), first.secret.expose());
+    assert_eq!(
+        token_requests(&fake, "refresh_token"),
+        1,
+        "renewed once, not on every tick"
+    );
+}

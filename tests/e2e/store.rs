@@ -75,7 +75,8 @@ fn keyutils_encrypts_at_rest_and_says_key_lost_after_a_reboot() {
     let store = open(&paths, Backend::Keyutils);
     store
         .modify(NOW, |c| {
-            Ok(c.put_access_token(sample_access_token("a", 0, NOW)))
+            c.put_access_token(sample_access_token("a", 0, NOW));
+            Ok(())
         })
         .unwrap();
 
@@ -112,7 +113,8 @@ fn keyutils_encrypts_at_rest_and_says_key_lost_after_a_reboot() {
     assert_eq!(store.status().unwrap().moved_aside, vec![kept_at.clone()]);
     store
         .modify(NOW, |c| {
-            Ok(c.put_access_token(sample_access_token("b", 0, NOW)))
+            c.put_access_token(sample_access_token("b", 0, NOW));
+            Ok(())
         })
         .unwrap();
     assert!(has_token(&store, "b", 0));
@@ -133,7 +135,8 @@ fn secret_service_holds_the_key_and_auto_prefers_it() {
     );
     store
         .modify(NOW, |c| {
-            Ok(c.put_access_token(sample_access_token("ss", 1, NOW)))
+            c.put_access_token(sample_access_token("ss", 1, NOW));
+            Ok(())
         })
         .unwrap();
     assert!(has_token(&open(&paths, Backend::SecretService), "ss", 1));
@@ -315,7 +318,8 @@ fn encrypted_home_with_a_token() -> (Home, KeyCleanup) {
     let key = kernel_key(&paths);
     open(&paths, Backend::Keyutils)
         .modify(NOW, |c| {
-            Ok(c.put_access_token(sample_access_token("x", 0, NOW)))
+            c.put_access_token(sample_access_token("x", 0, NOW));
+            Ok(())
         })
         .unwrap();
     (home, key)

@@ -337,6 +337,7 @@ impl Drop for FakeEntra {
 ///
 /// # Panics
 /// If `ca_pem` holds no valid certificate (test support: fail loudly).
+#[allow(clippy::expect_used)]
 pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
