@@ -24,8 +24,12 @@ test: deps venv build
 	tests/run.sh
 
 ## make bench: the benchmarks (figures printed; see README "Performance").
-bench: deps
+bench: deps venv
+	@dpkg -s wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	$(CARGO) bench -p tokentray-core --bench cache
+	$(CARGO) build --release -p tokentray -p tokentray-tests --bin tokentray --bin fake-entra
+	TOKENTRAY_BIN=$(CURDIR)/target/release/tokentray FAKE_ENTRA_BIN=$(CURDIR)/target/release/fake-entra \
+	  $(VENV)/bin/python tests/bench/endpoint.py
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -61,6 +61,17 @@ impl Instance {
         Arc::new(open(self.home.path(), fake, self.offset.clone()))
     }
 
+    /// The default account's token for one scope.
+    async fn token(&self, scope: &str) -> Result<tokentray_core::tokens::Served, Error> {
+        let scopes = [scope.to_string()];
+        self.tokens
+            .get_token(&TokenRequest {
+                scopes: &scopes,
+                ..Default::default()
+            })
+            .await
+    }
+
     fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::SeqCst);
     }
@@ -139,28 +150,13 @@ async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
     assert!(account.needs_sign_in.is_none());
 
     let arm = scopes(ARM);
-    let served = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &arm,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let served = me.token(ARM).await.unwrap();
     assert!(!served.refreshed, "straight from the sign-in");
     assert_eq!(served.account.username, ALICE);
 
     // A second resource: one refresh-token request, no interaction.
     fake.clear_log();
-    let graph = scopes(GRAPH);
-    let g = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &graph,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let g = me.token(GRAPH).await.unwrap();
     assert!(g.refreshed);
     assert!(g.scopes.contains("graph.microsoft.com"), "{}", g.scopes);
     assert_eq!(token_requests(&fake, "refresh_token"), 1);
@@ -169,14 +165,7 @@ async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
     let old_rt = rt_secret(&me.tokens);
     me.advance(3600);
     fake.advance_clock(3600);
-    let again = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &arm,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let again = me.token(ARM).await.unwrap();
     assert!(again.refreshed);
     assert_ne!(again.secret.expose(), served.secret.expose());
     let new_rt = rt_secret(&me.tokens);
@@ -335,15 +324,7 @@ async fn a_revoked_refresh_token_marks_the_account_and_keeps_it() {
     me.device_sign_in(&fake, ALICE).await;
     fake.revoke(ALICE).unwrap();
     me.advance(3500);
-    let arm = scopes(ARM);
-    let err = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &arm,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = me.token(ARM).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InteractionRequired, "{err}");
     assert!(err.to_string().contains("must sign in again"), "{err}");
     let accounts = me.restart(&fake).accounts().unwrap();
@@ -377,15 +358,7 @@ async fn claims_challenges_reach_the_caller() {
             suberror: None,
         },
     ));
-    let graph = scopes(GRAPH);
-    let err = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &graph,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = me.token(GRAPH).await.unwrap_err();
     let Error::InteractionRequired {
         claims: Some(claims),
         ..
@@ -404,15 +377,7 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
     let fake = fake(quick());
     let me = Instance::new(&fake);
     me.device_sign_in(&fake, ALICE).await;
-    let arm = scopes(ARM);
-    let original = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &arm,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let original = me.token(ARM).await.unwrap();
     me.advance(2400); // past refresh_on, still valid
     fake.queue_fault(
         FaultRule::once(
@@ -426,14 +391,7 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
     );
     fake.clear_log();
     for _ in 0..20 {
-        let s = me
-            .tokens
-            .get_token(&TokenRequest {
-                scopes: &arm,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let s = me.token(ARM).await.unwrap();
         assert_eq!(
             s.secret.expose(),
             original.secret.expose(),
@@ -448,14 +406,7 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
 
     // Expired too: a clear error with Retry-After, still no request.
     me.advance(2000);
-    let err = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &arm,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = me.token(ARM).await.unwrap_err();
     let Error::AuthorityUnavailable {
         retry_after: Some(secs),
         ..
@@ -488,14 +439,7 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
     );
     fake.clear_log();
     for _ in 0..5 {
-        let err = me
-            .tokens
-            .get_token(&TokenRequest {
-                scopes: &arm,
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
+        let err = me.token(ARM).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::AuthorityUnavailable);
     }
     assert_eq!(token_requests(&fake, "refresh_token"), 1);
@@ -718,16 +662,7 @@ async fn browser_flow_ignores_stray_requests_and_releases_its_port() {
         reqwest::get(redirect).await.is_err(),
         "the port is released after the sign-in"
     );
-    let arm = scopes(ARM);
-    assert!(
-        me.tokens
-            .get_token(&TokenRequest {
-                scopes: &arm,
-                ..Default::default()
-            })
-            .await
-            .is_ok()
-    );
+    assert!(me.token(ARM).await.is_ok());
 }
 
 /// Runs a browser sign-in whose "browser" is `act(authorize_url)`; returns the outcome.
@@ -975,14 +910,7 @@ async fn tokens_in_use_are_renewed_in_the_background_before_they_expire() {
     let me = Instance::new(&fake);
     me.device_sign_in(&fake, ALICE).await;
     let arm = scopes(ARM);
-    let first = me
-        .tokens
-        .get_token(&TokenRequest {
-            scopes: &arm,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let first = me.token(ARM).await.unwrap();
     me.advance(3100); // under 10 minutes left: due for renewal
     fake.clear_log();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

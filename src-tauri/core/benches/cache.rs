@@ -45,10 +45,10 @@ fn scope(t: usize) -> String {
     )
 }
 
-fn build() -> TokenCache {
+fn build(accounts: usize) -> TokenCache {
     let s = |v: &str| Some(v.to_string());
     let mut json = String::from("{\"RefreshToken\":{");
-    for a in 0..ACCOUNTS {
+    for a in 0..accounts {
         let rt = RefreshToken {
             credential_type: s("RefreshToken"),
             secret: Some(Secret::new(jwt_like(a + 1_000_000, 1100))),
@@ -70,7 +70,7 @@ fn build() -> TokenCache {
     }
     json.push_str("}}");
     let mut cache = TokenCache::from_json(json.as_bytes(), "bench").unwrap_or_default();
-    for a in 0..ACCOUNTS {
+    for a in 0..accounts {
         for t in 0..TOKENS {
             cache.put_access_token(AccessToken {
                 credential_type: s("AccessToken"),
@@ -109,7 +109,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
-    let cache = build();
+    let cache = build(ACCOUNTS);
     let bytes = cache.to_json(false);
     println!(
         "cache: {} accounts x {} access tokens, {:.1} MB of MSAL JSON",
@@ -147,7 +147,16 @@ fn main() {
     }
     report("lookup", samples);
 
-    // Persistence on the real encrypted store.
+    persistence(&cache, "1,000 accounts");
+    persistence(&build(5), "5 accounts (typical)");
+}
+
+/// load+decrypt and encrypt+save on the real encrypted store (kernel keyring key + file).
+fn persistence(cache: &TokenCache, label: &str) {
+    println!(
+        "-- {label}: {:.2} MB",
+        cache.to_json(false).len() as f64 / 1e6
+    );
     let dir = std::env::temp_dir().join(format!("tokentray-bench-{}", std::process::id()));
     let paths = Paths::under(&dir);
     let mut config = Config::defaults(&paths.config_file());

@@ -361,7 +361,7 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
             let paths = Paths::from_env()?;
             if let Some(endpoint) = Endpoint::running(&paths) {
                 let body = native_token(&endpoint, &scopes, &args).await?;
-                return print_native(out, &body, args.format).map_err(write_err);
+                return print_token(out, &body, args.format).map_err(write_err);
             }
             let tokens = open_tokens()?;
             let request = TokenRequest {
@@ -370,7 +370,7 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
                 tenant: args.tenant.as_deref(),
             };
             let served = tokens.get_token(&request).await?;
-            print_token(out, &served, args.format).map_err(write_err)?;
+            print_token(out, &token_body(&served), args.format).map_err(write_err)?;
         }
         Command::Cache(CacheCommand::Import { file }) => {
             let (_, store) = open()?;
@@ -530,40 +530,16 @@ fn open_browser(url: &url::Url) -> Result<()> {
     Ok(())
 }
 
-fn print_token(out: &mut dyn Write, served: &Served, format: Format) -> std::io::Result<()> {
-    let secret = served.secret.expose();
-    match format {
-        Format::Raw => writeln!(out, "{secret}"),
-        Format::Json => writeln!(
-            out,
-            "{}",
-            to_json(&json!({
-                "access_token": secret,
-                "token_type": served.token_type,
-                "expires_on": served.expires_on,
-                "scope": served.scopes,
-                "account": served.account.username,
-                "tenant": served.tenant,
-            }))
-        ),
-        Format::Az => {
-            let expires_local = chrono::DateTime::from_timestamp(served.expires_on, 0)
-                .map(|t| {
-                    t.with_timezone(&chrono::Local)
-                        .format("%Y-%m-%d %H:%M:%S%.6f")
-                        .to_string()
-                })
-                .unwrap_or_default();
-            // Field order and 2-space indent as `az account get-access-token` prints them.
-            let mut map = serde_json::Map::new();
-            map.insert("accessToken".into(), secret.into());
-            map.insert("expiresOn".into(), expires_local.into());
-            map.insert("expires_on".into(), served.expires_on.into());
-            map.insert("tenant".into(), served.tenant.clone().into());
-            map.insert("tokenType".into(), served.token_type.clone().into());
-            writeln!(out, "{}", to_json(&map))
-        }
-    }
+/// The token as the native API answers it (`GET /v1/token`): one shape for both CLI paths.
+fn token_body(served: &Served) -> serde_json::Value {
+    json!({
+        "access_token": served.secret.expose(),
+        "token_type": served.token_type,
+        "expires_on": served.expires_on,
+        "scope": served.scopes,
+        "account": served.account.username,
+        "tenant": served.tenant,
+    })
 }
 
 /// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves and refreshes in the
@@ -699,7 +675,9 @@ async fn native_token(
     }
 }
 
-fn print_native(
+/// Prints a token (in the native API's JSON shape) as `format` asks; `az` is exactly what
+/// `az account get-access-token` prints.
+fn print_token(
     out: &mut dyn Write,
     body: &serde_json::Value,
     format: Format,
