@@ -47,6 +47,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 struct Edge {
     tokens: Arc<Tokens>,
     served: AtomicU64,
+    audit: std::sync::mpsc::Sender<Audit>,
     started: std::time::Instant,
 }
 
@@ -65,6 +66,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
     let edge = Arc::new(Edge {
+        audit: audit_thread(tokens.clone()),
         tokens,
         served: AtomicU64::new(0),
         started: std::time::Instant::now(),
@@ -257,23 +259,62 @@ fn error_response(e: &Error) -> Response {
     r
 }
 
-fn audit(edge: &Arc<Edge>, route: &'static str, served: &Served, peer: Option<Peer>) {
+fn audit(edge: &Edge, route: &'static str, served: &Served, peer: Option<Peer>) {
     edge.served.fetch_add(1, Ordering::Relaxed);
-    let edge = edge.clone();
-    let served = served.clone();
-    // Finding the client process scans /proc: off the hot path.
-    tokio::task::spawn_blocking(move || {
-        let client = peer
-            .and_then(|p| crate::peer::describe(p.0))
-            .unwrap_or_else(|| "unknown".into());
-        tracing::info!(
-            target: "tokentray::audit",
-            "served route={route} account={} scope={:?} client={client}",
-            served.account.username,
-            served.scopes
-        );
-        edge.tokens.served_to(&served, client);
+    let _ = edge.audit.send(Audit {
+        route,
+        account: served.account.username.clone(),
+        scopes: served.scopes.clone(),
+        peer: peer.map(|p| p.0),
     });
+}
+
+/// One token served, for the audit thread.
+struct Audit {
+    route: &'static str,
+    account: String,
+    scopes: String,
+    peer: Option<SocketAddr>,
+}
+
+/// Writes the audit lines on one thread, off the request path: naming the client process scans
+/// `/proc`, so each peer (a connection, reused by keep-alive) is looked up once.
+fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::Sender<Audit> {
+    let (tx, rx) = std::sync::mpsc::channel::<Audit>();
+    let spawned = std::thread::Builder::new()
+        .name("tokentray-audit".into())
+        .spawn(move || {
+            let mut known: std::collections::HashMap<SocketAddr, String> =
+                std::collections::HashMap::new();
+            for a in rx {
+                let client = match a.peer {
+                    Some(peer) => {
+                        if known.len() > 1024 {
+                            known.clear();
+                        }
+                        known
+                            .entry(peer)
+                            .or_insert_with(|| {
+                                crate::peer::describe(peer).unwrap_or_else(|| "unknown".into())
+                            })
+                            .clone()
+                    }
+                    None => "unknown".into(),
+                };
+                tracing::info!(
+                    target: "tokentray::audit",
+                    "served route={} account={} scope={:?} client={client}",
+                    a.route,
+                    a.account,
+                    a.scopes
+                );
+                tokens.served_to(a.account, a.scopes, client);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no audit thread: {e}");
+    }
+    tx
 }
 
 #[derive(Deserialize)]

@@ -128,7 +128,20 @@ struct FlightKey {
 
 struct Snapshot {
     cache: TokenCache,
+    /// `cache.accounts()`, computed once per version: it decodes id tokens.
+    accounts: Vec<AccountInfo>,
     stamp: Option<Stamp>,
+}
+
+impl Snapshot {
+    fn new(cache: TokenCache, stamp: Option<Stamp>) -> Self {
+        let accounts = cache.accounts();
+        Self {
+            cache,
+            accounts,
+            stamp,
+        }
+    }
 }
 
 /// The owner of the cache. Cheap to share: `Arc<Tokens>`.
@@ -169,7 +182,7 @@ impl Tokens {
             store,
             entra,
             config,
-            snapshot: RwLock::new(Snapshot { cache, stamp }),
+            snapshot: RwLock::new(Snapshot::new(cache, stamp)),
             flights: Mutex::new(HashMap::new()),
             backoff: Mutex::new(HashMap::new()),
             in_use: Mutex::new(HashMap::new()),
@@ -209,15 +222,24 @@ impl Tokens {
     }
 
     fn install(&self, cache: TokenCache, stamp: Option<Stamp>) {
+        let fresh = Snapshot::new(cache, stamp);
         if let Ok(mut s) = self.snapshot.write() {
-            *s = Snapshot { cache, stamp };
+            *s = fresh;
         }
     }
 
     fn with_cache<T>(&self, f: impl FnOnce(&TokenCache) -> T) -> T {
+        self.with_snapshot(|cache, _| f(cache))
+    }
+
+    /// The cache and its accounts, as of the last reload.
+    fn with_snapshot<T>(&self, f: impl FnOnce(&TokenCache, &[AccountInfo]) -> T) -> T {
         match self.snapshot.read() {
-            Ok(s) => f(&s.cache),
-            Err(poisoned) => f(&poisoned.into_inner().cache),
+            Ok(s) => f(&s.cache, &s.accounts),
+            Err(poisoned) => {
+                let s = poisoned.into_inner();
+                f(&s.cache, &s.accounts)
+            }
         }
     }
 
@@ -261,10 +283,10 @@ impl Tokens {
     }
 
     /// Tells the UI a token was served (for "last served to").
-    pub fn served_to(&self, served: &Served, client: String) {
+    pub fn served_to(&self, account: String, scopes: String, client: String) {
         self.emit(Event::TokenServed {
-            account: served.account.username.clone(),
-            scopes: served.scopes.clone(),
+            account,
+            scopes,
             client,
         });
     }
@@ -275,7 +297,7 @@ impl Tokens {
     /// Those of [`Store::read`] when the file changed.
     pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
         self.refresh_snapshot()?;
-        Ok(self.with_cache(TokenCache::accounts))
+        Ok(self.with_snapshot(|_, accounts| accounts.to_vec()))
     }
 
     /// The cache as it is in memory (for views such as the window's token list).
@@ -284,16 +306,15 @@ impl Tokens {
     }
 
     /// The cached token for `request` if it has more than 5 minutes left, with whether it is due
-    /// for a proactive refresh; never refreshes.
+    /// for a proactive refresh; never refreshes, and reads memory as of the last reload (the
+    /// endpoint's edge reloads once per request through [`Tokens::endpoint_secret`]).
     ///
     /// # Errors
-    /// Account selection errors; store errors when the file changed.
+    /// Account selection errors.
     pub fn cached(&self, request: &TokenRequest<'_>) -> Result<Option<(Served, bool)>> {
-        self.refresh_snapshot()?;
         let now = (self.clock)();
-        self.with_cache(|cache| {
-            let accounts = cache.accounts();
-            let account = select_account(&accounts, request.account)?;
+        self.with_snapshot(|cache, accounts| {
+            let account = select_account(accounts, request.account)?;
             Ok(self.served(cache, account, request, now, false))
         })
     }
@@ -312,9 +333,8 @@ impl Tokens {
         }
         self.refresh_snapshot()?;
         let now = (self.clock)();
-        let (account, cached) = self.with_cache(|cache| -> Result<_> {
-            let accounts = cache.accounts();
-            let account = select_account(&accounts, request.account)?.clone();
+        let (account, cached) = self.with_snapshot(|cache, accounts| -> Result<_> {
+            let account = select_account(accounts, request.account)?.clone();
             let cached = self.served(cache, &account, request, now, false);
             Ok((account, cached))
         })?;
@@ -601,8 +621,10 @@ impl Tokens {
         })?;
         lock(&self.backoff).remove(&hid);
         self.emit(Event::AccountsChanged);
-        self.with_cache(|c| c.accounts().into_iter().find(|a| a.home_account_id == hid))
-            .ok_or_else(|| Error::Protocol("the signed-in account is not in the cache".into()))
+        self.with_snapshot(|_, accounts| {
+            accounts.iter().find(|a| a.home_account_id == hid).cloned()
+        })
+        .ok_or_else(|| Error::Protocol("the signed-in account is not in the cache".into()))
     }
 
     /// Browser sign-in; `open` gets the URL to show or open.
@@ -663,8 +685,10 @@ impl Tokens {
             Ok(hid)
         })?;
         self.emit(Event::AccountsChanged);
-        self.with_cache(|c| c.accounts().into_iter().find(|a| a.home_account_id == hid))
-            .ok_or(Error::NoAccount)
+        self.with_snapshot(|_, accounts| {
+            accounts.iter().find(|a| a.home_account_id == hid).cloned()
+        })
+        .ok_or(Error::NoAccount)
     }
 
     /// Signs out the account `query` names (or all): its refresh, access and id tokens and
