@@ -63,6 +63,23 @@ impl App {
     }
 
     /// Trace ids for a request, at the fake clock's now.
+    /// A JSON answer, or Entra's error shape; either way stamped with the request's trace ids.
+    pub fn answer(
+        &self,
+        headers: &HeaderMap,
+        result: Result<serde_json::Value, super::aad_error::AadError>,
+    ) -> Response {
+        let trace = self.trace(headers);
+        match result {
+            Ok(value) => {
+                let mut response = axum::Json(value).into_response();
+                trace.stamp(response.headers_mut());
+                response
+            }
+            Err(e) => e.respond(&trace, &self.base_url),
+        }
+    }
+
     pub fn trace(&self, headers: &HeaderMap) -> Trace {
         Trace::new(headers, self.clock.now())
     }

@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use chrono::TimeDelta;
 use serde_json::{Value, json};
 
@@ -42,15 +41,10 @@ pub async fn devicecode(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let trace = app.trace(&headers);
-    match start(&app, &tenant, &headers, &Params::from_urlencoded(&body)) {
-        Ok(value) => {
-            let mut response = Json(value).into_response();
-            trace.stamp(response.headers_mut());
-            response
-        }
-        Err(e) => e.respond(&trace, &app.base_url),
-    }
+    app.answer(
+        &headers,
+        start(&app, &tenant, &headers, &Params::from_urlencoded(&body)),
+    )
 }
 
 fn start(app: &App, tenant: &str, headers: &HeaderMap, params: &Params) -> Result<Value, AadError> {

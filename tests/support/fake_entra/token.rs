@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, header};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use serde_json::Value;
 
 use super::aad_error::AadError;
@@ -39,15 +38,10 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let trace = app.trace(&headers);
-    match grant(&app, &tenant, &headers, &Params::from_urlencoded(&body)) {
-        Ok(value) => {
-            let mut response = Json(value).into_response();
-            trace.stamp(response.headers_mut());
-            response
-        }
-        Err(e) => e.respond(&trace, &app.base_url),
-    }
+    app.answer(
+        &headers,
+        grant(&app, &tenant, &headers, &Params::from_urlencoded(&body)),
+    )
 }
 
 fn grant(app: &App, tenant: &str, headers: &HeaderMap, params: &Params) -> Result<Value, AadError> {
