@@ -609,7 +609,7 @@ impl TokenCache {
                 && at.secret.is_some()
                 && {
                     let target = at.target.as_deref().unwrap_or("");
-                    wanted().all(|w| target.split_whitespace().any(|t| t == w))
+                    wanted().all(|w| target.split_ascii_whitespace().any(|t| t == w))
                 };
             if !matches {
                 continue;
