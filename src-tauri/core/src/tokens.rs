@@ -859,21 +859,21 @@ pub fn find_token<'c>(
     now: i64,
     min_left: i64,
 ) -> Option<FoundToken<'c>> {
-    let query = |realm| AtQuery {
+    let query = AtQuery {
         home_account_id: &account.home_account_id,
         environment: &account.environment,
         client_id: &config.client_id,
-        realm,
+        realm: None,
         scopes,
     };
-    match tenant {
-        Some(t) => cache.find_access_token_lasting(&query(Some(t)), now, min_left),
-        None => [
-            Some(config.tenant.as_str()),
-            account.home_tenant.as_deref(),
-            None,
-        ]
-        .into_iter()
-        .find_map(|realm| cache.find_access_token_lasting(&query(realm), now, min_left)),
-    }
+    // Without a tenant: the configured tenant first, then the home tenant, then any realm.
+    let configured = config.tenant.as_str();
+    let home = account.home_tenant.as_deref();
+    let rank = |realm: Option<&str>| match tenant {
+        Some(t) => (realm == Some(t)).then_some(0),
+        None if realm == Some(configured) => Some(0),
+        None if realm.is_some() && realm == home => Some(1),
+        None => Some(2),
+    };
+    cache.find_access_token_ranked(&query, now, min_left, rank)
 }

@@ -582,6 +582,28 @@ impl TokenCache {
         now: i64,
         min_left: i64,
     ) -> Option<FoundToken<'_>> {
+        let rank = |realm: Option<&str>| query.realm.is_none_or(|r| realm == Some(r)).then_some(0);
+        self.find_access_token_ranked(
+            &AtQuery {
+                realm: None,
+                ..*query
+            },
+            now,
+            min_left,
+            rank,
+        )
+    }
+
+    /// One pass over the account's access tokens: among those matching `query` (its `realm`
+    /// included, if any) with at least `min_left` seconds left, the one whose realm `rank`s
+    /// lowest (`None`: not acceptable), then the one that lives longest.
+    pub fn find_access_token_ranked(
+        &self,
+        query: &AtQuery<'_>,
+        now: i64,
+        min_left: i64,
+        rank: impl Fn(Option<&str>) -> Option<u8>,
+    ) -> Option<FoundToken<'_>> {
         let wanted = || {
             query
                 .scopes
@@ -590,9 +612,12 @@ impl TokenCache {
                 .filter(|s| !RESERVED_SCOPES.contains(s))
         };
         let positions = self.at_index.get(query.home_account_id)?;
-        let mut best: Option<FoundToken<'_>> = None;
+        let mut best: Option<(u8, FoundToken<'_>)> = None;
         for &position in positions {
             let Some((key, at)) = self.access_tokens.get_index(position) else {
+                continue;
+            };
+            let Some(realm_rank) = rank(at.realm.as_deref()) else {
                 continue;
             };
             let matches = at.client_id.as_deref() == Some(query.client_id)
@@ -620,17 +645,21 @@ impl TokenCache {
             if expires_on - now < min_left {
                 continue;
             }
-            if best.is_none_or(|b| expires_on > b.expires_on) {
+            let better = best.as_ref().is_none_or(|(r, b)| {
+                realm_rank < *r || (realm_rank == *r && expires_on > b.expires_on)
+            });
+            if better {
                 let refresh_due = epoch(&at.refresh_on).is_some_and(|r| r < now);
-                best = Some(FoundToken {
+                let found = FoundToken {
                     key,
                     entry: at,
                     expires_on,
                     refresh_due,
-                });
+                };
+                best = Some((realm_rank, found));
             }
         }
-        best
+        best.map(|(_, found)| found)
     }
 
     /// Refresh tokens usable for `client_id` on this account, in the order to try them
