@@ -33,10 +33,6 @@ fn quick() -> FakeConfig {
     }
 }
 
-fn client(fake: &FakeEntra) -> reqwest::Client {
-    fake.client()
-}
-
 /// A tokentray instance on its own home, pointed at `fake`, with a clock the test moves.
 struct Instance {
     home: tempfile::TempDir,
@@ -109,7 +105,8 @@ fn open(home: &std::path::Path, fake: &FakeEntra, offset: Arc<AtomicI64>) -> Tok
 }
 
 async fn device_login(fake: &FakeEntra, user_code: &str, user: &str, action: &str) {
-    let page = client(fake)
+    let page = fake
+        .client()
         .post(format!("{}/devicelogin", fake.url()))
         .form(&[
             ("user_code", user_code),
@@ -175,7 +172,8 @@ async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
         1,
         "one refresh token, replaced"
     );
-    let replay = client(&fake)
+    let replay = fake
+        .client()
         .post(format!("{}/organizations/oauth2/v2.0/token", fake.url()))
         .form(&[
             ("client_id", me.tokens.config().client_id.as_str()),
@@ -554,6 +552,15 @@ fn form(html: &str) -> (String, Vec<(String, String)>) {
     (action, fields)
 }
 
+/// A form's `action` as a full URL on fake-entra.
+fn absolute(fake: &FakeEntra, action: String) -> String {
+    if action.is_empty() || action.starts_with('/') {
+        format!("{}{action}", fake.url())
+    } else {
+        action
+    }
+}
+
 /// Plays the browser: opens the authorize URL on fake-entra, signs in, delivers the answer
 /// (form_post) to tokentray's loopback listener. `tamper` may rewrite the URL first.
 async fn play_browser(
@@ -562,7 +569,7 @@ async fn play_browser(
     user: &str,
     tamper: impl Fn(String) -> String,
 ) {
-    let http = client(fake);
+    let http = fake.client();
     let page = http
         .get(tamper(authorize))
         .send()
@@ -572,11 +579,7 @@ async fn play_browser(
         .await
         .unwrap();
     let (action, mut fields) = form(&page);
-    let action = if action.is_empty() || action.starts_with('/') {
-        format!("{}{action}", fake.url())
-    } else {
-        action
-    };
+    let action = absolute(fake, action);
     for (k, v) in fields.iter_mut() {
         match k.as_str() {
             "username" => *v = user.into(),
@@ -724,14 +727,10 @@ async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
     // The user cancels on fake-entra's page: Entra redirects with access_denied.
     let fake_ref = &fake;
     let err = browser_attempt(&me, options(), |u| async move {
-        let http = client(fake_ref);
+        let http = fake_ref.client();
         let page = http.get(u).send().await.unwrap().text().await.unwrap();
         let (action, mut fields) = form(&page);
-        let action = if action.starts_with('/') || action.is_empty() {
-            format!("{}{action}", fake_ref.url())
-        } else {
-            action
-        };
+        let action = absolute(fake_ref, action);
         fields.push(("action".into(), "cancel".into()));
         let answer = http.post(action).form(&fields).send().await.unwrap();
         let html = answer.text().await.unwrap();
