@@ -1,47 +1,86 @@
 //! The tokentray desktop shell: a thin Tauri layer over `tokentray-core`.
 //!
-//! Only this crate depends on tauri. Everything it shows or does is a call into the core. The
-//! app runs the same instance as `tokentray daemon` (loopback endpoint, background refresh,
-//! `endpoint.json`) for as long as it runs, and withdraws it on exit.
+//! Only this crate depends on tauri. Everything it shows or does is a call into the core:
+//! - [`commands`]: the window's commands (DTO in, core call, DTO or `{code, message}` out);
+//! - [`tray`]: the tray icon and menu;
+//! - here: the app's wiring. It runs the same instance as `tokentray daemon` (loopback endpoint,
+//!   background refresh, `endpoint.json`) while it runs, pushes core events to the window
+//!   (`tokentray://changed`), the tray and desktop notifications, hides the window on close, and
+//!   stops the endpoint cleanly on Quit, SIGTERM or SIGINT. A second start focuses this one.
 
+pub mod commands;
+mod tray;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tauri::{AppHandle, Emitter as _, Manager as _, Runtime};
 use tokentray_core::config::Config;
+use tokentray_core::desktop::{Desktop, Notices};
 use tokentray_core::paths::Paths;
 use tokentray_core::persist::Store;
-use tokentray_core::tokens::{Tokens, system_clock};
+use tokentray_core::tokens::{Event, Tokens, system_clock};
+
+use crate::commands::UiError;
+
+/// The event the window listens to: something changed, fetch the overview again.
+pub const CHANGED: &str = "tokentray://changed";
 
 /// Starts the desktop app and blocks until it quits.
 ///
 /// # Errors
 /// If the token store cannot be opened, or the window system or webview cannot start (e.g. no
-/// display).
+/// display). The reason is also shown as a desktop notification, since there may be no
+/// terminal to read it in.
 pub fn run() -> anyhow::Result<()> {
+    let result = start();
+    if let Err(e) = &result {
+        notify_blocking("tokentray could not start".into(), format!("{e:#}"));
+    }
+    result
+}
+
+fn start() -> anyhow::Result<()> {
     let paths = Paths::from_env()?;
     let config = Config::load(&paths.config_file())?;
     let store = Store::open(&paths, &config)?;
     let tokens = Arc::new(Tokens::new(config, store, system_clock())?);
+    let desktop = Arc::new(Desktop::new(paths, tokens));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let instance: Arc<Mutex<Option<tauri::async_runtime::JoinHandle<()>>>> = Arc::default();
 
     let started = instance.clone();
-    let app = tauri::Builder::default()
-        .setup(move |_app| {
-            let (tokens, paths, mut stop) = (tokens.clone(), paths.clone(), stop_rx.clone());
-            let handle = tauri::async_runtime::spawn(async move {
-                let stopped = async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                };
-                if let Err(e) = tokentray_core::cli::run_instance(&paths, tokens, stopped).await {
-                    tracing::error!("the token endpoint is not running: {e}");
-                }
-            });
-            if let Ok(mut slot) = started.lock() {
-                *slot = Some(handle);
+    let shared = desktop.clone();
+    let builder = tauri::Builder::default()
+        // First, so a second start hands over before anything else is set up.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_window(app);
+        }))
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .manage(desktop)
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                // The app lives in the tray: closing the window hides it.
+                api.prevent_close();
+                let _ = window.hide();
             }
-            Ok(())
         })
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            tray::create(&handle, &shared)?;
+            let endpoint = serve(handle.clone(), shared.clone(), stop_rx.clone());
+            if let Ok(mut slot) = started.lock() {
+                *slot = Some(endpoint);
+            }
+            tauri::async_runtime::spawn(forward(handle.clone(), shared.clone()));
+            tauri::async_runtime::spawn(async move {
+                tokentray_core::cli::shutdown_signal().await;
+                handle.exit(0);
+            });
+            Ok(())
+        });
+    let app = commands::handler(builder)
         .build(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("the tokentray window could not start: {e}"))?;
 
@@ -58,4 +97,126 @@ pub fn run() -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Runs the loopback endpoint until `stop`; its fate is shown in the window.
+fn serve<R: Runtime>(
+    app: AppHandle<R>,
+    desktop: Arc<Desktop>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tauri::async_runtime::JoinHandle<()> {
+    tauri::async_runtime::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let ready_app = app.clone();
+        let ready = move |_: &tokentray_core::instance::Endpoint| {
+            let _ = ready_app.emit(CHANGED, serde_json::json!({"kind": "endpoint_changed"}));
+        };
+        let tokens = desktop.tokens().clone();
+        let paths = desktop.paths().clone();
+        if let Err(e) = tokentray_core::cli::run_instance(&paths, tokens, stopped, ready).await {
+            tracing::error!("the token endpoint is not running: {e}");
+            desktop.endpoint_stopped(e.to_string());
+            let _ = app.emit(CHANGED, serde_json::json!({"kind": "endpoint_changed"}));
+            notify("The token endpoint is not running".into(), e.to_string());
+        }
+    })
+}
+
+/// Pushes core events to the window, the tray and notifications.
+async fn forward<R: Runtime>(app: AppHandle<R>, desktop: Arc<Desktop>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = desktop.tokens().subscribe();
+    let mut notices = Notices::default();
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            // Missed some: the window refetches everything anyway.
+            Err(RecvError::Lagged(_)) => Event::AccountsChanged,
+            Err(RecvError::Closed) => return,
+        };
+        let _ = app.emit(CHANGED, &event);
+        if matches!(
+            event,
+            Event::AccountsChanged | Event::NeedsSignIn { .. } | Event::SignedIn { .. }
+        ) {
+            tray::update(&app, &desktop);
+        }
+        if let Some(notice) = notices.notice(&event, desktop.tokens().now()) {
+            notify(notice.summary, notice.body);
+        }
+    }
+}
+
+/// Shows, unminimizes and focuses the window.
+fn show_window<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.show();
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+}
+
+/// Puts `text` on the clipboard.
+fn copy<R: Runtime>(app: &AppHandle<R>, text: &str) -> Result<(), UiError> {
+    use tauri_plugin_clipboard_manager::Clipboard;
+    let clipboard = app
+        .try_state::<Clipboard<R>>()
+        .ok_or_else(|| UiError::new("clipboard_unavailable", "the clipboard is not available"))?;
+    clipboard.write_text(text).map_err(|e| {
+        UiError::new(
+            "clipboard_unavailable",
+            format!("could not use the clipboard ({e}); select the text and copy it yourself"),
+        )
+    })
+}
+
+/// Notifications whose daemon has not answered yet; past this many, new ones are dropped.
+const MAX_PENDING_NOTIFICATIONS: usize = 2;
+static PENDING_NOTIFICATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// Shows a desktop notification without waiting for it: a notification daemon that never
+/// answers must not hang the app (notify-rust blocks until it replies).
+fn notify(summary: String, body: String) {
+    if PENDING_NOTIFICATIONS.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_NOTIFICATIONS {
+        PENDING_NOTIFICATIONS.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!("notification dropped: the notification daemon is not answering");
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("notify".into())
+        .spawn(move || {
+            show_notification(&summary, &body);
+            PENDING_NOTIFICATIONS.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        PENDING_NOTIFICATIONS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// [`notify`], waiting at most 3 seconds for it (used when the app is about to exit).
+fn notify_blocking(summary: String, body: String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("notify".into())
+        .spawn(move || {
+            show_notification(&summary, &body);
+            let _ = tx.send(());
+        });
+    if spawned.is_ok() {
+        let _ = rx.recv_timeout(Duration::from_secs(3));
+    }
+}
+
+fn show_notification(summary: &str, body: &str) {
+    let shown = notify_rust::Notification::new()
+        .appname("tokentray")
+        .summary(summary)
+        .body(body)
+        .timeout(notify_rust::Timeout::Milliseconds(10_000))
+        .show();
+    if let Err(e) = shown {
+        tracing::debug!("no desktop notification ({e}): {summary}");
+    }
 }

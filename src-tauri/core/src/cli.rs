@@ -417,36 +417,21 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
             let paths = Paths::from_env()?;
             let tokens = open_tokens()?;
             let secret = if rotate {
-                tokens.rotate_endpoint_secret()?
+                crate::instance::rotate_secret(&paths, &tokens)?
             } else {
                 tokens.endpoint_secret()?
             };
-            let running = Endpoint::running(&paths);
-            let url = running.as_ref().map_or_else(
+            let url = Endpoint::running(&paths).map_or_else(
                 || format!("http://127.0.0.1:{}", tokens.config().port),
-                |e| e.url.clone(),
+                |e| e.url,
             );
-            if let (true, Some(mut endpoint)) = (rotate, running) {
-                endpoint.secret = secret.clone();
-                endpoint.publish(&paths)?;
-            }
-            let vars = [
-                ("IDENTITY_ENDPOINT", format!("{url}/msi/token")),
-                ("IDENTITY_HEADER", secret.expose().to_string()),
-            ];
-            for (name, value) in vars {
-                match shell {
-                    Shell::Posix => writeln!(out, "export {name}='{value}'"),
-                    Shell::Fish => writeln!(out, "set -gx {name} '{value}';"),
-                    Shell::Powershell => writeln!(out, "$env:{name} = '{value}'"),
-                }
+            out.write_all(env_lines(&url, secret.expose(), shell).as_bytes())
                 .map_err(write_err)?;
-            }
         }
         Command::Daemon => {
             let paths = Paths::from_env()?;
             let tokens = std::sync::Arc::new(open_tokens()?);
-            run_instance(&paths, tokens, shutdown_signal()).await?;
+            run_instance(&paths, tokens, shutdown_signal(), |_| {}).await?;
         }
         Command::Status => {
             let (config, store) = open()?;
@@ -491,6 +476,29 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The lines that point tools at the endpoint at `url` with `secret` (the `IDENTITY_ENDPOINT`
+/// and `IDENTITY_HEADER` variables azure-identity's managed identity credential reads), in
+/// `shell`'s syntax, one per line. Zeroized on drop: it holds the secret.
+pub fn env_lines(url: &str, secret: &str, shell: Shell) -> zeroize::Zeroizing<String> {
+    use std::fmt::Write as _;
+    let endpoint = format!("{url}/msi/token");
+    let vars = [
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", secret),
+    ];
+    // Reserved up front so the secret is never left behind in a reallocated buffer.
+    let mut text =
+        zeroize::Zeroizing::new(String::with_capacity(128 + endpoint.len() + secret.len()));
+    for (name, value) in vars {
+        let _ = match shell {
+            Shell::Posix => writeln!(text, "export {name}='{value}'"),
+            Shell::Fish => writeln!(text, "set -gx {name} '{value}';"),
+            Shell::Powershell => writeln!(text, "$env:{name} = '{value}'"),
+        };
+    }
+    text
 }
 
 fn to_json(v: &impl serde::Serialize) -> String {
@@ -544,7 +552,7 @@ fn token_body(served: &Served) -> serde_json::Value {
 
 /// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves and refreshes in the
 /// background until `shutdown`, then withdraws `endpoint.json`. The tray app and `tokentray
-/// daemon` both run this.
+/// daemon` both run this. `ready` is called once `endpoint.json` is published.
 ///
 /// # Errors
 /// The port is taken; store errors.
@@ -552,6 +560,7 @@ pub async fn run_instance(
     paths: &Paths,
     tokens: std::sync::Arc<Tokens>,
     shutdown: impl std::future::Future<Output = ()>,
+    ready: impl FnOnce(&Endpoint),
 ) -> Result<()> {
     let listeners =
         crate::instance::bind(paths, &tokens.config().path, tokens.config().port).await?;
@@ -565,6 +574,7 @@ pub async fn run_instance(
         pid: std::process::id(),
     };
     endpoint.publish(paths)?;
+    ready(&endpoint);
     tracing::warn!(
         "serving tokens on {} (pid {}); point tools at it with: eval \"$(tokentray env)\"",
         endpoint.url,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::persist::StoreChoice;
 use crate::{Error, Result};
@@ -21,17 +21,61 @@ pub const DEFAULT_PORT: u16 = 42117;
 pub const DEFAULT_TENANT: &str = "organizations";
 
 /// The file's shape.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(skip_serializing_if = "Option::is_none")]
     store: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     allow_unencrypted_storage: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     authority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     ca_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
 }
+
+impl File {
+    fn read(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
+                path: path.into(),
+                detail: e.message().to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io("read", path, e)),
+        }
+    }
+}
+
+/// The settings the window edits, as written to `config.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editable {
+    /// Authority base URL or cloud name.
+    pub authority: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Client id.
+    pub client_id: String,
+    /// Loopback endpoint port.
+    pub port: u16,
+    /// Whether `auto` may fall back to a plaintext file.
+    pub allow_unencrypted_storage: bool,
+}
+
+/// Settings fixed by an environment variable, which wins over the file: (setting, variable).
+const OVERRIDES: [(&str, &str); 5] = [
+    ("authority", "TOKENTRAY_AUTHORITY"),
+    ("tenant", "TOKENTRAY_TENANT"),
+    ("client_id", "TOKENTRAY_CLIENT_ID"),
+    ("port", "TOKENTRAY_PORT"),
+    ("store", "TOKENTRAY_STORE"),
+];
 
 /// The effective configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,11 +122,7 @@ impl Config {
             path: path.into(),
             detail,
         };
-        let file: File = match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
-            Err(e) => return Err(Error::io("read", path, e)),
-        };
+        let file = File::read(path)?;
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let store_text = env("TOKENTRAY_STORE")
             .or(file.store)
@@ -111,6 +151,39 @@ impl Config {
             },
             path: path.into(),
         })
+    }
+
+    /// Writes `settings` to the config file at `path`, keeping its other keys (`store`,
+    /// `ca_file`); atomic, mode 0600. Takes effect at the next start. Comments in the file are
+    /// not kept.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the existing file is invalid (it is left as it is); [`Error::Io`].
+    pub fn save(path: &Path, settings: &Editable) -> Result<()> {
+        let mut file = File::read(path)?;
+        file.authority = Some(settings.authority.clone());
+        file.tenant = Some(settings.tenant.clone());
+        file.client_id = Some(settings.client_id.clone());
+        file.port = Some(settings.port);
+        file.allow_unencrypted_storage = Some(settings.allow_unencrypted_storage);
+        let text = toml::to_string(&file).map_err(|e| Error::Config {
+            path: path.into(),
+            detail: format!("cannot write it: {e}"),
+        })?;
+        if let Some(dir) = path.parent() {
+            crate::paths::ensure_private_dir(dir)?;
+        }
+        crate::persist::write_atomic(path, text.as_bytes())
+    }
+
+    /// The settings (`authority`, `tenant`, `client_id`, `port`, `store`) an environment
+    /// variable fixes, so editing them in the file has no effect.
+    pub fn overridden() -> Vec<&'static str> {
+        OVERRIDES
+            .iter()
+            .filter(|(_, var)| std::env::var_os(var).is_some_and(|v| !v.is_empty()))
+            .map(|(setting, _)| *setting)
+            .collect()
     }
 
     /// The cache `environment` of the authority: its host, lower-case, without port.

@@ -398,7 +398,7 @@ impl Error {
     }
 
     /// Shorthand for [`Error::InvalidInput`].
-    pub(crate) fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::InvalidInput {
             what: what.into(),
             detail: detail.into(),

@@ -70,6 +70,20 @@ impl Endpoint {
     }
 }
 
+/// Replaces the endpoint secret (tools with the old one get 401 from now on) and, if an
+/// instance is running, republishes its `endpoint.json` with the new one. Returns it.
+///
+/// # Errors
+/// Store errors; [`Error::Io`] writing `endpoint.json`.
+pub fn rotate_secret(paths: &Paths, tokens: &crate::tokens::Tokens) -> Result<Secret> {
+    let secret = tokens.rotate_endpoint_secret()?;
+    if let Some(mut endpoint) = Endpoint::running(paths) {
+        endpoint.secret = secret.clone();
+        endpoint.publish(paths)?;
+    }
+    Ok(secret)
+}
+
 /// Whether `pid` is a live tokentray process.
 fn alive(pid: u32) -> bool {
     if pid == std::process::id() {

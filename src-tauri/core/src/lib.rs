@@ -18,12 +18,15 @@
 //! - [`instance`]: how clients find the running instance (`endpoint.json`).
 //! - [`peer`]: which local process is behind a loopback connection (audit log).
 //! - [`cli`]: the `tokentray` subcommands.
+//! - [`desktop`]: what the tray app shows and does (overview, tray menu, notifications,
+//!   cancellable sign-ins, settings), as plain data.
 #![deny(missing_docs)]
 
 pub mod authority;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod desktop;
 pub mod error;
 pub mod flow;
 pub mod instance;

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -87,6 +88,18 @@ pub enum Event {
         /// What happened.
         reason: String,
     },
+    /// An interactive sign-in completed.
+    SignedIn {
+        /// Username.
+        account: String,
+    },
+    /// A device code sign-in started: the user enters `user_code` at `verification_uri`.
+    DeviceCodeReady {
+        /// The code to enter (not a secret on its own: it is useless without the user's sign-in).
+        user_code: String,
+        /// Where to enter it.
+        verification_uri: String,
+    },
 }
 
 /// A token request.
@@ -153,6 +166,9 @@ pub struct Tokens {
     flights: Mutex<HashMap<FlightKey, Arc<tokio::sync::Mutex<()>>>>,
     backoff: Mutex<HashMap<String, (Instant, u32)>>,
     in_use: Mutex<HashMap<FlightKey, Instant>>,
+    /// (username, scopes) -> the client last served that token, for the window.
+    served: Mutex<HashMap<(String, String), String>>,
+    served_count: AtomicU64,
     events: broadcast::Sender<Event>,
     clock: Clock,
 }
@@ -186,6 +202,8 @@ impl Tokens {
             flights: Mutex::new(HashMap::new()),
             backoff: Mutex::new(HashMap::new()),
             in_use: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
+            served_count: AtomicU64::new(0),
             events,
             clock,
         })
@@ -194,6 +212,11 @@ impl Tokens {
     /// Events for the UI.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Epoch seconds now, by this instance's clock.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
     }
 
     /// The configuration.
@@ -282,13 +305,29 @@ impl Tokens {
         })
     }
 
-    /// Tells the UI a token was served (for "last served to").
+    /// Records that the endpoint served `account`'s token for `scopes` to `client`, and tells
+    /// the UI.
     pub fn served_to(&self, account: String, scopes: String, client: String) {
+        self.served_count.fetch_add(1, Ordering::Relaxed);
+        lock(&self.served).insert((account.clone(), scopes.clone()), client.clone());
         self.emit(Event::TokenServed {
             account,
             scopes,
             client,
         });
+    }
+
+    /// The client the endpoint last served `account`'s (username) token for `scopes` (the
+    /// entry's target) to, since this instance started.
+    pub fn last_served_to(&self, account: &str, scopes: &str) -> Option<String> {
+        lock(&self.served)
+            .get(&(account.to_string(), scopes.to_string()))
+            .cloned()
+    }
+
+    /// Tokens the endpoint served since this instance started.
+    pub fn requests_served(&self) -> u64 {
+        self.served_count.load(Ordering::Relaxed)
     }
 
     /// The accounts, with default and needs-sign-in state.
@@ -620,11 +659,16 @@ impl Tokens {
             Ok(hid)
         })?;
         lock(&self.backoff).remove(&hid);
+        let account = self
+            .with_snapshot(|_, accounts| {
+                accounts.iter().find(|a| a.home_account_id == hid).cloned()
+            })
+            .ok_or_else(|| Error::Protocol("the signed-in account is not in the cache".into()))?;
         self.emit(Event::AccountsChanged);
-        self.with_snapshot(|_, accounts| {
-            accounts.iter().find(|a| a.home_account_id == hid).cloned()
-        })
-        .ok_or_else(|| Error::Protocol("the signed-in account is not in the cache".into()))
+        self.emit(Event::SignedIn {
+            account: account.username.clone(),
+        });
+        Ok(account)
     }
 
     /// Browser sign-in; `open` gets the URL to show or open.
@@ -656,7 +700,12 @@ impl Tokens {
         tenant: Option<&str>,
         scopes: &[String],
     ) -> Result<flow::device_code::DeviceCode> {
-        flow::device_code::start(&self.entra, tenant, scopes).await
+        let code = flow::device_code::start(&self.entra, tenant, scopes).await?;
+        self.emit(Event::DeviceCodeReady {
+            user_code: code.user_code.clone(),
+            verification_uri: code.verification_uri.clone(),
+        });
+        Ok(code)
     }
 
     /// Waits for the device code sign-in to complete.

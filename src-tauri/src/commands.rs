@@ -1,0 +1,145 @@
+//! The window's commands: DTO in, one core call, DTO or [`UiError`] out. Each is registered in
+//! [`handler`]; `ui/api.js` has one wrapper per command.
+
+use std::sync::Arc;
+
+use tauri::{AppHandle, Runtime, State};
+use tokentray_core::Error;
+use tokentray_core::cache::AccountInfo;
+use tokentray_core::desktop::{Desktop, DeviceCodeView, Overview, SettingsInput, SettingsView};
+
+/// What a failed command sends the window: a stable code to branch on and a sentence that says
+/// what to do next. Never a token: core errors carry none.
+#[derive(Debug, serde::Serialize)]
+pub struct UiError {
+    code: &'static str,
+    pub(crate) message: String,
+}
+
+impl UiError {
+    /// An error of the shell itself (core errors convert with `From`).
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for UiError {
+    fn from(e: Error) -> Self {
+        Self {
+            code: e.code().as_str(),
+            message: e.to_string(),
+        }
+    }
+}
+
+type Reply<T> = Result<T, UiError>;
+type Shared<'a> = State<'a, Arc<Desktop>>;
+
+/// Registers every command on `builder` (the real app and the mock-runtime tests alike).
+pub fn handler<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.invoke_handler(tauri::generate_handler![
+        overview,
+        sign_in_browser,
+        start_device_code,
+        finish_device_code,
+        cancel_sign_in,
+        open_verification_page,
+        switch_account,
+        sign_out,
+        rotate_secret,
+        copy_env,
+        copy_text,
+        save_settings,
+    ])
+}
+
+/// Accounts, tokens, endpoint and settings.
+#[tauri::command]
+fn overview(desktop: Shared<'_>) -> Reply<Overview> {
+    Ok(desktop.overview()?)
+}
+
+/// Browser sign-in; resolves when the user finished in the browser.
+#[tauri::command]
+async fn sign_in_browser(desktop: Shared<'_>, account: Option<String>) -> Reply<AccountInfo> {
+    Ok(desktop
+        .sign_in_browser(account, tokentray_core::desktop::open_url)
+        .await?)
+}
+
+/// Starts a device code sign-in.
+#[tauri::command]
+async fn start_device_code(desktop: Shared<'_>) -> Reply<DeviceCodeView> {
+    Ok(desktop.start_device_code().await?)
+}
+
+/// Waits for the device code sign-in to complete.
+#[tauri::command]
+async fn finish_device_code(desktop: Shared<'_>) -> Reply<AccountInfo> {
+    Ok(desktop.finish_device_code().await?)
+}
+
+/// Cancels the sign-in in progress.
+#[tauri::command]
+fn cancel_sign_in(desktop: Shared<'_>) {
+    desktop.cancel_sign_in();
+}
+
+/// Opens the device code's verification page in the system browser.
+#[tauri::command]
+fn open_verification_page(desktop: Shared<'_>) -> Reply<()> {
+    let uri = desktop.verification_uri().ok_or_else(|| {
+        Error::invalid("verification page", "no device code sign-in is in progress")
+    })?;
+    let url = url_of(&uri)?;
+    Ok(tokentray_core::desktop::open_url(&url)?)
+}
+
+/// Makes `account` (home account id) the default.
+#[tauri::command]
+fn switch_account(desktop: Shared<'_>, account: String) -> Reply<AccountInfo> {
+    Ok(desktop.tokens().switch(&account)?)
+}
+
+/// Signs out `account` (home account id).
+#[tauri::command]
+fn sign_out(desktop: Shared<'_>, account: String) -> Reply<()> {
+    desktop.tokens().sign_out(Some(&account))?;
+    Ok(())
+}
+
+/// Replaces the endpoint secret.
+#[tauri::command]
+fn rotate_secret(desktop: Shared<'_>) -> Reply<()> {
+    Ok(desktop.rotate_secret()?)
+}
+
+/// Puts the environment lines for tools (with the secret) on the clipboard.
+#[tauri::command]
+fn copy_env<R: Runtime>(app: AppHandle<R>, desktop: Shared<'_>) -> Reply<()> {
+    let lines = desktop.env()?;
+    crate::copy(&app, &lines)
+}
+
+/// Puts `text` (e.g. the device code's user code) on the clipboard.
+#[tauri::command]
+fn copy_text<R: Runtime>(app: AppHandle<R>, text: String) -> Reply<()> {
+    crate::copy(&app, &text)
+}
+
+/// Validates and saves the settings.
+#[tauri::command]
+fn save_settings(desktop: Shared<'_>, settings: SettingsInput) -> Reply<SettingsView> {
+    Ok(desktop.save_settings(settings)?)
+}
+
+fn url_of(text: &str) -> Result<url::Url, Error> {
+    url::Url::parse(text)
+        .map_err(|e| Error::invalid("verification page", format!("{text:?} is not a URL ({e})")))
+}
+
+#[cfg(test)]
+mod tests;

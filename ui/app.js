@@ -1,0 +1,879 @@
+// tokentray's window: renders the backend's overview and drives sign-in, sign-out and settings.
+// Data refreshes only on `tokentray://changed` events (plus the first load); a one-second local
+// timer re-renders countdowns from the last overview, on the server's clock.
+
+import * as api from './api.js';
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+/** Tokens with less than this many seconds left are shown as a warning. */
+const WARN_SECONDS = 5 * 60;
+const TABS = ['accounts', 'endpoint', 'settings'];
+/** Setting key (as in `overridden` and `save_settings`) to its input. */
+const SETTING_INPUTS = {
+  authority: '#set-authority',
+  tenant: '#set-tenant',
+  client_id: '#set-client-id',
+  port: '#set-port',
+  start_at_login: '#set-start-at-login',
+  plaintext: '#set-plaintext',
+};
+
+const state = {
+  /** The last overview, or null before the first one. */
+  overview: null,
+  /** Server clock minus local clock, in seconds, as of the last overview. */
+  offset: 0,
+  /** The running sign-in: {mode, hint, cancelled, done, expiresOn, opener}, or null. */
+  signIn: null,
+  /** Whether the settings form holds the backend's values yet. */
+  settingsFilled: false,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+/** Builds an element; `props` become attributes (`class`, `text` special), children are appended. */
+function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value == null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child == null || child === false || child === '') continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+/** `text` with line-break opportunities after '/' and '.', for long URLs in narrow cells. */
+function breakable(text) {
+  return String(text).split(/([/.])/).flatMap((part) => (part === '/' || part === '.' ? [part, h('wbr')] : [part]));
+}
+
+const serverNow = () => Date.now() / 1000 + state.offset;
+const pad = (n) => String(n).padStart(2, '0');
+
+/** A duration in whole seconds: "42s", "59m 12s", "2h 03m", "1d 04h". */
+function formatSpan(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const days = Math.floor(s / 86400);
+  const hours = Math.floor((s % 86400) / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  if (days > 0) return `${days}d ${pad(hours)}h`;
+  if (hours > 0) return `${hours}h ${pad(minutes)}m`;
+  if (minutes > 0) return `${minutes}m ${pad(s % 60)}s`;
+  return `${s % 60}s`;
+}
+
+/** Time left before expiry, or how long ago it expired. */
+function formatExpiry(remaining) {
+  if (remaining > 0) return formatSpan(remaining);
+  const ago = Math.floor(-remaining);
+  if (ago < 1) return 'expired just now';
+  if (ago < 60) return `expired ${ago}s ago`;
+  if (ago < 3600) return `expired ${Math.floor(ago / 60)}m ago`;
+  if (ago < 86400) return `expired ${Math.floor(ago / 3600)}h ${pad(Math.floor((ago % 3600) / 60))}m ago`;
+  return `expired ${Math.floor(ago / 86400)}d ago`;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayTimeFormat = new Intl.DateTimeFormat(undefined, {
+  weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
+});
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
+/** Local time of an epoch-seconds instant: "14:05" today, "Tue 4 Mar, 14:05" otherwise. */
+function formatLocalTime(epoch) {
+  const date = new Date(epoch * 1000);
+  return date.toDateString() === new Date().toDateString()
+    ? timeFormat.format(date)
+    : dayTimeFormat.format(date);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and announcements
+
+function errorCode(err) {
+  return err && typeof err === 'object' && typeof err.code === 'string' ? err.code : null;
+}
+
+/** Readable text for a rejection: the backend's message, a plain string, never raw JSON. */
+function errorText(err) {
+  if (typeof err === 'string' && err.trim()) return err;
+  if (err && typeof err === 'object') {
+    if (typeof err.message === 'string' && err.message.trim()) return err.message;
+    if (typeof err.code === 'string') return `Something went wrong (${err.code.replaceAll('_', ' ')}). Try again.`;
+  }
+  return 'Something went wrong. Try again; if it keeps happening, restart tokentray.';
+}
+
+function showError(err) {
+  $('#error-message').textContent = errorText(err);
+  $('#error').hidden = false;
+}
+
+function hideError() {
+  const banner = $('#error');
+  const hadFocus = banner.contains(document.activeElement);
+  banner.hidden = true;
+  $('#error-message').textContent = '';
+  if (hadFocus) activeTab().focus();
+}
+
+let announceTimer = 0;
+
+/** Puts `message` in the status region (re-announced even when it repeats). */
+function announce(message) {
+  const status = $('#status');
+  clearTimeout(announceTimer);
+  if (status.textContent === message) {
+    status.textContent = '';
+    announceTimer = setTimeout(() => { status.textContent = message; }, 100);
+  } else {
+    status.textContent = message;
+  }
+}
+
+/** Runs `action` for `button` unless it is already running; the button reads busy meanwhile. */
+async function whileBusy(button, action) {
+  if (button.getAttribute('aria-disabled') === 'true') return;
+  button.setAttribute('aria-disabled', 'true');
+  try {
+    await action();
+  } catch (err) {
+    showError(err);
+  } finally {
+    button.removeAttribute('aria-disabled');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Focus bookkeeping (the account list is rebuilt on every overview)
+
+/** What to focus again later: the element, and for account buttons, which account and action. */
+function rememberFocus(element = document.activeElement) {
+  if (!element || element === document.body) return null;
+  const card = element.closest?.('.account');
+  return { element, account: card?.dataset.account ?? null, action: element.dataset?.action ?? null };
+}
+
+function focusable(element) {
+  return element?.isConnected && !element.disabled && !element.closest('[hidden]') && !element.closest('dialog:not([open])');
+}
+
+/** The same control of the same account, else another control of that account, else null. */
+function accountControl(account, action) {
+  const card = $$('#accounts .account').find((c) => c.dataset.account === account);
+  if (!card) return null;
+  const buttons = $$('button', card).filter((b) => !b.disabled);
+  return buttons.find((b) => b.dataset.action === action) ?? buttons[0] ?? null;
+}
+
+/** Refocuses `memo` if focus was lost (it sits on the body or a removed element). */
+function focusIfLost(memo) {
+  const active = document.activeElement;
+  if (active && active !== document.body && active.isConnected) return;
+  let target = focusable(memo?.element) ? memo.element : null;
+  if (!target && memo?.account) target = accountControl(memo.account, memo.action);
+  (target ?? activeTab()).focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tabs
+
+function activeTab() {
+  return $('[role="tab"][aria-selected="true"]') ?? $('#tab-accounts');
+}
+
+function selectTab(name, focus = false) {
+  for (const tabName of TABS) {
+    const selected = tabName === name;
+    const tab = $(`#tab-${tabName}`);
+    tab.setAttribute('aria-selected', String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    $(`#panel-${tabName}`).hidden = !selected;
+  }
+  // Roving tabindex: focus never stays on a tab that is not selected.
+  if (focus || document.activeElement?.getAttribute('role') === 'tab') $(`#tab-${name}`).focus();
+}
+
+function setUpTabs() {
+  for (const name of TABS) $(`#tab-${name}`).addEventListener('click', () => selectTab(name));
+  $('[role="tablist"]').addEventListener('keydown', (event) => {
+    const current = TABS.findIndex((name) => $(`#tab-${name}`) === document.activeElement);
+    if (current < 0) return;
+    const last = TABS.length - 1;
+    const next = {
+      ArrowRight: current === last ? 0 : current + 1,
+      ArrowLeft: current === 0 ? last : current - 1,
+      Home: 0,
+      End: last,
+    }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    selectTab(TABS[next], true);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetching the overview: at most one request in flight and one queued
+
+let fetching = null;
+let fetchQueued = false;
+
+function refresh() {
+  if (fetching) {
+    fetchQueued = true;
+    return fetching;
+  }
+  fetching = (async () => {
+    try {
+      do {
+        fetchQueued = false;
+        try {
+          const overview = await api.overview();
+          state.offset = Number(overview.now) - Date.now() / 1000;
+          state.overview = overview;
+          render();
+        } catch (err) {
+          showError(err);
+        }
+      } while (fetchQueued);
+    } finally {
+      fetching = null;
+    }
+  })();
+  return fetching;
+}
+
+async function ensureOverview() {
+  if (!state.overview) await refresh();
+  return state.overview;
+}
+
+function findAccount(homeAccountId) {
+  return state.overview?.accounts?.find((a) => a.home_account_id === homeAccountId) ?? null;
+}
+
+function render() {
+  const overview = state.overview;
+  renderAccounts(overview.accounts ?? []);
+  renderEndpoint(overview.endpoint ?? {});
+  renderSettingsInfo(overview.settings ?? {});
+  if (!state.settingsFilled && overview.settings) fillSettings(overview.settings);
+  tick();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+function renderAccounts(accounts) {
+  const list = $('#accounts');
+  const panel = $('#panel-accounts');
+  $('#accounts-loading').hidden = true;
+  $('#no-accounts').hidden = accounts.length > 0;
+  $('#accounts-count').textContent = accounts.length ? String(accounts.length) : '';
+
+  const active = document.activeElement;
+  const focusMemo = list.contains(active) ? rememberFocus(active) : null;
+  const focusIndex = focusMemo ? $$('.account', list).findIndex((c) => c.contains(active)) : -1;
+  const scrollTop = panel.scrollTop;
+
+  list.replaceChildren(...accounts.map(accountCard));
+
+  panel.scrollTop = scrollTop;
+  if (focusMemo) {
+    const cards = $$('.account', list);
+    const target = accountControl(focusMemo.account, focusMemo.action)
+      ?? (cards.length ? $('button', cards[Math.min(focusIndex, cards.length - 1)]) : null)
+      ?? activeTab();
+    target.focus({ preventScroll: true });
+  }
+}
+
+function accountCard(account, index) {
+  const nameId = `account-${index}-name`;
+  const display = account.name || account.username;
+  const needs = account.needs_sign_in;
+  const signingIn = state.signIn !== null;
+
+  const actions = h('div', { class: 'account-actions' },
+    needs != null && h('button', {
+      type: 'button', class: 'primary', 'data-action': 'sign-in-again', 'aria-describedby': nameId,
+      disabled: signingIn,
+    }, 'Sign in again…'),
+    !account.is_default && h('button', {
+      type: 'button', 'data-action': 'make-default', 'aria-describedby': nameId,
+    }, 'Make default'),
+    h('button', { type: 'button', 'data-action': 'sign-out', 'aria-describedby': nameId }, 'Sign out…'),
+  );
+
+  const meta = h('dl', { class: 'account-meta' },
+    h('div', {}, h('dt', {}, 'Tenant'), h('dd', {}, account.tenant || '—')),
+    h('div', {}, h('dt', {}, 'Environment'), h('dd', {}, account.environment || '—')),
+  );
+
+  const stateLine = needs != null
+    ? h('p', { class: 'state warn' }, `Needs sign-in: ${needs || 'sign in again to keep using this account.'}`)
+    : h('p', { class: 'state ok' }, 'Signed in');
+
+  return h('li', {
+    class: `account card${account.is_default ? ' is-default' : ''}${needs != null ? ' needs-sign-in' : ''}`,
+    'data-account': account.home_account_id,
+    'data-username': account.username,
+    'aria-labelledby': nameId,
+  },
+    h('div', { class: 'account-head' },
+      h('div', { class: 'account-id' },
+        h('h2', { class: 'account-name' },
+          h('span', { id: nameId }, display),
+          account.is_default && h('span', { class: 'default-marker' }, 'Default')),
+        account.name && h('p', { class: 'account-username' }, account.username),
+        meta),
+      actions),
+    stateLine,
+    tokenTable(account, display),
+  );
+}
+
+function tokenTable(account, display) {
+  const tokens = account.tokens ?? [];
+  if (!tokens.length) {
+    return h('p', { class: 'no-tokens muted' }, 'No access tokens cached yet: tools get one on first request.');
+  }
+  return h('table', { class: 'tokens' },
+    h('caption', { class: 'visually-hidden' }, `Access tokens of ${display}`),
+    h('colgroup', {},
+      h('col', { class: 'col-resource' }), h('col', { class: 'col-tenant' }), h('col', { class: 'col-expires' }),
+      h('col', { class: 'col-refresh' }), h('col', { class: 'col-served' })),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, 'Resource and scopes'),
+      h('th', { scope: 'col' }, 'Tenant'),
+      h('th', { scope: 'col' }, 'Expires in'),
+      h('th', { scope: 'col' }, 'Refresh at'),
+      h('th', { scope: 'col' }, 'Last served to'))),
+    h('tbody', {}, tokens.map(tokenRow)),
+  );
+}
+
+function tokenRow(token) {
+  const expiresOn = Number(token.expires_on);
+  return h('tr', { class: 'token' },
+    h('td', { class: 'resource' },
+      h('strong', {}, breakable(token.resource || token.scopes)),
+      token.scopes && h('small', { class: 'scopes' }, breakable(token.scopes))),
+    h('td', { class: 'tenant' }, token.tenant ? breakable(token.tenant) : '—'),
+    h('td', {
+      class: 'expires-in', 'data-expires-on': expiresOn, title: `Expires ${fullFormat.format(new Date(expiresOn * 1000))}`,
+    }, formatExpiry(expiresOn - serverNow())),
+    token.refresh_on != null
+      ? h('td', { class: 'refresh-at', title: fullFormat.format(new Date(token.refresh_on * 1000)) },
+        formatLocalTime(token.refresh_on))
+      : h('td', { class: 'refresh-at' }, '—'),
+    h('td', { class: 'last-served' }, token.last_served_to ? breakable(token.last_served_to) : '—'),
+  );
+}
+
+async function makeDefault(button, homeAccountId) {
+  await whileBusy(button, async () => {
+    const account = await api.switchAccount(homeAccountId);
+    const username = account?.username ?? findAccount(homeAccountId)?.username ?? 'updated';
+    announce(`Default account: ${username}.`);
+  });
+}
+
+async function confirmSignOut(homeAccountId) {
+  await ensureOverview();
+  const account = findAccount(homeAccountId);
+  if (!account) {
+    showError('That account is no longer in tokentray: it may have been signed out already.');
+    return;
+  }
+  const ok = await confirmAction({
+    title: 'Sign out?',
+    text: `Sign out ${account.username}? Its tokens are removed from this computer; tools using it will need you to sign in again.`,
+    ok: 'Sign out',
+  });
+  if (!ok) return;
+  try {
+    await api.signOut(homeAccountId);
+    announce(`Signed out ${account.username}.`);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function setUpAccounts() {
+  $('#accounts').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-action]');
+    const card = button?.closest('.account');
+    if (!button || !card || button.disabled) return;
+    const { account, username } = card.dataset;
+    switch (button.dataset.action) {
+      case 'make-default': makeDefault(button, account); break;
+      case 'sign-out': confirmSignOut(account); break;
+      case 'sign-in-again': startSignIn('browser', username, button); break;
+      default: break;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Countdowns (one-second local timer over the last overview; no backend calls)
+
+function tick() {
+  const now = serverNow();
+  for (const cell of $$('.expires-in[data-expires-on]')) {
+    const remaining = Number(cell.dataset.expiresOn) - now;
+    const text = formatExpiry(remaining);
+    if (cell.textContent !== text) cell.textContent = text;
+    cell.classList.toggle('expired', remaining <= 0);
+    cell.classList.toggle('warn', remaining > 0 && remaining < WARN_SECONDS);
+  }
+  const countdown = $('#device-countdown');
+  const expiresOn = state.signIn?.expiresOn;
+  if (expiresOn != null) {
+    const remaining = expiresOn - now;
+    const text = remaining > 0
+      ? `The code expires in ${formatSpan(remaining)}.`
+      : 'The code has expired. Cancel and start again.';
+    if (countdown.textContent !== text) countdown.textContent = text;
+    countdown.dataset.expiresOn = String(expiresOn);
+    countdown.classList.toggle('expired', remaining <= 0);
+    countdown.classList.toggle('warn', remaining > 0 && remaining < 60);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in (browser or device code): one at a time, in #sign-in-dialog
+
+function setSignInRunning(running) {
+  $('#sign-in-browser').disabled = running;
+  $('#sign-in-device').disabled = running;
+  for (const button of $$('button[data-action="sign-in-again"]')) button.disabled = running;
+}
+
+function openSignInDialog(mode, hint) {
+  const dialog = $('#sign-in-dialog');
+  $('#sign-in-title').textContent = mode === 'device'
+    ? 'Sign in with a device code'
+    : hint ? `Sign in again as ${hint}` : 'Sign in with your browser';
+  $('#browser-waiting').hidden = mode !== 'browser';
+  $('#device-code').hidden = mode !== 'device';
+  $('#device-loading').hidden = false;
+  $('#device-ready').hidden = true;
+  $('#user-code').textContent = '';
+  $('#verification-link').textContent = '';
+  const countdown = $('#device-countdown');
+  countdown.textContent = '';
+  countdown.className = 'muted countdown';
+  delete countdown.dataset.expiresOn;
+  $('#sign-in-live').textContent = '';
+  $('#sign-in-error').hidden = true;
+  $('#copy-user-code').textContent = 'Copy code';
+  const cancel = $('#cancel-sign-in');
+  cancel.disabled = false;
+  cancel.textContent = 'Cancel';
+  if (!dialog.open) dialog.showModal();
+  cancel.focus();
+}
+
+function showDeviceCode(code) {
+  state.signIn.expiresOn = Number(code.expires_on);
+  state.signIn.userCode = code.user_code;
+  $('#user-code').textContent = code.user_code;
+  $('#verification-link').textContent = code.verification_uri;
+  $('#device-loading').hidden = true;
+  $('#device-ready').hidden = false;
+  $('#sign-in-live').textContent =
+    `Your code is ${[...code.user_code].join(' ')}. Enter it at ${code.verification_uri}.`;
+  tick();
+}
+
+function showDialogError(err) {
+  const line = $('#sign-in-error');
+  line.textContent = errorText(err);
+  line.hidden = false;
+}
+
+async function startSignIn(mode, hint = null, opener = document.activeElement) {
+  const dialog = $('#sign-in-dialog');
+  if (state.signIn) {
+    if (!dialog.open && !state.signIn.cancelled) dialog.showModal();
+    announce('A sign-in is already in progress: finish or cancel it first.');
+    return;
+  }
+  const session = {
+    mode, hint, cancelled: false, done: false, expiresOn: null, userCode: null, opener: rememberFocus(opener),
+  };
+  state.signIn = session;
+  setSignInRunning(true);
+  hideError();
+  openSignInDialog(mode, hint);
+  announce(mode === 'device' ? 'Getting a device code…' : 'Waiting for you to sign in in your browser…');
+
+  let account = null;
+  let failure = null;
+  try {
+    if (mode === 'device') {
+      const code = await api.startDeviceCode();
+      if (!session.cancelled) {
+        showDeviceCode(code);
+        account = await api.finishDeviceCode();
+      }
+    } else {
+      account = await api.signInBrowser(hint);
+    }
+  } catch (err) {
+    failure = err;
+  }
+
+  session.done = true;
+  state.signIn = null;
+  setSignInRunning(false);
+  if (dialog.open) dialog.close();
+  focusIfLost(session.opener);
+
+  if (failure === null && account) {
+    announce(`Signed in as ${account.username}.`);
+  } else if (failure === null || (session.cancelled && errorCode(failure) === 'sign_in_cancelled')) {
+    announce('Sign-in cancelled.');
+  } else {
+    showError(failure);
+    announce('Sign-in did not complete.');
+  }
+}
+
+/** Cancels the running sign-in; the dialog closes when the pending call rejects. */
+async function cancelSignIn() {
+  const session = state.signIn;
+  if (!session || session.done || session.cancelled) return;
+  session.cancelled = true;
+  const dialog = $('#sign-in-dialog');
+  const cancel = $('#cancel-sign-in');
+  cancel.disabled = true;
+  cancel.textContent = 'Cancelling…';
+  // Should the backend be slow to settle, do not hold the window hostage.
+  setTimeout(() => { if (state.signIn === session && dialog.open) dialog.close(); }, 3000);
+  try {
+    await api.cancelSignIn();
+    // Nothing was pending yet (device code still being fetched): the start call ends it.
+  } catch (err) {
+    if (session.done) return;
+    session.cancelled = false;
+    cancel.disabled = false;
+    cancel.textContent = 'Cancel';
+    if (!dialog.open) dialog.showModal();
+    showDialogError(err);
+  }
+}
+
+function setUpSignIn() {
+  $('#sign-in-browser').addEventListener('click', (e) => startSignIn('browser', null, e.currentTarget));
+  $('#sign-in-device').addEventListener('click', (e) => startSignIn('device', null, e.currentTarget));
+  $('#cancel-sign-in').addEventListener('click', () => cancelSignIn());
+  // Escape, or the dialog closing any other way while a sign-in runs, cancels it.
+  $('#sign-in-dialog').addEventListener('close', () => {
+    if (state.signIn && !state.signIn.done) cancelSignIn();
+  });
+  $('#copy-user-code').addEventListener('click', (e) => {
+    const button = e.currentTarget;
+    const code = state.signIn?.userCode ?? $('#user-code').textContent;
+    if (!code) return;
+    whileBusy(button, async () => {
+      try {
+        await api.copyText(code);
+      } catch (err) {
+        showDialogError(err);
+        return;
+      }
+      button.textContent = 'Copied';
+      $('#sign-in-live').textContent = 'Code copied.';
+      announce('Code copied.');
+      setTimeout(() => { button.textContent = 'Copy code'; }, 2000);
+    });
+  });
+  $('#verification-link').addEventListener('click', (e) => {
+    whileBusy(e.currentTarget, async () => {
+      try {
+        await api.openVerificationPage();
+      } catch (err) {
+        showDialogError(err);
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confirmation dialog (sign-out, secret rotation)
+
+let confirmResolve = null;
+
+/** Asks in #confirm-dialog; resolves true only on OK. */
+function confirmAction({ title, text, ok }) {
+  const dialog = $('#confirm-dialog');
+  const previous = confirmResolve;
+  confirmResolve = null;
+  previous?.(false);
+  $('#confirm-title').textContent = title;
+  $('#confirm-text').textContent = text;
+  $('#confirm-ok').textContent = ok;
+  const memo = rememberFocus();
+  return new Promise((resolve) => {
+    confirmResolve = (value) => {
+      resolve(value);
+      if (!dialog.open) queueMicrotask(() => focusIfLost(memo));
+    };
+    if (!dialog.open) {
+      dialog.returnValue = '';
+      dialog.showModal();
+    }
+    $('#confirm-cancel').focus();
+  });
+}
+
+function setUpConfirm() {
+  const dialog = $('#confirm-dialog');
+  dialog.addEventListener('close', () => {
+    const resolve = confirmResolve;
+    confirmResolve = null;
+    resolve?.(dialog.returnValue === 'ok');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoint
+
+function renderEndpoint(endpoint) {
+  const status = $('#endpoint-status');
+  const kind = ['running', 'starting', 'stopped'].includes(endpoint.status) ? endpoint.status : 'stopped';
+  const label = { running: 'Running', starting: 'Starting…', stopped: 'Stopped' }[kind];
+  status.dataset.status = kind;
+  status.replaceChildren(...[
+    h('span', { class: 'status-dot', 'aria-hidden': 'true' }),
+    h('span', { class: 'status-label' }, label),
+    endpoint.detail ? h('span', { class: 'status-detail' }, `: ${endpoint.detail}`) : null,
+  ].filter(Boolean));
+  $('#endpoint-url').textContent = endpoint.url || '—';
+  $('#endpoint-served').textContent = Number(endpoint.requests_served ?? 0).toLocaleString();
+  const lines = endpoint.env_preview ?? [];
+  $('#env-lines').textContent = lines.length
+    ? lines.join('\n')
+    : 'No environment to show while the endpoint is not running.';
+}
+
+function setUpEndpoint() {
+  $('#copy-env').addEventListener('click', (e) => whileBusy(e.currentTarget, async () => {
+    await api.copyEnv();
+    announce("Copied: paste it into your shell or your IDE's environment.");
+  }));
+  $('#rotate-secret').addEventListener('click', (e) => whileBusy(e.currentTarget, async () => {
+    const ok = await confirmAction({
+      title: 'Rotate secret?',
+      text: 'Rotate the endpoint secret? Tools configured with the current one get 401 until you copy the new environment.',
+      ok: 'Rotate secret',
+    });
+    if (!ok) return;
+    await api.rotateSecret();
+    announce('Secret rotated. Copy the environment again and give it to your tools.');
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+/** `TOKENTRAY_CLIENT_ID`, `client-id` or `client_id` → `client_id`. */
+function settingKey(key) {
+  return String(key).replace(/^TOKENTRAY_/i, '').toLowerCase().replaceAll('-', '_');
+}
+
+function overrideHint(key, fixed) {
+  const hint = $(`#override-${key}`);
+  if (!hint) return;
+  hint.hidden = !fixed;
+  hint.textContent = fixed ? `Set by TOKENTRAY_${key.toUpperCase()} in the environment.` : '';
+}
+
+/** The read-only parts (storage, config file): safe to redo on every overview. */
+function renderSettingsInfo(settings) {
+  const encrypted = Boolean(settings.encrypted);
+  $('#store-backend').replaceChildren(...[
+    h('p', { class: 'store-line' },
+      'In use: ', h('strong', {}, settings.store || 'unknown'), ' · ',
+      h('span', { class: encrypted ? 'enc enc-yes' : 'enc enc-no' }, encrypted ? 'encrypted' : 'NOT encrypted')),
+    settings.store_persistence ? h('p', { class: 'muted' }, settings.store_persistence) : null,
+  ].filter(Boolean));
+  const overridden = new Set((settings.overridden ?? []).map(settingKey));
+  overrideHint('store', overridden.has('store'));
+  const configFile = $('#config-file');
+  if (settings.config_file) configFile.replaceChildren('Settings file: ', h('code', {}, settings.config_file));
+  else configFile.replaceChildren();
+}
+
+/** Fills the form from `settings`: on first load, after a save, and on "Discard changes". */
+function fillSettings(settings) {
+  $('#set-authority').value = settings.authority ?? '';
+  $('#set-tenant').value = settings.tenant ?? '';
+  $('#set-client-id').value = settings.client_id ?? '';
+  $('#set-port').value = settings.port ?? '';
+  $('#set-start-at-login').checked = Boolean(settings.start_at_login);
+  $('#set-plaintext').checked = Boolean(settings.plaintext);
+  const overridden = new Set((settings.overridden ?? []).map(settingKey));
+  for (const [key, selector] of Object.entries(SETTING_INPUTS)) {
+    const fixed = overridden.has(key);
+    $(selector).disabled = fixed;
+    overrideHint(key, fixed);
+  }
+  clearFieldErrors();
+  updatePlaintextWarning();
+  state.settingsFilled = true;
+  setSettingsDirty(false);
+}
+
+function setSettingsDirty(dirty) {
+  $('#revert-settings').disabled = !dirty;
+}
+
+function updatePlaintextWarning() {
+  $('#plaintext-warning').hidden = !$('#set-plaintext').checked;
+}
+
+function clearFieldErrors() {
+  for (const line of $$('#settings-form .field-error')) {
+    line.hidden = true;
+    line.textContent = '';
+  }
+  for (const input of $$('#settings-form [aria-invalid]')) input.removeAttribute('aria-invalid');
+}
+
+function readSettingsForm() {
+  return {
+    authority: $('#set-authority').value.trim(),
+    tenant: $('#set-tenant').value.trim(),
+    client_id: $('#set-client-id').value.trim(),
+    port: $('#set-port').value.trim(),
+    start_at_login: $('#set-start-at-login').checked,
+    plaintext: $('#set-plaintext').checked,
+  };
+}
+
+/** Key → message for each invalid, editable field. */
+function validateSettings(values) {
+  const editable = (key) => !$(SETTING_INPUTS[key]).disabled;
+  const errors = {};
+  if (editable('authority') && !/^https:\/\/[^\s/?#]+/i.test(values.authority)) {
+    errors.authority = 'The authority must start with https://, for example https://login.microsoftonline.com.';
+  }
+  if (editable('client_id') && !values.client_id) {
+    errors.client_id = 'Enter the client ID: the application (client) ID of an app registration.';
+  }
+  const port = Number(values.port);
+  if (editable('port') && (!/^\d+$/.test(values.port) || port < 1 || port > 65535)) {
+    errors.port = 'The port must be a whole number from 1 to 65535.';
+  }
+  return errors;
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const button = $('#save-settings');
+  if (button.getAttribute('aria-disabled') === 'true') return;
+  clearFieldErrors();
+  const values = readSettingsForm();
+  const errors = validateSettings(values);
+  const invalid = Object.keys(SETTING_INPUTS).filter((key) => errors[key]);
+  if (invalid.length) {
+    for (const key of invalid) {
+      const line = $(`#err-${key}`);
+      line.textContent = errors[key];
+      line.hidden = false;
+      $(SETTING_INPUTS[key]).setAttribute('aria-invalid', 'true');
+    }
+    $(SETTING_INPUTS[invalid[0]]).focus();
+    announce(invalid.length === 1
+      ? 'One setting needs fixing: see the message under it.'
+      : `${invalid.length} settings need fixing: see the messages under them.`);
+    return;
+  }
+  await whileBusy(button, async () => {
+    const saved = await api.saveSettings({ ...values, port: Number(values.port) });
+    const settings = saved ?? {};
+    if (state.overview) state.overview.settings = { ...state.overview.settings, ...settings };
+    fillSettings(state.overview?.settings ?? settings);
+    renderSettingsInfo(state.overview?.settings ?? settings);
+    announce(settings.notice || 'Settings saved.');
+  });
+}
+
+function setUpSettings() {
+  const form = $('#settings-form');
+  form.addEventListener('submit', saveSettings);
+  form.addEventListener('input', () => setSettingsDirty(true));
+  form.addEventListener('change', () => setSettingsDirty(true));
+  $('#set-plaintext').addEventListener('change', updatePlaintextWarning);
+  $('#revert-settings').addEventListener('click', () => {
+    if (!state.overview?.settings) return;
+    fillSettings(state.overview.settings);
+    $('#set-authority').disabled ? $('#save-settings').focus() : $('#set-authority').focus();
+    announce('Changes discarded.');
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tray requests
+
+/** The tray may name an account by home_account_id or by username; the hint is the username. */
+async function usernameFor(account) {
+  await ensureOverview();
+  return findAccount(account)?.username ?? account;
+}
+
+async function onTray(payload) {
+  const action = payload?.action;
+  const account = payload?.account ?? null;
+  switch (action) {
+    case 'show':
+      selectTab('accounts');
+      break;
+    case 'sign-in-browser':
+      selectTab('accounts');
+      startSignIn('browser', account ? await usernameFor(account) : null);
+      break;
+    case 'sign-in-device':
+      selectTab('accounts');
+      startSignIn('device');
+      break;
+    case 'sign-out':
+      selectTab('accounts');
+      if (account) confirmSignOut(account);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  setUpTabs();
+  setUpAccounts();
+  setUpSignIn();
+  setUpConfirm();
+  setUpEndpoint();
+  setUpSettings();
+  $('#dismiss-error').addEventListener('click', hideError);
+
+  // Subscribe first so that no change between the first fetch and the subscription is missed.
+  const subscribed = await Promise.allSettled([api.onChanged(() => refresh()), api.onTray(onTray)]);
+  const failed = subscribed.find((result) => result.status === 'rejected');
+  await refresh();
+  if (failed && $('#error').hidden) showError(failed.reason);
+  setInterval(tick, 1000);
+}
+
+main();
