@@ -13,15 +13,19 @@ APT_PACKAGES := libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev 
 VENV := .venv
 CARGO ?= cargo
 
-.PHONY: run test demo bench deps venv build fmt lint clean-test-output
+.PHONY: run test demo bench deps venv tools build fmt lint
 
 ## make run: install what is missing, build, start the tray app.
 run: deps build
 	./target/debug/tokentray
 
 ## make test: install what is missing, build everything, run every test suite.
-test: deps venv build
+test: deps venv tools build
 	tests/run.sh
+
+## make demo: fake-entra with two users and the app pointed at it (no Azure tenant needed).
+demo: deps build
+	tests/demo.sh
 
 ## make bench: the benchmarks (figures printed; see README "Performance").
 bench: deps venv
@@ -44,6 +48,12 @@ $(VENV)/.installed: tests/peers/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/peers/requirements.txt
 	touch $@
+
+# tauri-driver (WebDriver for the window tests), pinned to ^2 (3.x is an alpha), under .tools/.
+TAURI_DRIVER := .tools/bin/tauri-driver
+tools: $(TAURI_DRIVER)
+$(TAURI_DRIVER):
+	$(CARGO) install tauri-driver --version '^2' --locked --root .tools
 
 build:
 	$(CARGO) build --workspace --all-targets

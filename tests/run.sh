@@ -30,3 +30,6 @@ if compgen -G "tests/peers/test_*.py" >/dev/null; then
   echo "== Python peers: MSAL Python, azure-identity, Chromium"
   "$root/.venv/bin/python" -m pytest -q tests/peers
 fi
+
+echo "== Window: the real app over WebDriver (own X server and D-Bus session)"
+tests/gui/run.sh

@@ -1,0 +1,159 @@
+"""The real tokentray app, driven through its window over WebDriver, against fake-entra.
+
+Alice signs in with a device code (the test approves on /devicelogin as her phone would), Bob
+with the browser flow ($BROWSER drives headless Chromium), Bob becomes the default and the
+endpoint serves his token, Alice signs out, and after a restart the window shows what was left.
+Each screen is saved under target/test-output/gui.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+
+import requests
+from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                        TimeoutException)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import ALICE, APP, BOB, OUT, fe
+
+
+def wait(driver, condition, what, timeout=30):
+    """Waits for `condition(driver)` to be truthy; on timeout saves a screenshot."""
+    # The window re-renders on every change event: elements found a moment ago may be gone.
+    waiter = WebDriverWait(driver, timeout, poll_frequency=0.1,
+                           ignored_exceptions=(StaleElementReferenceException, NoSuchElementException))
+    try:
+        return waiter.until(condition)
+    except TimeoutException:
+        driver.save_screenshot(str(OUT / f"failed-{re.sub(r'[^a-z]+', '-', what)}.png"))
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def press(driver, username, action):
+    """Clicks an account's button; retried while a re-render replaces the card."""
+    def attempt(d):
+        account(d, username).find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]').click()
+        return True
+    wait(driver, attempt, f"{action} of {username}")
+
+
+def shot(driver, name):
+    driver.save_screenshot(str(OUT / f"{name}.png"))
+
+
+def account(driver, username):
+    found = driver.find_elements(By.CSS_SELECTOR, f'li.account[data-username="{username}"]')
+    return found[0] if found else None
+
+
+def usernames(driver):
+    return [e.get_attribute("data-username") for e in driver.find_elements(By.CSS_SELECTOR, "li.account")]
+
+
+def default_of(driver):
+    return [e.get_attribute("data-username")
+            for e in driver.find_elements(By.CSS_SELECTOR, "li.account")
+            if e.find_elements(By.CSS_SELECTOR, ".default-marker")]
+
+
+def endpoint_token(home, resource="https://management.core.windows.net/"):
+    """A token from the running app's endpoint, as azure-identity's managed identity asks."""
+    endpoint = json.loads((home / "run" / "endpoint.json").read_text())
+    r = requests.get(endpoint["url"] + "/msi/token",
+                     params={"api-version": "2019-08-01", "resource": resource},
+                     headers={"X-IDENTITY-HEADER": endpoint["secret"]}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
+    os.environ["REQUESTS_CA_BUNDLE"] = str(fake.ca_path)
+    driver = launch()
+    wait(driver, lambda d: d.find_element(By.ID, "no-accounts").is_displayed(), "the empty state")
+    shot(driver, "01-no-accounts")
+
+    # Alice: device code through the window; the test plays her phone.
+    driver.find_element(By.ID, "sign-in-device").click()
+    code = wait(driver, lambda d: re.fullmatch(r"[A-Z0-9-]{6,}", d.find_element(By.ID, "user-code").text.strip()),
+                "the user code").group(0)
+    assert driver.find_element(By.ID, "verification-link").text.strip()
+    shot(driver, "02-device-code")
+    fake.approve_device_code(code, *ALICE)
+    wait(driver, lambda d: account(d, ALICE[0]), "Alice's account")
+    wait(driver, lambda d: not d.find_element(By.ID, "sign-in-dialog").is_displayed(), "the dialog to close")
+    def countdown(d):
+        return account(d, ALICE[0]).find_element(By.CSS_SELECTOR, "tr.token .expires-in").text
+
+    first = countdown(driver)
+    assert re.match(r"^(59|60)m", first), first
+    wait(driver, lambda d: countdown(d) != first, "the countdown to move", timeout=5)
+    assert default_of(driver) == [ALICE[0]], "the first account is the default"
+    shot(driver, "03-signed-in")
+
+    # Bob: the browser flow ($BROWSER runs headless Chromium, which signs in as Bob).
+    driver.find_element(By.ID, "sign-in-browser").click()
+    wait(driver, lambda d: d.find_element(By.ID, "browser-waiting").is_displayed(), "waiting for the browser")
+    shot(driver, "04-browser-waiting")
+    wait(driver, lambda d: account(d, BOB[0]), "Bob's account", timeout=90)
+    wait(driver, lambda d: not d.find_element(By.ID, "sign-in-dialog").is_displayed(), "the dialog to close")
+    assert default_of(driver) == [ALICE[0]]
+    shot(driver, "05-two-accounts")
+
+    # Switch: Bob becomes the default, and the endpoint serves his token.
+    assert fe.jwt_claims(endpoint_token(home))["upn"] == ALICE[0]
+    press(driver, BOB[0], "make-default")
+    wait(driver, lambda d: default_of(d) == [BOB[0]], "Bob to be the default")
+    bob_token = endpoint_token(home)
+    assert fe.jwt_claims(bob_token)["upn"] == BOB[0]
+
+    # Sign out Alice, after confirming.
+    press(driver, ALICE[0], "sign-out")
+    wait(driver, lambda d: d.find_element(By.ID, "confirm-dialog").is_displayed(), "the confirmation")
+    assert ALICE[0] in driver.find_element(By.ID, "confirm-text").text
+    shot(driver, "06-confirm-sign-out")
+    driver.find_element(By.ID, "confirm-ok").click()
+    wait(driver, lambda d: usernames(d) == [BOB[0]], "Alice to be gone")
+    shot(driver, "07-after-sign-out")
+
+    # The endpoint and settings screens.
+    driver.find_element(By.ID, "tab-endpoint").click()
+    wait(driver, lambda d: "running" in d.find_element(By.ID, "endpoint-status").text.lower(), "a running endpoint")
+    served = wait(driver, lambda d: re.search(r"\d+", d.find_element(By.ID, "endpoint-served").text), "the count")
+    assert int(served.group(0)) >= 2, "two tokens were served"
+    env_lines = driver.find_element(By.ID, "env-lines").text
+    assert "IDENTITY_ENDPOINT" in env_lines and json.loads((home / "run" / "endpoint.json").read_text())["secret"] not in env_lines
+    shot(driver, "08-endpoint")
+    driver.find_element(By.ID, "tab-settings").click()
+    wait(driver, lambda d: "secret-service" in d.find_element(By.ID, "store-backend").text, "the store in use")
+    assert driver.find_element(By.ID, "set-authority").get_attribute("disabled") is not None, \
+        "TOKENTRAY_AUTHORITY fixes the authority"
+    shot(driver, "09-settings")
+
+    # Restart: the state is as left.
+    driver.quit()
+    driver = launch()
+    wait(driver, lambda d: usernames(d) == [BOB[0]], "Bob after the restart")
+    assert default_of(driver) == [BOB[0]]
+    wait(driver, lambda d: account(d, BOB[0]).find_elements(By.CSS_SELECTOR, "tr.token .expires-in"),
+         "Bob's token")
+    shot(driver, "10-after-restart")
+
+    # Notifications went out, and none carried a token.
+    log = (OUT / "notifications.log").read_text(errors="replace")
+    assert "Device code: " + code in log, log[-2000:]
+    assert f"{BOB[0]} is signed in" in log
+    assert bob_token not in log and "eyJ" not in log
+
+
+def test_second_start_focuses_the_first_and_exits(launch, app_env):
+    driver = launch()
+    wait(driver, lambda d: d.find_element(By.ID, "tab-accounts").is_displayed(), "the window")
+    started = time.monotonic()
+    second = subprocess.run([str(APP)], env={**os.environ, **app_env}, capture_output=True, timeout=30)
+    assert second.returncode == 0, second.stderr
+    assert time.monotonic() - started < 10
+    # The first instance is unaffected and still answers.
+    assert driver.find_element(By.ID, "tab-accounts").is_displayed()
