@@ -64,7 +64,7 @@ def app_env(fake, home):
         "SIGNIN_USER": BOB[0],
         "SIGNIN_PASSWORD": BOB[1],
         "SIGNIN_LOG": str(OUT / "browser.log"),
-        "RUST_LOG": "info",
+        "TOKENTRAY_LOG": "warn,tokentray::audit=info",
     }
 
 

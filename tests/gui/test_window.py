@@ -59,10 +59,10 @@ def default_of(driver):
             if e.find_elements(By.CSS_SELECTOR, ".default-marker")]
 
 
-def endpoint_token(home, resource="https://management.core.windows.net/"):
+def endpoint_token(home, session=requests, resource="https://management.core.windows.net/"):
     """A token from the running app's endpoint, as azure-identity's managed identity asks."""
     endpoint = json.loads((home / "run" / "endpoint.json").read_text())
-    r = requests.get(endpoint["url"] + "/msi/token",
+    r = session.get(endpoint["url"] + "/msi/token",
                      params={"api-version": "2019-08-01", "resource": resource},
                      headers={"X-IDENTITY-HEADER": endpoint["secret"]}, timeout=10)
     assert r.status_code == 200, r.text
@@ -106,8 +106,12 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     assert fe.jwt_claims(endpoint_token(home))["upn"] == ALICE[0]
     press(driver, BOB[0], "make-default")
     wait(driver, lambda d: default_of(d) == [BOB[0]], "Bob to be the default")
-    bob_token = endpoint_token(home)
-    assert fe.jwt_claims(bob_token)["upn"] == BOB[0]
+    # Kept alive as SDK clients do: the app names the client by its open connection.
+    with requests.Session() as sdk_like:
+        bob_token = endpoint_token(home, sdk_like)
+        assert fe.jwt_claims(bob_token)["upn"] == BOB[0]
+        wait(driver, lambda d: f"pid {os.getpid()}" in account(d, BOB[0]).find_element(
+            By.CSS_SELECTOR, "tr.token .last-served").text, "Bob's token served to this test's process")
 
     # Sign out Alice, after confirming.
     press(driver, ALICE[0], "sign-out")

@@ -47,7 +47,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 struct Edge {
     tokens: Arc<Tokens>,
     served: AtomicU64,
-    audit: std::sync::mpsc::Sender<Audit>,
+    audit: std::sync::mpsc::Sender<Note>,
     started: std::time::Instant,
 }
 
@@ -71,6 +71,7 @@ pub async fn run(
         served: AtomicU64::new(0),
         started: std::time::Instant::now(),
     });
+    let notes = edge.audit.clone();
     let app = router(edge);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -79,6 +80,7 @@ pub async fn run(
         let app = app.clone();
         let slots = slots.clone();
         let mut stop = stop_rx.clone();
+        let notes = notes.clone();
         accepting.push(tokio::spawn(async move {
             loop {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -96,6 +98,9 @@ pub async fn run(
                     _ = stop.changed() => return,
                 };
                 let _ = stream.set_nodelay(true);
+                // Name the client now, while it is connected: a one-shot client may be gone
+                // by the time its token is audited.
+                let _ = notes.send(Note::Connected(peer));
                 let service = TowerToHyperService::new(app.clone().layer(Extension(Peer(peer))));
                 let mut conn_stop = stop.clone();
                 tokio::spawn(async move {
@@ -261,12 +266,20 @@ fn error_response(e: &Error) -> Response {
 
 fn audit(edge: &Edge, route: &'static str, served: &Served, peer: Option<Peer>) {
     edge.served.fetch_add(1, Ordering::Relaxed);
-    let _ = edge.audit.send(Audit {
+    let _ = edge.audit.send(Note::Served(Audit {
         route,
         account: served.account.username.clone(),
         scopes: served.scopes.clone(),
         peer: peer.map(|p| p.0),
-    });
+    }));
+}
+
+/// What the audit thread hears about.
+enum Note {
+    /// A connection was accepted from this peer.
+    Connected(SocketAddr),
+    /// A token was served.
+    Served(Audit),
 }
 
 /// One token served, for the audit thread.
@@ -278,15 +291,29 @@ struct Audit {
 }
 
 /// Writes the audit lines on one thread, off the request path: naming the client process scans
-/// `/proc`, so each peer (a connection, reused by keep-alive) is looked up once.
-fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::Sender<Audit> {
-    let (tx, rx) = std::sync::mpsc::channel::<Audit>();
+/// `/proc`, so each peer (a connection, reused by keep-alive) is looked up once, when accepted.
+fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::Sender<Note> {
+    let (tx, rx) = std::sync::mpsc::channel::<Note>();
     let spawned = std::thread::Builder::new()
         .name("tokentray-audit".into())
         .spawn(move || {
             let mut known: std::collections::HashMap<SocketAddr, String> =
                 std::collections::HashMap::new();
-            for a in rx {
+            for note in rx {
+                let a = match note {
+                    Note::Connected(peer) => {
+                        if known.len() > 1024 {
+                            known.clear();
+                        }
+                        if let Some(name) = crate::peer::describe(peer) {
+                            known.insert(peer, name);
+                        } else {
+                            known.remove(&peer);
+                        }
+                        continue;
+                    }
+                    Note::Served(a) => a,
+                };
                 let client = match a.peer {
                     Some(peer) => {
                         if known.len() > 1024 {
