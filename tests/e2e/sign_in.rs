@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokentray_core::config::Config;
 use tokentray_core::flow::browser::Options;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::{Backend, Store, StoreChoice};
+use tokentray_core::persist::Store;
 use tokentray_core::tokens::{Clock, TokenRequest, Tokens};
 use tokentray_core::{Error, ErrorCode};
 use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
-use tokentray_tests::harness::{Home, workspace_root};
+use tokentray_tests::harness::{Home, config_against, workspace_root};
 
 const ALICE: &str = "alice@contoso.example";
 const BOB: &str = "bob@fabrikam.example";
@@ -93,12 +92,7 @@ impl Instance {
 
 fn open(home: &std::path::Path, fake: &FakeEntra, offset: Arc<AtomicI64>) -> Tokens {
     let paths = Paths::under(home);
-    let ca = home.join("fake-entra-ca.pem");
-    std::fs::write(&ca, fake.ca_pem()).unwrap();
-    let mut config = Config::defaults(&paths.config_file());
-    config.authority = fake.url().to_string();
-    config.ca_file = Some(ca);
-    config.store = StoreChoice::Only(Backend::Plaintext);
+    let config = config_against(fake, home);
     let store = Store::open(&paths, &config).unwrap();
     let clock: Clock = Arc::new(move || tokentray_core::cli::now() + offset.load(Ordering::SeqCst));
     Tokens::new(config, store, clock).unwrap()

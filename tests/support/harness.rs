@@ -128,3 +128,20 @@ pub fn sample_access_token(prefix: &str, i: usize, now: i64) -> tokentray_core::
 pub fn sample_target(prefix: &str, i: usize) -> String {
     format!("https://example.invalid/{prefix}/{i}/.default")
 }
+
+/// A configuration for an in-process tokentray under `home`, pointed at `fake` (its CA written
+/// next to it and trusted) with the plaintext store: what the in-process tests run against.
+pub fn config_against(
+    fake: &crate::fake_entra::FakeEntra,
+    home: &Path,
+) -> tokentray_core::config::Config {
+    use tokentray_core::persist::{Backend, StoreChoice};
+    let paths = tokentray_core::paths::Paths::under(home);
+    let ca = home.join("fake-entra-ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    let mut config = tokentray_core::config::Config::defaults(&paths.config_file());
+    config.authority = fake.url().to_string();
+    config.ca_file = Some(ca);
+    config.store = StoreChoice::Only(Backend::Plaintext);
+    config
+}

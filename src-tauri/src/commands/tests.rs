@@ -12,9 +12,10 @@ use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 use tokentray_core::config::Config;
 use tokentray_core::desktop::Desktop;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::{Backend, Store, StoreChoice};
+use tokentray_core::persist::Store;
 use tokentray_core::tokens::{Tokens, system_clock};
 use tokentray_tests::fake_entra::{FakeConfig, FakeEntra};
+use tokentray_tests::harness::config_against;
 
 const ALICE: &str = "alice@contoso.example";
 const BOB: &str = "bob@fabrikam.example";
@@ -40,12 +41,7 @@ impl Window {
         .unwrap();
         let home = tempfile::tempdir().unwrap();
         let paths = Paths::under(home.path());
-        let ca = home.path().join("fake-entra-ca.pem");
-        std::fs::write(&ca, fake.ca_pem()).unwrap();
-        let mut config = Config::defaults(&paths.config_file());
-        config.authority = fake.url().to_string();
-        config.ca_file = Some(ca);
-        config.store = StoreChoice::Only(Backend::Plaintext);
+        let config = config_against(&fake, home.path());
         let store = Store::open(&paths, &config).unwrap();
         let tokens = Arc::new(Tokens::new(config, store, system_clock()).unwrap());
         let desktop = Arc::new(Desktop::new(paths, tokens));
