@@ -49,14 +49,16 @@ def account(driver, username):
     return found[0] if found else None
 
 
+# Read in one script, so a re-render in between cannot leave a stale element behind.
 def usernames(driver):
-    return [e.get_attribute("data-username") for e in driver.find_elements(By.CSS_SELECTOR, "li.account")]
+    return driver.execute_script(
+        "return [...document.querySelectorAll('li.account')].map(e => e.dataset.username)")
 
 
 def default_of(driver):
-    return [e.get_attribute("data-username")
-            for e in driver.find_elements(By.CSS_SELECTOR, "li.account")
-            if e.find_elements(By.CSS_SELECTOR, ".default-marker")]
+    return driver.execute_script(
+        "return [...document.querySelectorAll('li.account')]"
+        ".filter(e => e.querySelector('.default-marker')).map(e => e.dataset.username)")
 
 
 def endpoint_token(home, session=requests, resource="https://management.core.windows.net/"):
@@ -85,7 +87,9 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     wait(driver, lambda d: account(d, ALICE[0]), "Alice's account")
     wait(driver, lambda d: not d.find_element(By.ID, "sign-in-dialog").is_displayed(), "the dialog to close")
     def countdown(d):
-        return account(d, ALICE[0]).find_element(By.CSS_SELECTOR, "tr.token .expires-in").text
+        return d.execute_script(
+            "return document.querySelector(`li.account[data-username='${arguments[0]}'] tr.token .expires-in`)"
+            "?.textContent.trim() ?? ''", ALICE[0])
 
     first = countdown(driver)
     assert re.match(r"^(59|60)m", first), first
