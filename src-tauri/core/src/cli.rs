@@ -421,10 +421,7 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
             } else {
                 tokens.endpoint_secret()?
             };
-            let url = Endpoint::running(&paths).map_or_else(
-                || format!("http://127.0.0.1:{}", tokens.config().port),
-                |e| e.url,
-            );
+            let url = crate::instance::endpoint_url(&paths, tokens.config().port);
             out.write_all(env_lines(&url, secret.expose(), shell).as_bytes())
                 .map_err(write_err)?;
         }

@@ -198,11 +198,12 @@ impl Desktop {
     /// Store errors while reloading a changed cache file.
     pub fn overview(&self) -> Result<Overview> {
         let now = self.tokens.now();
+        let cache = self.tokens.cache();
         let mut accounts: Vec<AccountView> = self
             .tokens
             .accounts()?
             .into_iter()
-            .map(|a| self.account_view(a))
+            .map(|a| self.account_view(&cache, a))
             .collect();
         accounts.sort_by_key(|a| !a.is_default);
         Ok(Overview {
@@ -213,8 +214,7 @@ impl Desktop {
         })
     }
 
-    fn account_view(&self, account: AccountInfo) -> AccountView {
-        let cache = self.tokens.cache();
+    fn account_view(&self, cache: &crate::cache::TokenCache, account: AccountInfo) -> AccountView {
         let mut tokens: Vec<TokenView> = cache
             .access_tokens()
             .values()
@@ -252,9 +252,9 @@ impl Desktop {
             (None, Some(_)) => ("stopped", None),
             (None, None) => ("starting", None),
         };
-        let preview_url = url
-            .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.tokens.config().port));
+        let preview_url = url.clone().unwrap_or_else(|| {
+            crate::instance::endpoint_url(&self.paths, self.tokens.config().port)
+        });
         let env_preview = env_lines(&preview_url, "********", Shell::Posix)
             .lines()
             .map(str::to_string)
@@ -274,10 +274,7 @@ impl Desktop {
     /// Store errors.
     pub fn env(&self) -> Result<zeroize::Zeroizing<String>> {
         let secret = self.tokens.endpoint_secret()?;
-        let url = Endpoint::running(&self.paths).map_or_else(
-            || format!("http://127.0.0.1:{}", self.tokens.config().port),
-            |e| e.url,
-        );
+        let url = crate::instance::endpoint_url(&self.paths, self.tokens.config().port);
         Ok(env_lines(&url, secret.expose(), Shell::Posix))
     }
 

@@ -70,6 +70,11 @@ impl Endpoint {
     }
 }
 
+/// The running instance's base URL, else the one an instance on `port` would have.
+pub fn endpoint_url(paths: &Paths, port: u16) -> String {
+    Endpoint::running(paths).map_or_else(|| format!("http://127.0.0.1:{port}"), |e| e.url)
+}
+
 /// Replaces the endpoint secret (tools with the old one get 401 from now on) and, if an
 /// instance is running, republishes its `endpoint.json` with the new one. Returns it.
 ///

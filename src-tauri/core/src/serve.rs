@@ -16,7 +16,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Query, Request, State};
@@ -46,7 +45,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the edge layer and handlers share.
 struct Edge {
     tokens: Arc<Tokens>,
-    served: AtomicU64,
     audit: std::sync::mpsc::Sender<Note>,
     started: std::time::Instant,
 }
@@ -68,7 +66,6 @@ pub async fn run(
     let edge = Arc::new(Edge {
         audit: audit_thread(tokens.clone()),
         tokens,
-        served: AtomicU64::new(0),
         started: std::time::Instant::now(),
     });
     let notes = edge.audit.clone();
@@ -265,7 +262,7 @@ fn error_response(e: &Error) -> Response {
 }
 
 fn audit(edge: &Edge, route: &'static str, served: &Served, peer: Option<Peer>) {
-    edge.served.fetch_add(1, Ordering::Relaxed);
+    edge.tokens.count_served();
     let _ = edge.audit.send(Note::Served(Audit {
         route,
         account: served.account.username.clone(),
@@ -300,11 +297,11 @@ fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::Sender<Note> {
             let mut known: std::collections::HashMap<SocketAddr, String> =
                 std::collections::HashMap::new();
             for note in rx {
+                if known.len() > 1024 {
+                    known.clear();
+                }
                 let a = match note {
                     Note::Connected(peer) => {
-                        if known.len() > 1024 {
-                            known.clear();
-                        }
                         if let Some(name) = crate::peer::describe(peer) {
                             known.insert(peer, name);
                         } else {
@@ -315,17 +312,12 @@ fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::Sender<Note> {
                     Note::Served(a) => a,
                 };
                 let client = match a.peer {
-                    Some(peer) => {
-                        if known.len() > 1024 {
-                            known.clear();
-                        }
-                        known
-                            .entry(peer)
-                            .or_insert_with(|| {
-                                crate::peer::describe(peer).unwrap_or_else(|| "unknown".into())
-                            })
-                            .clone()
-                    }
+                    Some(peer) => known
+                        .entry(peer)
+                        .or_insert_with(|| {
+                            crate::peer::describe(peer).unwrap_or_else(|| "unknown".into())
+                        })
+                        .clone(),
                     None => "unknown".into(),
                 };
                 tracing::info!(
@@ -513,7 +505,7 @@ async fn v1_status(State(edge): State<Arc<Edge>>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
         "uptime_secs": edge.started.elapsed().as_secs(),
-        "served": edge.served.load(Ordering::Relaxed),
+        "served": edge.tokens.requests_served(),
         "accounts": accounts,
         "store": edge.tokens.store().backend().as_str(),
     }))

@@ -305,10 +305,14 @@ impl Tokens {
         })
     }
 
+    /// Counts a token the endpoint served (on the request path: one atomic add).
+    pub fn count_served(&self) {
+        self.served_count.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records that the endpoint served `account`'s token for `scopes` to `client`, and tells
     /// the UI.
     pub fn served_to(&self, account: String, scopes: String, client: String) {
-        self.served_count.fetch_add(1, Ordering::Relaxed);
         lock(&self.served).insert((account.clone(), scopes.clone()), client.clone());
         self.emit(Event::TokenServed {
             account,
