@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tauri::{AppHandle, Emitter as _, Manager as _, Runtime};
-use tokentray_core::config::Config;
+use tokentray_core::clock::system_clock;
 use tokentray_core::desktop::{Desktop, Notices};
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::Store;
-use tokentray_core::tokens::{Event, Tokens, system_clock};
+use tokentray_core::tokens::{Event, Tokens};
 
 use crate::commands::UiError;
 
@@ -43,9 +42,7 @@ pub fn run() -> anyhow::Result<()> {
 
 fn start() -> anyhow::Result<()> {
     let paths = Paths::from_env()?;
-    let config = Config::load(&paths.config_file())?;
-    let store = Store::open(&paths, &config)?;
-    let tokens = Arc::new(Tokens::new(config, store, system_clock())?);
+    let tokens = Arc::new(Tokens::open(&paths, system_clock())?);
     let desktop = Arc::new(Desktop::new(paths, tokens));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let instance: Arc<Mutex<Option<tauri::async_runtime::JoinHandle<()>>>> = Arc::default();
@@ -75,7 +72,7 @@ fn start() -> anyhow::Result<()> {
             }
             tauri::async_runtime::spawn(forward(handle.clone(), shared.clone()));
             tauri::async_runtime::spawn(async move {
-                tokentray_core::cli::shutdown_signal().await;
+                tokentray_core::instance::shutdown_signal().await;
                 handle.exit(0);
             });
             Ok(())
@@ -115,7 +112,7 @@ fn serve<R: Runtime>(
         };
         let tokens = desktop.tokens().clone();
         let paths = desktop.paths().clone();
-        if let Err(e) = tokentray_core::cli::run_instance(&paths, tokens, stopped, ready).await {
+        if let Err(e) = tokentray_core::instance::run(&paths, tokens, stopped, ready).await {
             tracing::error!("the token endpoint is not running: {e}");
             desktop.endpoint_stopped(e.to_string());
             let _ = app.emit(CHANGED, serde_json::json!({"kind": "endpoint_changed"}));

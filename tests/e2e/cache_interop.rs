@@ -40,7 +40,7 @@ fn ingest_writes_what_msal_python_writes() {
             .ingest(&event, response, e["now"].as_i64().unwrap())
             .unwrap();
     }
-    let ours: Value = serde_json::from_slice(&cache.to_json(false)).unwrap();
+    let ours: Value = serde_json::from_slice(&cache.to_file_json()).unwrap();
     let theirs = fixture("cache.json");
     for section in [
         "AccessToken",

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokentray_core::clock::Clock;
 use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::{Backend, Store, StoreChoice};
-use tokentray_core::tokens::{Clock, Tokens};
+use tokentray_core::persist::{Backend, StoreChoice};
+use tokentray_core::tokens::Tokens;
 use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
 use tokentray_tests::harness::Home;
 
@@ -34,8 +35,8 @@ async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
     config.authority = fake.url().into();
     config.ca_file = Some(ca);
     config.store = StoreChoice::Only(Backend::Plaintext);
-    let clock: Clock = Arc::new(move || tokentray_core::cli::now() - skew);
-    let store = Store::open(&paths, &config).unwrap();
+    let clock: Clock = Arc::new(move || tokentray_core::clock::now() - skew);
+    let store = config.open_store(&paths).unwrap();
     let tokens = Tokens::new(config, store, clock).unwrap();
     let code = tokens
         .start_device_code(

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokentray_core::clock::Clock;
 use tokentray_core::flow::browser::Options;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::Store;
-use tokentray_core::tokens::{Clock, TokenRequest, Tokens};
+use tokentray_core::tokens::{TokenRequest, Tokens};
 use tokentray_core::{Error, ErrorCode};
 use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
 use tokentray_tests::harness::{Home, config_against, workspace_root};
@@ -57,7 +57,7 @@ impl Instance {
     }
 
     /// The default account's token for one scope.
-    async fn token(&self, scope: &str) -> Result<tokentray_core::tokens::Served, Error> {
+    async fn token(&self, scope: &str) -> Result<tokentray_core::tokens::ServedToken, Error> {
         let scopes = [scope.to_string()];
         self.tokens
             .get_token(&TokenRequest {
@@ -93,8 +93,9 @@ impl Instance {
 fn open(home: &std::path::Path, fake: &FakeEntra, offset: Arc<AtomicI64>) -> Tokens {
     let paths = Paths::under(home);
     let config = config_against(fake, home);
-    let store = Store::open(&paths, &config).unwrap();
-    let clock: Clock = Arc::new(move || tokentray_core::cli::now() + offset.load(Ordering::SeqCst));
+    let store = config.open_store(&paths).unwrap();
+    let clock: Clock =
+        Arc::new(move || tokentray_core::clock::now() + offset.load(Ordering::SeqCst));
     Tokens::new(config, store, clock).unwrap()
 }
 
@@ -158,7 +159,7 @@ async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
     fake.advance_clock(3600);
     let again = me.token(ARM).await.unwrap();
     assert!(again.refreshed);
-    assert_ne!(again.secret.expose(), served.secret.expose());
+    assert_ne!(again.access_token.expose(), served.access_token.expose());
     let new_rt = rt_secret(&me.tokens);
     assert_ne!(new_rt, old_rt, "rotated in place");
     assert_eq!(
@@ -193,7 +194,7 @@ async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
         })
         .await
         .unwrap();
-    assert_eq!(after.secret.expose(), again.secret.expose());
+    assert_eq!(after.access_token.expose(), again.access_token.expose());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +293,7 @@ async fn a_hundred_concurrent_callers_cause_one_refresh() {
                         ..Default::default()
                     })
                     .await
-                    .map(|s| s.secret.expose().to_string())
+                    .map(|s| s.access_token.expose().to_string())
             })
         })
         .collect();
@@ -385,8 +386,8 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
     for _ in 0..20 {
         let s = me.token(ARM).await.unwrap();
         assert_eq!(
-            s.secret.expose(),
-            original.secret.expose(),
+            s.access_token.expose(),
+            original.access_token.expose(),
             "the cached token is served"
         );
     }
@@ -489,8 +490,8 @@ async fn two_accounts_switch_and_sign_out_one_which_survives_restart() {
     assert_eq!(names, [ALICE]);
     let still = restarted.get_token(&default).await.unwrap();
     assert_eq!(
-        still.secret.expose(),
-        alice_token.secret.expose(),
+        still.access_token.expose(),
+        alice_token.access_token.expose(),
         "the other account is untouched"
     );
     let err = restarted
@@ -932,8 +933,8 @@ async fn tokens_in_use_are_renewed_in_the_background_before_they_expire() {
         })
         .unwrap()
         .unwrap()
-        .0;
-    assert_ne!(now.secret.expose(), first.secret.expose());
+        .token;
+    assert_ne!(now.access_token.expose(), first.access_token.expose());
     assert_eq!(
         token_requests(&fake, "refresh_token"),
         1,

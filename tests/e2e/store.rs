@@ -10,16 +10,16 @@ use tokentray_core::Error;
 use tokentray_core::cache::AtQuery;
 use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::{Backend, KernelKey, Store, StoreChoice, key_id};
+use tokentray_core::persist::{Backend, KernelKey, PersistedCache, StoreChoice, key_id};
 use tokentray_core::secret::DataKey;
 use tokentray_tests::harness::{Home, sample_access_token, sample_target};
 
 const NOW: i64 = 1_900_000_000;
 
-fn open(paths: &Paths, backend: Backend) -> Store {
+fn open(paths: &Paths, backend: Backend) -> PersistedCache {
     let mut config = Config::defaults(&paths.config_file());
     config.store = StoreChoice::Only(backend);
-    Store::open(paths, &config).unwrap()
+    config.open_store(paths).unwrap()
 }
 
 fn now() -> i64 {
@@ -29,12 +29,12 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn has_token(store: &Store, prefix: &str, i: usize) -> bool {
+fn has_token(store: &PersistedCache, prefix: &str, i: usize) -> bool {
     has_token_at(store, prefix, i, NOW)
 }
 
 /// Whether the entry `(prefix, i)` is there and valid at `at`.
-fn has_token_at(store: &Store, prefix: &str, i: usize, at: i64) -> bool {
+fn has_token_at(store: &PersistedCache, prefix: &str, i: usize, at: i64) -> bool {
     let cache = store.read().unwrap();
     let scopes = vec![sample_target(prefix, i)];
     let hid = format!("{prefix}.tenant");
@@ -127,7 +127,9 @@ fn keyutils_encrypts_at_rest_and_says_key_lost_after_a_reboot() {
 fn secret_service_holds_the_key_and_auto_prefers_it() {
     let home = tempfile::tempdir().unwrap();
     let paths = Paths::under(home.path());
-    let store = Store::open(&paths, &Config::defaults(&paths.config_file())).unwrap();
+    let store = Config::defaults(&paths.config_file())
+        .open_store(&paths)
+        .unwrap();
     assert_eq!(
         store.backend(),
         Backend::SecretService,

@@ -110,7 +110,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 
 fn main() {
     let cache = build(ACCOUNTS);
-    let bytes = cache.to_json(false);
+    let bytes = cache.to_file_json();
     println!(
         "cache: {} accounts x {} access tokens, {:.1} MB of MSAL JSON",
         ACCOUNTS,
@@ -155,17 +155,22 @@ fn main() {
 fn persistence(cache: &TokenCache, label: &str) {
     println!(
         "-- {label}: {:.2} MB",
-        cache.to_json(false).len() as f64 / 1e6
+        cache.to_file_json().len() as f64 / 1e6
     );
     let dir = std::env::temp_dir().join(format!("tokentray-bench-{}", std::process::id()));
     let paths = Paths::under(&dir);
     let mut config = Config::defaults(&paths.config_file());
     config.store = StoreChoice::Only(Backend::Keyutils);
-    if let Err(e) = tokentray_core::paths::ensure_private_dir(&paths.data) {
+    if let Err(e) = tokentray_core::files::ensure_private_dir(&paths.data) {
         println!("cannot create {}: {e}", paths.data.display());
         return;
     }
-    let store = match persist::open(&paths, &config) {
+    let store = match persist::open(
+        &paths,
+        config.store,
+        config.allow_unencrypted_storage,
+        &config.path,
+    ) {
         Ok(s) => s,
         Err(e) => {
             println!("persistence skipped: {e}");
@@ -178,7 +183,7 @@ fn persistence(cache: &TokenCache, label: &str) {
     let mut parses = Vec::new();
     for _ in 0..15 {
         let start = Instant::now();
-        let json = cache.to_json(false);
+        let json = cache.to_file_json();
         serializes.push(start.elapsed());
         let _ = store.save(&json);
         saves.push(start.elapsed());

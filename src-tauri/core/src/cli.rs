@@ -9,18 +9,21 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::cache::TokenCache;
+use crate::clock::system_clock;
 use crate::config::Config;
+use crate::env::{Shell, env_lines};
 use crate::error::ErrorCode;
-use crate::instance::Endpoint;
+use crate::files::write_atomic;
+use crate::instance::{Endpoint, native_token, shutdown_signal};
 use crate::paths::Paths;
-use crate::persist::{Store, write_atomic};
-use crate::tokens::{Served, TokenRequest, Tokens, select_account, system_clock};
+use crate::persist::PersistedCache;
+use crate::serve::TokenBody;
+use crate::tokens::{TokenRequest, Tokens, select_account};
 use crate::{Error, Result};
 
 /// tokentray: Microsoft Entra ID sign-in for developers, and tokens for their tools.
@@ -92,12 +95,9 @@ pub struct LoginArgs {
     #[arg(long)]
     pub login_hint: Option<String>,
     /// Seconds to wait for the browser.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = crate::flow::browser::DEFAULT_TIMEOUT.as_secs())]
     pub timeout: u64,
 }
-
-/// The scope `login` asks for when given none (what `az login` asks for).
-pub const DEFAULT_LOGIN_SCOPE: &str = "https://management.core.windows.net//.default";
 
 /// `tokentray token`.
 #[derive(Debug, clap::Args)]
@@ -117,17 +117,6 @@ pub struct TokenArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
-}
-
-/// Shells `tokentray env` writes for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
-    /// sh, bash, zsh.
-    Posix,
-    /// fish.
-    Fish,
-    /// PowerShell.
-    Powershell,
 }
 
 /// Output formats of `tokentray token`.
@@ -232,23 +221,15 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Seconds since the Unix epoch: the one place the CLI reads the clock.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn open() -> Result<(Config, Store)> {
+fn open() -> Result<(Config, PersistedCache)> {
     let paths = Paths::from_env()?;
     let config = Config::load(&paths.config_file())?;
-    let store = Store::open(&paths, &config)?;
+    let store = config.open_store(&paths)?;
     Ok((config, store))
 }
 
 fn open_tokens() -> Result<Tokens> {
-    let (config, store) = open()?;
-    Tokens::new(config, store, system_clock())
+    Tokens::open(&Paths::from_env()?, system_clock())
 }
 
 async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<()> {
@@ -257,7 +238,7 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
         Command::Login(args) => {
             let tokens = open_tokens()?;
             let scopes = if args.scopes.is_empty() {
-                vec![DEFAULT_LOGIN_SCOPE.to_string()]
+                vec![crate::flow::DEFAULT_LOGIN_SCOPE.to_string()]
             } else {
                 args.scopes
             };
@@ -358,19 +339,17 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
         }
         Command::Token(args) => {
             let scopes = requested_scopes(&args)?;
-            let paths = Paths::from_env()?;
-            if let Some(endpoint) = Endpoint::running(&paths) {
-                let body = native_token(&endpoint, &scopes, &args).await?;
-                return print_token(out, &body, args.format).map_err(write_err);
-            }
-            let tokens = open_tokens()?;
             let request = TokenRequest {
                 account: args.account.as_deref(),
                 scopes: &scopes,
                 tenant: args.tenant.as_deref(),
             };
-            let served = tokens.get_token(&request).await?;
-            print_token(out, &token_body(&served), args.format).map_err(write_err)?;
+            let paths = Paths::from_env()?;
+            let body = match Endpoint::running(&paths) {
+                Some(endpoint) => native_token(&endpoint, &request).await?,
+                None => TokenBody::from(&open_tokens()?.get_token(&request).await?),
+            };
+            print_token(out, &body, args.format).map_err(write_err)?;
         }
         Command::Cache(CacheCommand::Import { file }) => {
             let (_, store) = open()?;
@@ -380,7 +359,7 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
             })?);
             let imported = TokenCache::from_json(&bytes, &what)?;
             let accounts = imported.accounts().len();
-            let taken = store.modify(now(), |cache| Ok(cache.merge(imported)))?;
+            let taken = store.modify(crate::clock::now(), |cache| Ok(cache.merge(imported)))?;
             writeln!(
                 out,
                 "Imported {taken} entries ({accounts} accounts) from {}.",
@@ -428,7 +407,7 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
         Command::Daemon => {
             let paths = Paths::from_env()?;
             let tokens = std::sync::Arc::new(open_tokens()?);
-            run_instance(&paths, tokens, shutdown_signal(), |_| {}).await?;
+            crate::instance::run(&paths, tokens, shutdown_signal(), |_| {}).await?;
         }
         Command::Status => {
             let (config, store) = open()?;
@@ -475,29 +454,6 @@ async fn dispatch(command: Command, json: bool, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
-/// The lines that point tools at the endpoint at `url` with `secret` (the `IDENTITY_ENDPOINT`
-/// and `IDENTITY_HEADER` variables azure-identity's managed identity credential reads), in
-/// `shell`'s syntax, one per line. Zeroized on drop: it holds the secret.
-pub fn env_lines(url: &str, secret: &str, shell: Shell) -> zeroize::Zeroizing<String> {
-    use std::fmt::Write as _;
-    let endpoint = format!("{url}/msi/token");
-    let vars = [
-        ("IDENTITY_ENDPOINT", endpoint.as_str()),
-        ("IDENTITY_HEADER", secret),
-    ];
-    // Reserved up front so the secret is never left behind in a reallocated buffer.
-    let mut text =
-        zeroize::Zeroizing::new(String::with_capacity(128 + endpoint.len() + secret.len()));
-    for (name, value) in vars {
-        let _ = match shell {
-            Shell::Posix => writeln!(text, "export {name}='{value}'"),
-            Shell::Fish => writeln!(text, "set -gx {name} '{value}';"),
-            Shell::Powershell => writeln!(text, "$env:{name} = '{value}'"),
-        };
-    }
-    text
-}
-
 fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
@@ -506,8 +462,7 @@ fn requested_scopes(args: &TokenArgs) -> Result<Vec<String>> {
     let mut scopes: Vec<String> = args
         .scopes
         .iter()
-        .flat_map(|s| s.split_whitespace())
-        .map(str::to_string)
+        .flat_map(|s| crate::flow::parse_scopes(s))
         .collect();
     if let Some(resource) = &args.resource {
         scopes.push(format!("{resource}/.default"));
@@ -535,167 +490,13 @@ fn open_browser(url: &url::Url) -> Result<()> {
     Ok(())
 }
 
-/// The token as the native API answers it (`GET /v1/token`): one shape for both CLI paths.
-fn token_body(served: &Served) -> serde_json::Value {
-    json!({
-        "access_token": served.secret.expose(),
-        "token_type": served.token_type,
-        "expires_on": served.expires_on,
-        "scope": served.scopes,
-        "account": served.account.username,
-        "tenant": served.tenant,
-    })
-}
-
-/// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves and refreshes in the
-/// background until `shutdown`, then withdraws `endpoint.json`. The tray app and `tokentray
-/// daemon` both run this. `ready` is called once `endpoint.json` is published.
-///
-/// # Errors
-/// The port is taken; store errors.
-pub async fn run_instance(
-    paths: &Paths,
-    tokens: std::sync::Arc<Tokens>,
-    shutdown: impl std::future::Future<Output = ()>,
-    ready: impl FnOnce(&Endpoint),
-) -> Result<()> {
-    let listeners =
-        crate::instance::bind(paths, &tokens.config().path, tokens.config().port).await?;
-    let port = listeners
-        .first()
-        .and_then(|l| l.local_addr().ok())
-        .map_or(tokens.config().port, |a| a.port());
-    let endpoint = Endpoint {
-        url: format!("http://127.0.0.1:{port}"),
-        secret: tokens.endpoint_secret()?,
-        pid: std::process::id(),
-    };
-    endpoint.publish(paths)?;
-    ready(&endpoint);
-    tracing::warn!(
-        "serving tokens on {} (pid {}); point tools at it with: eval \"$(tokentray env)\"",
-        endpoint.url,
-        endpoint.pid
-    );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let background = tokio::spawn(
-        tokens
-            .clone()
-            .refresh_in_background(std::time::Duration::from_secs(60), stopped(stop_rx.clone())),
-    );
-    let serving = crate::serve::run(listeners, tokens, stopped(stop_rx));
-    let signal = async {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    };
-    let (served, ()) = tokio::join!(serving, signal);
-    let _ = background.await;
-    Endpoint::withdraw(paths);
-    tracing::warn!("stopped; endpoint withdrawn");
-    served
-}
-
-/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// `GET /v1/token` on the running instance (HTTP/1.1 over loopback: no TLS, no proxy).
-async fn native_token(
-    endpoint: &Endpoint,
-    scopes: &[String],
-    args: &TokenArgs,
-) -> Result<serde_json::Value> {
-    use http_body_util::{BodyExt as _, Empty};
-    let unreachable =
-        |detail: String| Error::io("reach", endpoint.url.clone(), std::io::Error::other(detail));
-    let authority = endpoint.url.trim_start_matches("http://").to_string();
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    query.append_pair("scope", &scopes.join(" "));
-    if let Some(a) = &args.account {
-        query.append_pair("account", a);
-    }
-    if let Some(t) = &args.tenant {
-        query.append_pair("tenant", t);
-    }
-    let stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-    tokio::spawn(conn);
-    let request = hyper::Request::get(format!("/v1/token?{}", query.finish()))
-        .header("host", authority.as_str())
-        .header(
-            "authorization",
-            format!("Bearer {}", endpoint.secret.expose()),
-        )
-        .body(Empty::<hyper::body::Bytes>::new())
-        .map_err(|e| unreachable(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let ok = response.status().is_success();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
-    let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-        Error::Protocol("the running tokentray answered with something that is not JSON".into())
-    })?;
-    if ok {
-        Ok(body)
-    } else {
-        Err(Error::Remote {
-            code: body["code"].as_str().unwrap_or("unknown").to_string(),
-            message: body["message"]
-                .as_str()
-                .unwrap_or("the running tokentray refused")
-                .to_string(),
-        })
-    }
-}
-
-/// Prints a token (in the native API's JSON shape) as `format` asks; `az` is exactly what
-/// `az account get-access-token` prints.
-fn print_token(
-    out: &mut dyn Write,
-    body: &serde_json::Value,
-    format: Format,
-) -> std::io::Result<()> {
-    let secret = body["access_token"].as_str().unwrap_or_default();
-    let expires_on = body["expires_on"].as_i64().unwrap_or_default();
+/// Prints a token as `format` asks; `az` is exactly what `az account get-access-token` prints.
+fn print_token(out: &mut dyn Write, body: &TokenBody, format: Format) -> std::io::Result<()> {
     match format {
-        Format::Raw => writeln!(out, "{secret}"),
+        Format::Raw => writeln!(out, "{}", body.access_token.expose()),
         Format::Json => writeln!(out, "{}", to_json(body)),
         Format::Az => {
-            let expires_local = chrono::DateTime::from_timestamp(expires_on, 0)
+            let expires_local = chrono::DateTime::from_timestamp(body.expires_on, 0)
                 .map(|t| {
                     t.with_timezone(&chrono::Local)
                         .format("%Y-%m-%d %H:%M:%S%.6f")
@@ -703,11 +504,11 @@ fn print_token(
                 })
                 .unwrap_or_default();
             let mut map = serde_json::Map::new();
-            map.insert("accessToken".into(), secret.into());
+            map.insert("accessToken".into(), body.access_token.expose().into());
             map.insert("expiresOn".into(), expires_local.into());
-            map.insert("expires_on".into(), expires_on.into());
-            map.insert("tenant".into(), body["tenant"].clone());
-            map.insert("tokenType".into(), body["token_type"].clone());
+            map.insert("expires_on".into(), body.expires_on.into());
+            map.insert("tenant".into(), body.tenant.clone().into());
+            map.insert("tokenType".into(), body.token_type.clone().into());
             writeln!(out, "{}", to_json(&map))
         }
     }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::persist::StoreChoice;
+use crate::paths::Paths;
+use crate::persist::{PersistedCache, StoreChoice};
 use crate::{Error, Result};
 
 /// The public client azure-identity and Azure CLI use ("Azure development tools"): no app
@@ -55,7 +56,7 @@ impl File {
 
 /// The settings the window edits, as written to `config.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Editable {
+pub struct EditableSettings {
     /// Authority base URL or cloud name.
     pub authority: String,
     /// Tenant.
@@ -159,7 +160,7 @@ impl Config {
     ///
     /// # Errors
     /// [`Error::Config`] if the existing file is invalid (it is left as it is); [`Error::Io`].
-    pub fn save(path: &Path, settings: &Editable) -> Result<()> {
+    pub fn save(path: &Path, settings: &EditableSettings) -> Result<()> {
         let mut file = File::read(path)?;
         file.authority = Some(settings.authority.clone());
         file.tenant = Some(settings.tenant.clone());
@@ -171,9 +172,22 @@ impl Config {
             detail: format!("cannot write it: {e}"),
         })?;
         if let Some(dir) = path.parent() {
-            crate::paths::ensure_private_dir(dir)?;
+            crate::files::ensure_private_dir(dir)?;
         }
-        crate::persist::write_atomic(path, text.as_bytes())
+        crate::files::write_atomic(path, text.as_bytes())
+    }
+
+    /// Opens the token store this configuration chooses, under `paths`.
+    ///
+    /// # Errors
+    /// Those of [`PersistedCache::open`].
+    pub fn open_store(&self, paths: &Paths) -> Result<PersistedCache> {
+        PersistedCache::open(
+            paths,
+            self.store,
+            self.allow_unencrypted_storage,
+            &self.path,
+        )
     }
 
     /// The settings (`authority`, `tenant`, `client_id`, `port`, `store`) an environment

@@ -11,17 +11,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::cache::AccountInfo;
-use crate::cli::{DEFAULT_LOGIN_SCOPE, Shell, env_lines};
-use crate::config::{Config, Editable};
-use crate::flow::browser;
+use crate::config::{Config, EditableSettings};
+use crate::env::{Shell, env_lines};
 use crate::flow::device_code::DeviceCode;
+use crate::flow::{DEFAULT_LOGIN_SCOPE, browser};
 use crate::instance::Endpoint;
 use crate::paths::Paths;
+use crate::sync::lock;
 use crate::tokens::{Event, Tokens};
 use crate::{Error, Result};
-
-/// How long a browser sign-in started from the window waits for the user.
-const BROWSER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The desktop app's state around [`Tokens`]: the sign-in in progress and the endpoint's fate.
 /// Share it as `Arc<Desktop>`.
@@ -195,7 +193,7 @@ impl Desktop {
     /// The window's view of everything.
     ///
     /// # Errors
-    /// Store errors while reloading a changed cache file.
+    /// PersistedCache errors while reloading a changed cache file.
     pub fn overview(&self) -> Result<Overview> {
         let now = self.tokens.now();
         let cache = self.tokens.cache();
@@ -271,7 +269,7 @@ impl Desktop {
     /// The environment lines for tools (with the real secret) in POSIX shell syntax.
     ///
     /// # Errors
-    /// Store errors.
+    /// PersistedCache errors.
     pub fn env(&self) -> Result<zeroize::Zeroizing<String>> {
         let secret = self.tokens.endpoint_secret()?;
         let url = crate::instance::endpoint_url(&self.paths, self.tokens.config().port);
@@ -281,7 +279,7 @@ impl Desktop {
     /// Replaces the endpoint secret and republishes `endpoint.json` if this app serves.
     ///
     /// # Errors
-    /// Store errors.
+    /// PersistedCache errors.
     pub fn rotate_secret(&self) -> Result<()> {
         crate::instance::rotate_secret(&self.paths, &self.tokens).map(drop)
     }
@@ -289,7 +287,7 @@ impl Desktop {
     /// The settings in effect (the config file can differ until the next start).
     ///
     /// # Errors
-    /// Store errors.
+    /// PersistedCache errors.
     pub fn settings_view(&self) -> Result<SettingsView> {
         let config = self.tokens.config();
         let backend = self.tokens.store().backend();
@@ -323,7 +321,7 @@ impl Desktop {
             .ok_or_else(|| {
                 Error::invalid("port", "use a port number from 1 to 65535 (default 42117)")
             })?;
-        let settings = Editable {
+        let settings = EditableSettings {
             authority: input.authority.trim().trim_end_matches('/').to_string(),
             tenant: input.tenant.trim().to_string(),
             client_id: input.client_id.trim().to_ascii_lowercase(),
@@ -414,7 +412,7 @@ impl Desktop {
             login_hint,
             prompt: Some("select_account".into()),
             claims: None,
-            timeout: BROWSER_TIMEOUT,
+            timeout: browser::DEFAULT_TIMEOUT,
         };
         let result = self
             .tokens
@@ -499,10 +497,6 @@ pub fn open_url(url: &url::Url) -> Result<()> {
     })
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 async fn wait_cancel(mut cancelled: watch::Receiver<bool>) {
     // A dropped sender (the sign-in was replaced) also cancels.
     let _ = cancelled.wait_for(|c| *c).await;
@@ -518,7 +512,7 @@ fn epoch(text: Option<&str>) -> Option<i64> {
 fn resource_of(scopes: &str) -> String {
     let first = scopes
         .split_ascii_whitespace()
-        .find(|s| !matches!(*s, "openid" | "profile" | "offline_access"))
+        .find(|s| !crate::cache::RESERVED_SCOPES.contains(s))
         .unwrap_or_default();
     match first.rsplit_once('/') {
         Some((resource, _)) if first.contains("://") => {
@@ -771,7 +765,7 @@ mod autostart {
              Exec=\"{}\"\nIcon=tokentray\nTerminal=false\nX-GNOME-Autostart-enabled=true\n",
             exe.display()
         );
-        crate::persist::write_atomic(&path, text.as_bytes())
+        crate::files::write_atomic(&path, text.as_bytes())
     }
 }
 

@@ -205,11 +205,12 @@ pub enum Error {
     #[error("sign-in failed: {0}. Nothing was saved; try again")]
     Protocol(String),
 
-    /// The interactive sign-in did not complete: denied, cancelled, timed out, expired.
+    /// The interactive sign-in did not complete: denied, refused, cancelled, timed out, expired
+    /// or declined.
     #[error("sign-in {outcome}: {detail}")]
     SignIn {
-        /// `denied`, `cancelled`, `timed out`, `expired`, `declined`.
-        outcome: &'static str,
+        /// How it ended.
+        outcome: SignInOutcome,
         /// What happened and what to do next.
         detail: String,
     },
@@ -221,6 +222,25 @@ pub enum Error {
         code: String,
         /// Its message.
         message: String,
+    },
+
+    /// The running instance (app or daemon) did not answer.
+    #[error(
+        "the running tokentray at {url} did not answer ({detail}); stop it and start it again \
+         (`tokentray daemon` or the tray app)"
+    )]
+    InstanceUnreachable {
+        /// Its base URL.
+        url: String,
+        /// What happened.
+        detail: String,
+    },
+
+    /// The operating system had no randomness to give (keys, secrets, PKCE and `state` need it).
+    #[error("the operating system's random number generator failed ({reason}); try again")]
+    Randomness {
+        /// What the OS said.
+        reason: String,
     },
 
     /// The cache holds no valid access token for the request.
@@ -236,110 +256,138 @@ pub enum Error {
     },
 }
 
-/// Stable, machine-readable error codes. The strings never change once released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// How an interactive sign-in ended without an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ErrorCode {
-    /// [`Error::StoreUnavailable`]
-    StoreUnavailable,
-    /// [`Error::KeyStore`]
-    KeyStore,
-    /// [`Error::KeyLost`]
-    KeyLost,
-    /// [`Error::BackendMismatch`]
-    BackendMismatch,
-    /// [`Error::CacheCorrupt`]
-    CacheCorrupt,
-    /// [`Error::Io`]
-    Io,
-    /// [`Error::NotOwner`]
-    NotOwner,
-    /// [`Error::LockTimeout`]
-    LockTimeout,
-    /// [`Error::InvalidInput`]
-    InvalidInput,
-    /// [`Error::Config`]
-    Config,
-    /// [`Error::NoAccount`]
-    NoAccount,
-    /// [`Error::AccountNotFound`]
-    AccountNotFound,
-    /// [`Error::AmbiguousAccount`]
-    AmbiguousAccount,
-    /// [`Error::NoCachedToken`]
-    NoCachedToken,
-    /// [`Error::Authority`]
-    Authority,
-    /// [`Error::InteractionRequired`]
-    InteractionRequired,
-    /// [`Error::AuthorityUnavailable`]
-    AuthorityUnavailable,
-    /// [`Error::Protocol`]
-    Protocol,
-    /// [`Error::SignIn`] denied by the user or the authority.
-    SignInDenied,
-    /// [`Error::SignIn`] cancelled.
-    SignInCancelled,
-    /// [`Error::SignIn`] timed out or the device code expired.
-    SignInTimeout,
-    /// [`Error::Remote`] with a code this build does not know.
-    Other,
+pub enum SignInOutcome {
+    /// The user declined consent or sign-in (`access_denied`).
+    Denied,
+    /// Entra refused it with another OAuth error on the redirect.
+    Refused,
+    /// Cancelled by the user or by another sign-in.
+    Cancelled,
+    /// The browser did not come back in time.
+    TimedOut,
+    /// The device code expired before it was used.
+    Expired,
+    /// The user declined the device code sign-in.
+    Declined,
 }
 
-impl ErrorCode {
-    /// Every code.
-    pub const ALL: [ErrorCode; 22] = [
-        Self::StoreUnavailable,
-        Self::KeyStore,
-        Self::KeyLost,
-        Self::BackendMismatch,
-        Self::CacheCorrupt,
-        Self::Io,
-        Self::NotOwner,
-        Self::LockTimeout,
-        Self::InvalidInput,
-        Self::Config,
-        Self::NoAccount,
-        Self::AccountNotFound,
-        Self::AmbiguousAccount,
-        Self::NoCachedToken,
-        Self::Authority,
-        Self::InteractionRequired,
-        Self::AuthorityUnavailable,
-        Self::Protocol,
-        Self::SignInDenied,
-        Self::SignInCancelled,
-        Self::SignInTimeout,
-        Self::Other,
-    ];
+impl std::fmt::Display for SignInOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Denied => "denied",
+            Self::Refused => "refused",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed out",
+            Self::Expired => "expired",
+            Self::Declined => "declined",
+        })
+    }
+}
 
-    /// The code as sent on the wire (`{code, message}`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::StoreUnavailable => "store_unavailable",
-            Self::KeyStore => "key_store",
-            Self::KeyLost => "key_lost",
-            Self::BackendMismatch => "backend_mismatch",
-            Self::CacheCorrupt => "cache_corrupt",
-            Self::Io => "io",
-            Self::NotOwner => "not_owner",
-            Self::LockTimeout => "lock_timeout",
-            Self::InvalidInput => "invalid_input",
-            Self::Config => "config",
-            Self::NoAccount => "no_account",
-            Self::AccountNotFound => "account_not_found",
-            Self::AmbiguousAccount => "ambiguous_account",
-            Self::NoCachedToken => "no_cached_token",
-            Self::Authority => "authority_error",
-            Self::InteractionRequired => "interaction_required",
-            Self::AuthorityUnavailable => "authority_unavailable",
-            Self::Protocol => "protocol_error",
-            Self::SignInDenied => "sign_in_denied",
-            Self::SignInCancelled => "sign_in_cancelled",
-            Self::SignInTimeout => "sign_in_timeout",
-            Self::Other => "other",
+/// Defines [`ErrorCode`], its list and its wire strings from one table.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $code:ident => $wire:literal,)*) => {
+        /// Stable, machine-readable error codes: the `code` of every `{code, message}` the CLI
+        /// (`--json`), the loopback endpoint and the window send. A wire string never changes
+        /// once released.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
         }
+
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &'static [ErrorCode] = &[$(Self::$code,)*];
+
+            /// The code as sent on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$code => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// [`Error::StoreUnavailable`]
+    StoreUnavailable => "store_unavailable",
+    /// [`Error::KeyStore`]
+    KeyStore => "key_store",
+    /// [`Error::KeyLost`]
+    KeyLost => "key_lost",
+    /// [`Error::BackendMismatch`]
+    BackendMismatch => "backend_mismatch",
+    /// [`Error::CacheCorrupt`]
+    CacheCorrupt => "cache_corrupt",
+    /// [`Error::Io`]
+    Io => "io",
+    /// [`Error::NotOwner`]
+    NotOwner => "not_owner",
+    /// [`Error::LockTimeout`]
+    LockTimeout => "lock_timeout",
+    /// [`Error::InvalidInput`]
+    InvalidInput => "invalid_input",
+    /// [`Error::Config`]
+    Config => "config",
+    /// [`Error::NoAccount`]
+    NoAccount => "no_account",
+    /// [`Error::AccountNotFound`]
+    AccountNotFound => "account_not_found",
+    /// [`Error::AmbiguousAccount`]
+    AmbiguousAccount => "ambiguous_account",
+    /// [`Error::NoCachedToken`]
+    NoCachedToken => "no_cached_token",
+    /// [`Error::Authority`]
+    Authority => "authority_error",
+    /// [`Error::InteractionRequired`]
+    InteractionRequired => "interaction_required",
+    /// [`Error::AuthorityUnavailable`]
+    AuthorityUnavailable => "authority_unavailable",
+    /// [`Error::Protocol`]
+    Protocol => "protocol_error",
+    /// [`Error::SignIn`] denied or refused by the user or the authority, or declined.
+    SignInDenied => "sign_in_denied",
+    /// [`Error::SignIn`] cancelled.
+    SignInCancelled => "sign_in_cancelled",
+    /// [`Error::SignIn`] timed out or the device code expired.
+    SignInTimeout => "sign_in_timeout",
+    /// [`Error::InstanceUnreachable`]
+    InstanceUnreachable => "instance_unreachable",
+    /// [`Error::Randomness`]
+    Randomness => "randomness",
+    /// The endpoint refused a request from a web page (an `Origin` header).
+    ForbiddenOrigin => "forbidden_origin",
+    /// The endpoint refused a `Host` that is not a loopback name.
+    ForbiddenHost => "forbidden_host",
+    /// The endpoint refused an over-long query string.
+    QueryTooLong => "query_too_long",
+    /// The endpoint refused a missing or wrong secret.
+    Unauthorized => "unauthorized",
+    /// The endpoint gave up on a request that took too long.
+    Timeout => "timeout",
+    /// The endpoint has no such route.
+    NotFound => "not_found",
+    /// The endpoint refused a malformed managed-identity request (OAuth's `invalid_request`).
+    InvalidRequest => "invalid_request",
+    /// [`Error::Remote`] with a code this build does not know.
+    Other => "other",
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = ();
+
+    /// The code whose wire string is `s`.
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -365,20 +413,16 @@ impl Error {
             Self::InteractionRequired { .. } => ErrorCode::InteractionRequired,
             Self::AuthorityUnavailable { .. } => ErrorCode::AuthorityUnavailable,
             Self::Protocol(_) => ErrorCode::Protocol,
-            Self::SignIn {
-                outcome: "cancelled",
-                ..
-            } => ErrorCode::SignInCancelled,
-            Self::SignIn {
-                outcome: "timed out" | "expired",
-                ..
-            } => ErrorCode::SignInTimeout,
-            Self::SignIn { .. } => ErrorCode::SignInDenied,
-            Self::Remote { code, .. } => ErrorCode::ALL
-                .iter()
-                .copied()
-                .find(|c| c.as_str() == code)
-                .unwrap_or(ErrorCode::Other),
+            Self::SignIn { outcome, .. } => match outcome {
+                SignInOutcome::Cancelled => ErrorCode::SignInCancelled,
+                SignInOutcome::TimedOut | SignInOutcome::Expired => ErrorCode::SignInTimeout,
+                SignInOutcome::Denied | SignInOutcome::Refused | SignInOutcome::Declined => {
+                    ErrorCode::SignInDenied
+                }
+            },
+            Self::InstanceUnreachable { .. } => ErrorCode::InstanceUnreachable,
+            Self::Randomness { .. } => ErrorCode::Randomness,
+            Self::Remote { code, .. } => code.parse().unwrap_or(ErrorCode::Other),
         }
     }
 
@@ -407,6 +451,6 @@ impl Error {
 }
 
 /// The first line of an Entra error description (the rest is trace and correlation ids).
-fn first_line(text: &str) -> &str {
+pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text).trim()
 }

@@ -9,7 +9,7 @@
 //! - [`config`]: `config.toml` plus environment overrides.
 //! - [`cache`]: MSAL's unified token cache schema; pure, takes `now`, never reads the clock.
 //! - [`persist`]: opaque encrypted bytes at rest (Secret Service, kernel keyring, DPAPI, Keychain,
-//!   or explicit plaintext) and [`persist::Store`], the cross-process locked cache on disk.
+//!   or explicit plaintext) and [`persist::PersistedCache`], the cross-process locked cache on disk.
 //! - [`authority`]: the Entra host, tenant and endpoint URLs.
 //! - [`flow`]: the token endpoint client, browser (auth code + PKCE) and device code sign-in.
 //! - [`tokens`]: [`tokens::Tokens`], the one owner of the cache in a running instance: silent
@@ -25,9 +25,12 @@
 pub mod authority;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod desktop;
+pub mod env;
 pub mod error;
+pub mod files;
 pub mod flow;
 pub mod instance;
 pub mod paths;
@@ -35,6 +38,7 @@ pub mod peer;
 pub mod persist;
 pub mod secret;
 pub mod serve;
+mod sync;
 pub mod tokens;
 
 pub use error::{Error, ErrorCode, Result};

@@ -58,13 +58,10 @@ impl DataKey {
     /// A fresh random key from the OS CSPRNG.
     ///
     /// # Errors
-    /// [`crate::Error::KeyStore`] if the OS has no randomness to give.
+    /// [`crate::Error::Randomness`] if the OS has no randomness to give.
     pub fn generate() -> crate::Result<Self> {
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| crate::Error::KeyStore {
-            backend: "os-random",
-            reason: format!("no randomness available: {e}"),
-        })?;
+        random_bytes(&mut key)?;
         Ok(Self(key))
     }
 
@@ -86,6 +83,27 @@ impl fmt::Debug for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("DataKey([redacted])")
     }
+}
+
+/// Fills `buf` from the OS CSPRNG: the one place tokentray asks for randomness.
+///
+/// # Errors
+/// [`crate::Error::Randomness`] if the OS has none to give.
+pub fn random_bytes(buf: &mut [u8]) -> crate::Result<()> {
+    getrandom::fill(buf).map_err(|e| crate::Error::Randomness {
+        reason: e.to_string(),
+    })
+}
+
+/// `n` random bytes, base64url without padding (secrets, PKCE verifiers, `state`, `nonce`).
+///
+/// # Errors
+/// [`crate::Error::Randomness`].
+pub fn random_token(n: usize) -> crate::Result<String> {
+    use base64::Engine as _;
+    let mut bytes = Zeroizing::new(vec![0u8; n]);
+    random_bytes(&mut bytes)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*bytes))
 }
 
 #[cfg(test)]

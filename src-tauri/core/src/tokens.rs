@@ -26,19 +26,13 @@ use crate::cache::{
     AccountInfo, AtQuery, EXPIRY_SKEW_SECS, FoundToken, Grant, TokenCache, TokenEvent,
     TokenResponse,
 };
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::flow::{self, Entra, Failure, scope_param};
-use crate::persist::{Stamp, Store};
+use crate::persist::{PersistedCache, Stamp};
 use crate::secret::Secret;
+use crate::sync::lock;
 use crate::{Error, Result};
-
-/// Epoch seconds now. Production uses [`system_clock`]; tests pass their own.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(crate::cli::now)
-}
 
 /// Longest wait after a failing authority before trying again.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -115,9 +109,9 @@ pub struct TokenRequest<'a> {
 
 /// A token handed out.
 #[derive(Debug, Clone)]
-pub struct Served {
+pub struct ServedToken {
     /// The access token.
-    pub secret: Secret,
+    pub access_token: Secret,
     /// Expiry, epoch seconds.
     pub expires_on: i64,
     /// `Bearer`.
@@ -130,6 +124,16 @@ pub struct Served {
     pub account: AccountInfo,
     /// Whether it came from the cache or a refresh just now.
     pub refreshed: bool,
+}
+
+/// A cached token, with whether it is due for a proactive refresh (past `refresh_on`; still good
+/// to serve).
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// The token.
+    pub token: ServedToken,
+    /// Whether a refresh is due.
+    pub refresh_due: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -159,7 +163,7 @@ impl Snapshot {
 
 /// The owner of the cache. Cheap to share: `Arc<Tokens>`.
 pub struct Tokens {
-    store: Store,
+    store: PersistedCache,
     entra: Entra,
     config: Config,
     snapshot: RwLock<Snapshot>,
@@ -181,16 +185,23 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Tokens {
+    /// Opens tokentray as configured under `paths`: `config.toml` and the environment, the
+    /// token store, the cache.
+    ///
+    /// # Errors
+    /// Those of [`Config::load`], [`Config::open_store`] and [`Tokens::new`].
+    pub fn open(paths: &crate::paths::Paths, clock: Clock) -> Result<Self> {
+        let config = Config::load(&paths.config_file())?;
+        let store = config.open_store(paths)?;
+        Self::new(config, store, clock)
+    }
+
     /// Loads the cache from `store`.
     ///
     /// # Errors
-    /// Those of [`Store::read`] and [`Entra::new`].
-    pub fn new(config: Config, store: Store, clock: Clock) -> Result<Self> {
+    /// Those of [`PersistedCache::read`] and [`Entra::new`].
+    pub fn new(config: Config, store: PersistedCache, clock: Clock) -> Result<Self> {
         let entra = Entra::new(&config)?;
         let (cache, stamp) = store.read_stamped()?;
         let (events, _) = broadcast::channel(256);
@@ -225,7 +236,7 @@ impl Tokens {
     }
 
     /// The store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &PersistedCache {
         &self.store
     }
 
@@ -234,7 +245,7 @@ impl Tokens {
     }
 
     /// Rereads the file if another process changed it.
-    fn refresh_snapshot(&self) -> Result<()> {
+    fn reload_if_changed(&self) -> Result<()> {
         let current = self.store.stamp();
         let stale = self.snapshot.read().map_or(true, |s| s.stamp != current);
         if stale {
@@ -277,16 +288,16 @@ impl Tokens {
     /// encrypted cache, so it survives restarts. Reads see a rotation by another process.
     ///
     /// # Errors
-    /// Store errors.
+    /// PersistedCache errors.
     pub fn endpoint_secret(&self) -> Result<Secret> {
-        self.refresh_snapshot()?;
+        self.reload_if_changed()?;
         if let Some(secret) = self.with_cache(|c| c.state.endpoint_secret.clone()) {
             return Ok(secret);
         }
         self.update(|c| match &c.state.endpoint_secret {
             Some(secret) => Ok(secret.clone()),
             None => {
-                let secret = Secret::new(flow::random_token(32)?);
+                let secret = Secret::new(crate::secret::random_token(32)?);
                 c.state.endpoint_secret = Some(secret.clone());
                 Ok(secret)
             }
@@ -296,10 +307,10 @@ impl Tokens {
     /// Replaces the endpoint secret; tools configured with the old one get 401 from now on.
     ///
     /// # Errors
-    /// Store errors.
+    /// PersistedCache errors.
     pub fn rotate_endpoint_secret(&self) -> Result<Secret> {
         self.update(|c| {
-            let secret = Secret::new(flow::random_token(32)?);
+            let secret = Secret::new(crate::secret::random_token(32)?);
             c.state.endpoint_secret = Some(secret.clone());
             Ok(secret)
         })
@@ -337,9 +348,9 @@ impl Tokens {
     /// The accounts, with default and needs-sign-in state.
     ///
     /// # Errors
-    /// Those of [`Store::read`] when the file changed.
+    /// Those of [`PersistedCache::read`] when the file changed.
     pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
-        self.refresh_snapshot()?;
+        self.reload_if_changed()?;
         Ok(self.with_snapshot(|_, accounts| accounts.to_vec()))
     }
 
@@ -348,17 +359,69 @@ impl Tokens {
         self.with_cache(Clone::clone)
     }
 
-    /// The cached token for `request` if it has more than 5 minutes left, with whether it is due
-    /// for a proactive refresh; never refreshes, and reads memory as of the last reload (the
-    /// endpoint's edge reloads once per request through [`Tokens::endpoint_secret`]).
+    /// The token for a managed-identity style `resource` (`R`, `R/`): Azure SDKs ask for
+    /// `R/.default`, Azure CLI caches ARM as `R//.default`, so both forms are looked up. A fresh
+    /// cached token under either is served; otherwise the form that is cached (due for refresh),
+    /// or the plain one, goes through [`Tokens::get_token`].
     ///
     /// # Errors
-    /// Account selection errors.
-    pub fn cached(&self, request: &TokenRequest<'_>) -> Result<Option<(Served, bool)>> {
+    /// Those of [`Tokens::get_token`].
+    pub async fn get_for_resource(
+        &self,
+        resource: &str,
+        account: Option<&str>,
+    ) -> Result<ServedToken> {
+        self.reload_if_changed()?;
+        let trimmed = resource.trim_end_matches('/');
+        let forms = [
+            vec![format!("{trimmed}/.default")],
+            vec![format!("{trimmed}//.default")],
+        ];
+        let mut chosen = &forms[0];
+        for scopes in &forms {
+            let request = TokenRequest {
+                account,
+                scopes,
+                tenant: None,
+            };
+            match self.cached_in_snapshot(&request) {
+                Ok(Some(Cached {
+                    token,
+                    refresh_due: false,
+                })) => return Ok(token),
+                Ok(Some(Cached {
+                    refresh_due: true, ..
+                })) => {
+                    chosen = scopes;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let request = TokenRequest {
+            account,
+            scopes: chosen,
+            tenant: None,
+        };
+        self.get_token(&request).await
+    }
+
+    /// The cached token for `request` if it has more than 5 minutes left; never refreshes.
+    /// Reloads first if another process changed the cache file.
+    ///
+    /// # Errors
+    /// Account selection errors; store errors while reloading.
+    pub fn cached(&self, request: &TokenRequest<'_>) -> Result<Option<Cached>> {
+        self.reload_if_changed()?;
+        self.cached_in_snapshot(request)
+    }
+
+    /// [`Tokens::cached`] as of the last reload.
+    fn cached_in_snapshot(&self, request: &TokenRequest<'_>) -> Result<Option<Cached>> {
         let now = (self.clock)();
         self.with_snapshot(|cache, accounts| {
             let account = select_account(accounts, request.account)?;
-            Ok(self.served(cache, account, request, now, false))
+            Ok(self.cached_token(cache, account, request, now, false))
         })
     }
 
@@ -370,15 +433,15 @@ impl Tokens {
     /// [`Error::NoAccount`] / [`Error::AccountNotFound`] / [`Error::AmbiguousAccount`];
     /// [`Error::InteractionRequired`]; [`Error::AuthorityUnavailable`] when no valid token is
     /// cached and the authority cannot be reached; [`Error::Authority`].
-    pub async fn get_token(&self, request: &TokenRequest<'_>) -> Result<Served> {
+    pub async fn get_token(&self, request: &TokenRequest<'_>) -> Result<ServedToken> {
         if request.scopes.is_empty() {
             return Err(Error::invalid("token request", "name at least one scope"));
         }
-        self.refresh_snapshot()?;
+        self.reload_if_changed()?;
         let now = (self.clock)();
         let (account, cached) = self.with_snapshot(|cache, accounts| -> Result<_> {
             let account = select_account(accounts, request.account)?.clone();
-            let cached = self.served(cache, &account, request, now, false);
+            let cached = self.cached_token(cache, &account, request, now, false);
             Ok((account, cached))
         })?;
         let key = FlightKey {
@@ -391,21 +454,25 @@ impl Tokens {
             },
         };
         lock(&self.in_use).insert(key.clone(), Instant::now());
-        if let Some((served, false)) = cached {
-            return Ok(served);
+        if let Some(Cached {
+            token,
+            refresh_due: false,
+        }) = cached
+        {
+            return Ok(token);
         }
         self.refresh_flight(&key, &account, request).await
     }
 
     /// The cached token for a request, with whether it is due for refresh.
-    fn served(
+    fn cached_token(
         &self,
         cache: &TokenCache,
         account: &AccountInfo,
         request: &TokenRequest<'_>,
         now: i64,
         refreshed: bool,
-    ) -> Option<(Served, bool)> {
+    ) -> Option<Cached> {
         let min_left = if refreshed { 0 } else { EXPIRY_SKEW_SECS };
         let found = find_token(
             cache,
@@ -416,7 +483,10 @@ impl Tokens {
             now,
             min_left,
         )?;
-        Some((to_served(&found, account, refreshed), found.refresh_due))
+        Some(Cached {
+            token: to_served(&found, account, refreshed),
+            refresh_due: found.refresh_due,
+        })
     }
 
     async fn refresh_flight(
@@ -424,18 +494,22 @@ impl Tokens {
         key: &FlightKey,
         account: &AccountInfo,
         request: &TokenRequest<'_>,
-    ) -> Result<Served> {
+    ) -> Result<ServedToken> {
         let gate = lock(&self.flights).entry(key.clone()).or_default().clone();
         let _turn = gate.lock().await;
         // Whoever held the gate may have refreshed already; another process may have too.
-        self.refresh_snapshot()?;
+        self.reload_if_changed()?;
         let now = (self.clock)();
-        let cached = self.with_cache(|c| self.served(c, account, request, now, false));
-        if let Some((served, false)) = &cached {
-            return Ok(served.clone());
+        let cached = self.with_cache(|c| self.cached_token(c, account, request, now, false));
+        if let Some(Cached {
+            token,
+            refresh_due: false,
+        }) = &cached
+        {
+            return Ok(token.clone());
         }
         if let Some(wait) = self.backing_off(&account.home_account_id) {
-            return cached.map(|(s, _)| s).ok_or_else(|| {
+            return cached.map(|c| c.token).ok_or_else(|| {
                 let reason = self
                     .with_cache(|c| c.state.needs_sign_in.get(&account.home_account_id).cloned());
                 match reason {
@@ -489,7 +563,7 @@ impl Tokens {
                 }
                 // Past refresh_on but still valid: the cached token is still good.
                 match cached {
-                    Some((served, _)) => Ok(served),
+                    Some(c) => Ok(c.token),
                     None => Err(e),
                 }
             }
@@ -505,7 +579,11 @@ impl Tokens {
     }
 
     /// Redeems the account's refresh tokens (family first) until one works.
-    async fn refresh(&self, account: &AccountInfo, request: &TokenRequest<'_>) -> Result<Served> {
+    async fn refresh(
+        &self,
+        account: &AccountInfo,
+        request: &TokenRequest<'_>,
+    ) -> Result<ServedToken> {
         let tenant = request.tenant.unwrap_or(&self.config.tenant).to_string();
         let authority = self.entra.authority().with_tenant(&tenant);
         let candidates: Vec<(String, Secret)> = self.with_cache(|c| {
@@ -570,7 +648,7 @@ impl Tokens {
         tenant: &str,
         used: &str,
         response: TokenResponse,
-    ) -> Result<Served> {
+    ) -> Result<ServedToken> {
         let now = (self.clock)();
         let env = self.entra.authority().environment();
         let scopes = request.scopes.to_vec();
@@ -588,8 +666,8 @@ impl Tokens {
             Ok(())
         })?;
         let served = self
-            .with_cache(|c| self.served(c, account, request, now, true))
-            .map(|(s, _)| s)
+            .with_cache(|c| self.cached_token(c, account, request, now, true))
+            .map(|c| c.token)
             .ok_or_else(|| {
                 Error::Protocol("the refreshed token does not cover the requested scopes".into())
             })?;
@@ -797,7 +875,7 @@ impl Tokens {
     }
 
     async fn renew(&self, key: &FlightKey) -> Result<()> {
-        self.refresh_snapshot()?;
+        self.reload_if_changed()?;
         let now = (self.clock)();
         let request = TokenRequest {
             account: Some(&key.account),
@@ -837,7 +915,7 @@ impl Tokens {
     }
 }
 
-fn to_served(found: &FoundToken<'_>, account: &AccountInfo, refreshed: bool) -> Served {
+fn to_served(found: &FoundToken<'_>, account: &AccountInfo, refreshed: bool) -> ServedToken {
     let realm = found.entry.realm.as_deref().unwrap_or_default();
     let tenant = if matches!(realm, "organizations" | "common" | "consumers" | "") {
         account
@@ -847,8 +925,8 @@ fn to_served(found: &FoundToken<'_>, account: &AccountInfo, refreshed: bool) -> 
     } else {
         realm.to_string()
     };
-    Served {
-        secret: found
+    ServedToken {
+        access_token: found
             .entry
             .secret
             .clone()

@@ -9,11 +9,11 @@ use tauri::test::{
 };
 use tauri::webview::InvokeRequest;
 use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+use tokentray_core::clock::system_clock;
 use tokentray_core::config::Config;
 use tokentray_core::desktop::Desktop;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::Store;
-use tokentray_core::tokens::{Tokens, system_clock};
+use tokentray_core::tokens::Tokens;
 use tokentray_tests::fake_entra::{FakeConfig, FakeEntra};
 use tokentray_tests::harness::config_against;
 
@@ -42,7 +42,7 @@ impl Window {
         let home = tempfile::tempdir().unwrap();
         let paths = Paths::under(home.path());
         let config = config_against(&fake, home.path());
-        let store = Store::open(&paths, &config).unwrap();
+        let store = config.open_store(&paths).unwrap();
         let tokens = Arc::new(Tokens::new(config, store, system_clock()).unwrap());
         let desktop = Arc::new(Desktop::new(paths, tokens));
         let app = super::handler(mock_builder())
@@ -72,7 +72,7 @@ impl Window {
     fn sign_in(&self, user: &str) -> Value {
         let code = self.call("start_device_code", json!({})).unwrap();
         let user_code = code["user_code"].as_str().unwrap().to_string();
-        assert!(code["expires_on"].as_i64().unwrap() > tokentray_core::cli::now());
+        assert!(code["expires_on"].as_i64().unwrap() > tokentray_core::clock::now());
         approve(&self.fake, &user_code, user);
         self.call("finish_device_code", json!({})).unwrap()
     }

@@ -1,5 +1,5 @@
 //! Test helper process: writes access tokens into a tokentray cache through tokentray-core's
-//! `Store`, one locked read-modify-write per entry, printing `done N` after each completed write.
+//! `PersistedCache`, one locked read-modify-write per entry, printing `done N` after each completed write.
 //! Used to prove concurrent writers lose nothing and a killed writer never corrupts the cache.
 //!
 //! Usage: cache-writer PREFIX COUNT   (TOKENTRAY_HOME and TOKENTRAY_STORE from the environment)
@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::Store;
 use tokentray_tests::harness::sample_access_token;
 
 fn main() -> ExitCode {
@@ -21,7 +20,7 @@ fn main() -> ExitCode {
     };
     let store = match Paths::from_env()
         .and_then(|p| Config::load(&p.config_file()).map(|c| (p, c)))
-        .and_then(|(p, c)| Store::open(&p, &c))
+        .and_then(|(p, c)| c.open_store(&p))
     {
         Ok(s) => s,
         Err(e) => {
@@ -29,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let now = tokentray_core::cli::now();
+    let now = tokentray_core::clock::now();
     let mut stdout = std::io::stdout().lock();
     for i in 0..count {
         let at = sample_access_token(prefix, i, now);

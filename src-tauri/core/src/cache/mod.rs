@@ -32,6 +32,9 @@ use crate::{Error, Result};
 /// An access token with less than this many seconds left is treated as expired (MSAL: 5 minutes).
 pub const EXPIRY_SKEW_SECS: i64 = 300;
 
+/// The device code grant type (RFC 8628), also the `account_source` of accounts it signs in.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// Scopes MSAL adds to every request and leaves out of access-token lookups.
 pub const RESERVED_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
 
@@ -143,7 +146,7 @@ impl Grant<'_> {
     fn account_source(&self) -> Option<&'static str> {
         match self {
             Self::AuthorizationCode => Some("authorization_code"),
-            Self::DeviceCode => Some("urn:ietf:params:oauth:grant-type:device_code"),
+            Self::DeviceCode => Some(DEVICE_CODE_GRANT),
             Self::RefreshToken { .. } => None,
         }
     }
@@ -321,33 +324,40 @@ impl TokenCache {
         Ok(cache)
     }
 
-    /// Writes the cache file's JSON (compact, with tokentray's state section).
-    /// The buffer is zeroed when dropped.
-    pub fn to_json(&self, pretty: bool) -> Zeroizing<Vec<u8>> {
-        self.write(pretty, true)
+    /// The cache file's JSON: compact, with tokentray's state section. Zeroed when dropped.
+    pub fn to_file_json(&self) -> Zeroizing<Vec<u8>> {
+        let mut serializer = serde_json::Serializer::new(self.buffer());
+        self.write(&mut serializer, true);
+        Zeroizing::new(serializer.into_inner())
     }
 
-    /// Writes pure MSAL JSON for other tools, indented by 4 like MSAL Python's `serialize()`,
-    /// without tokentray's state.
+    /// Pure MSAL JSON for other tools, indented by 4 like MSAL Python's `serialize()`, without
+    /// tokentray's state. Zeroed when dropped.
     pub fn to_msal_json(&self) -> Zeroizing<Vec<u8>> {
-        self.write(true, false)
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut serializer = serde_json::Serializer::with_formatter(self.buffer(), fmt);
+        self.write(&mut serializer, false);
+        Zeroizing::new(serializer.into_inner())
     }
 
-    fn write(&self, pretty: bool, with_state: bool) -> Zeroizing<Vec<u8>> {
+    fn write<F: serde_json::ser::Formatter>(
+        &self,
+        serializer: &mut serde_json::Serializer<Vec<u8>, F>,
+        with_state: bool,
+    ) {
         let view = View {
             cache: self,
             with_state,
         };
-        let mut out = Zeroizing::new(Vec::with_capacity(self.estimated_size()));
         // Serializing strings and raw JSON into a Vec cannot fail.
-        let written = if pretty {
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            view.serialize(&mut serde_json::Serializer::with_formatter(&mut *out, fmt))
-        } else {
-            view.serialize(&mut serde_json::Serializer::new(&mut *out))
-        };
+        let written = view.serialize(serializer);
         debug_assert!(written.is_ok());
-        out
+    }
+
+    /// An output buffer big enough for the whole cache, so it is not reallocated (and no
+    /// unzeroed copy of the tokens is left behind) while writing.
+    fn buffer(&self) -> Vec<u8> {
+        Vec::with_capacity(self.estimated_size())
     }
 
     fn estimated_size(&self) -> usize {

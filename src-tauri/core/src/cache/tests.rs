@@ -56,7 +56,7 @@ fn signed_in(oid: &str, user: &str) -> TokenCache {
 #[test]
 fn ingest_writes_every_section_with_msal_keys_and_fields() {
     let cache = signed_in("oid1", "alice@contoso.example");
-    let v: Value = serde_json::from_slice(&cache.to_json(false)).unwrap();
+    let v: Value = serde_json::from_slice(&cache.to_file_json()).unwrap();
     let target = "https://management.core.windows.net//.default https://management.core.windows.net//user_impersonation";
     let at_key = format!("oid1.tid1-{ENV}-accesstoken-{CLIENT}-organizations-{target}");
     let at = &v["AccessToken"][&at_key];
@@ -345,7 +345,7 @@ fn unknown_sections_fields_and_non_string_values_round_trip_byte_for_byte() {
         "AppMetadata": {"appmetadata-x-c": {"client_id": "c", "environment": "x", "future": 7}}
     }"#;
     let cache = TokenCache::from_json(input.as_bytes(), "test").unwrap();
-    let out = String::from_utf8(cache.to_json(false).to_vec()).unwrap();
+    let out = String::from_utf8(cache.to_file_json().to_vec()).unwrap();
     for fragment in [
         r#""future_field":{"nested": [1, 2.50, 1e3, "x"], "flag": true}"#,
         r#""home_account_id":null"#,
@@ -359,7 +359,7 @@ fn unknown_sections_fields_and_non_string_values_round_trip_byte_for_byte() {
     // and a second round trip is stable
     let again = TokenCache::from_json(out.as_bytes(), "test").unwrap();
     assert_eq!(
-        String::from_utf8(again.to_json(false).to_vec()).unwrap(),
+        String::from_utf8(again.to_file_json().to_vec()).unwrap(),
         out
     );
 }
@@ -389,7 +389,7 @@ fn invalid_json_says_where_without_quoting_the_file() {
 #[test]
 fn merge_rekeys_foreign_entries_and_keeps_the_fresher_token() {
     let mine = signed_in("oid1", "alice@contoso.example");
-    let mut theirs: Value = serde_json::from_slice(&mine.to_json(false)).unwrap();
+    let mut theirs: Value = serde_json::from_slice(&mine.to_file_json()).unwrap();
     // Re-key everything the way MSAL JS would, and make their access token fresher.
     for section in ["AccessToken", "RefreshToken", "IdToken", "Account"] {
         let entries = theirs[section].as_object_mut().unwrap();
@@ -419,9 +419,9 @@ fn merge_rekeys_foreign_entries_and_keeps_the_fresher_token() {
 fn app_state_lives_in_the_file_but_not_in_exports() {
     let mut cache = signed_in("oid1", "alice@contoso.example");
     cache.state.default_account = Some("oid1.tid1".into());
-    let file: Value = serde_json::from_slice(&cache.to_json(false)).unwrap();
+    let file: Value = serde_json::from_slice(&cache.to_file_json()).unwrap();
     assert_eq!(file["tokentray"]["default_account"], "oid1.tid1");
-    let again = TokenCache::from_json(&cache.to_json(false), "file").unwrap();
+    let again = TokenCache::from_json(&cache.to_file_json(), "file").unwrap();
     assert_eq!(again.state, cache.state);
     assert!(again.accounts()[0].is_default);
     let export: Value = serde_json::from_slice(&cache.to_msal_json()).unwrap();

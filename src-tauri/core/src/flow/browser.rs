@@ -19,9 +19,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::{Entra, Failure, Pkce, random_token, scope_param};
+use super::{Entra, Failure, Pkce, scope_param};
 use crate::authority::Authority;
 use crate::cache::{IdTokenClaims, TokenResponse};
+use crate::error::SignInOutcome;
+use crate::secret::random_token;
 use crate::{Error, Result};
 
 /// Default time the user has to finish in the browser.
@@ -114,10 +116,10 @@ pub async fn sign_in(
         tokio::select! {
             got = rx.recv() => got.ok_or_else(|| Error::Protocol("the loopback listener stopped".into())),
             () = tokio::time::sleep(request.timeout) => Err(Error::SignIn {
-                outcome: "timed out",
+                outcome: SignInOutcome::TimedOut,
                 detail: format!("no answer from the browser within {} s; run the sign-in again", request.timeout.as_secs()),
             }),
-            () = cancel => Err(Error::SignIn { outcome: "cancelled", detail: "the browser sign-in was cancelled".into() }),
+            () = cancel => Err(Error::SignIn { outcome: SignInOutcome::Cancelled, detail: "the browser sign-in was cancelled".into() }),
         }
     }
     .await;
@@ -224,12 +226,12 @@ async fn callback(req: Request, expected_state: &str, tx: &mpsc::Sender<Callback
         ))
     } else if let Some(error) = params.get("error") {
         let description = params.get("error_description").cloned().unwrap_or_default();
-        let first = description.lines().next().unwrap_or_default().to_string();
+        let first = crate::error::first_line(&description);
         Callback::Failed(Error::SignIn {
             outcome: if error == "access_denied" {
-                "denied"
+                SignInOutcome::Denied
             } else {
-                "refused"
+                SignInOutcome::Refused
             },
             detail: format!("{error}{}{first}", if first.is_empty() { "" } else { ": " }),
         })

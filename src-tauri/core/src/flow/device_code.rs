@@ -13,11 +13,12 @@ use tokio::time::Instant;
 
 use super::{Entra, Failure, scope_param};
 use crate::cache::TokenResponse;
+use crate::error::SignInOutcome;
 use crate::secret::Secret;
 use crate::{Error, Result};
 
 /// The grant type of device code token requests.
-pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const GRANT: &str = crate::cache::DEVICE_CODE_GRANT;
 
 #[derive(Deserialize)]
 struct Answer {
@@ -128,7 +129,7 @@ pub async fn wait(
     let authority = entra.authority().with_tenant(&code.tenant);
     let scope = scope_param(&code.scopes);
     let expired = || Error::SignIn {
-        outcome: "expired",
+        outcome: SignInOutcome::Expired,
         detail: format!(
             "the code {} expired before it was used; start the sign-in again",
             code.user_code
@@ -144,7 +145,7 @@ pub async fn wait(
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
             () = &mut cancel => return Err(Error::SignIn {
-                outcome: "cancelled",
+                outcome: SignInOutcome::Cancelled,
                 detail: "the device code sign-in was cancelled".into(),
             }),
         }
@@ -161,7 +162,7 @@ pub async fn wait(
                 "expired_token" | "code_expired" => return Err(expired()),
                 "authorization_declined" | "access_denied" => {
                     return Err(Error::SignIn {
-                        outcome: "declined",
+                        outcome: SignInOutcome::Declined,
                         detail: "the sign-in was declined on the verification page".into(),
                     });
                 }

@@ -16,12 +16,14 @@ use sha2::{Digest as _, Sha256};
 use url::Url;
 
 use crate::authority::Authority;
-use crate::cache::TokenResponse;
+use crate::cache::{RESERVED_SCOPES, TokenResponse};
 use crate::config::Config;
+use crate::secret::random_token;
 use crate::{Error, Result};
 
-/// Scopes added to every sign-in and refresh (MSAL does the same).
-pub const RESERVED: &str = "openid profile offline_access";
+/// The scope `login` and the window's sign-ins ask for when given none (what `az login` asks
+/// for: Azure Resource Manager).
+pub const DEFAULT_LOGIN_SCOPE: &str = "https://management.core.windows.net//.default";
 
 /// An OAuth error answer from Entra (ENTRA-PROTOCOL.md 2.2). Carries no secrets.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -56,12 +58,7 @@ impl OAuthError {
 
     /// The first line of the description, for people.
     pub fn summary(&self) -> String {
-        let line = self
-            .error_description
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim();
+        let line = crate::error::first_line(&self.error_description);
         if line.is_empty() {
             self.error.clone()
         } else {
@@ -235,16 +232,6 @@ fn unavailable(origin: &str, e: &reqwest::Error) -> Failure {
     })
 }
 
-/// `n` random bytes, base64url without padding.
-pub(crate) fn random_token(n: usize) -> Result<String> {
-    let mut bytes = vec![0u8; n];
-    getrandom::fill(&mut bytes).map_err(|e| Error::KeyStore {
-        backend: "os-random",
-        reason: format!("no randomness available: {e}"),
-    })?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
 /// A PKCE pair (RFC 7636): a 43-character verifier and its S256 challenge.
 pub(crate) struct Pkce {
     pub verifier: crate::secret::Secret,
@@ -253,20 +240,33 @@ pub(crate) struct Pkce {
 
 impl Pkce {
     pub(crate) fn new() -> Result<Self> {
-        let verifier = random_token(32)?;
+        Ok(Self::from_verifier(random_token(32)?))
+    }
+
+    /// The pair for a given verifier.
+    fn from_verifier(verifier: String) -> Self {
         let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(Sha256::digest(verifier.as_bytes()));
-        Ok(Self {
+        Self {
             verifier: crate::secret::Secret::new(verifier),
             challenge,
-        })
+        }
     }
+}
+
+/// The scopes in `text`, split on ASCII whitespace and commas (how the CLI's `--scope` and the
+/// native API's `scope=` take several).
+pub fn parse_scopes(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_ascii_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Requested scopes plus the reserved ones, sorted and space-joined (as MSAL sends them).
 pub fn scope_param(scopes: &[String]) -> String {
     let mut all: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    for r in RESERVED.split(' ') {
+    for r in RESERVED_SCOPES {
         if !all.contains(&r) {
             all.push(r);
         }
@@ -281,13 +281,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_challenge_is_s256_of_the_verifier() {
+    fn pkce_challenge_is_rfc_7636_s256() {
+        // RFC 7636, Appendix B.
+        let p = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
+        assert_eq!(p.challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn pkce_verifiers_are_fresh_43_character_tokens() {
         let p = Pkce::new().unwrap();
         assert_eq!(p.verifier.expose().len(), 43);
-        let expect = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(p.verifier.expose()));
-        assert_eq!(p.challenge, expect);
-        assert_ne!(Pkce::new().unwrap().challenge, p.challenge);
+        assert_ne!(Pkce::new().unwrap().verifier, p.verifier);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use windows_dpapi::{Scope, decrypt_data, encrypt_data};
 use zeroize::Zeroizing;
 
-use super::{Backend, Persistence, file};
+use super::{Backend, Persistence};
+use crate::files;
 use crate::{Error, Result};
 
 /// Entropy mixed into every blob so other DPAPI users of this account cannot open it by accident.
@@ -39,13 +40,13 @@ impl Persistence for DpapiFile {
     }
 
     fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let Some(blob) = file::read_private(&self.path)? else {
+        let Some(blob) = files::read_private(&self.path)? else {
             return Ok(None);
         };
         match decrypt_data(&blob, Scope::User, Some(ENTROPY)) {
             Ok(plain) => Ok(Some(Zeroizing::new(plain))),
             Err(e) => {
-                let kept_at = file::move_aside(&self.path, "corrupt")?;
+                let kept_at = files::move_aside(&self.path, "corrupt")?;
                 Err(Error::CacheCorrupt {
                     reason: format!("DPAPI could not decrypt it: {e}"),
                     kept_at,
@@ -60,10 +61,10 @@ impl Persistence for DpapiFile {
                 backend: "dpapi",
                 reason: e.to_string(),
             })?;
-        file::write_atomic(&self.path, &blob)
+        files::write_atomic(&self.path, &blob)
     }
 
     fn move_aside(&self, why: &str) -> Result<Option<PathBuf>> {
-        file::move_aside_if_exists(&self.path, why)
+        files::move_aside_if_exists(&self.path, why)
     }
 }

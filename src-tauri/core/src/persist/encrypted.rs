@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{Backend, Persistence, envelope, file};
+use super::{Backend, Persistence, envelope};
+use crate::files;
 use crate::secret::DataKey;
 use crate::{Error, Result};
 
 /// Where the data key of an [`EncryptedFile`] lives.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum KeyStore {
+pub enum KeyHolder {
     /// Secret Service over D-Bus.
     #[cfg(target_os = "linux")]
     SecretService(super::secret_service::SecretServiceKey),
@@ -23,7 +24,7 @@ pub enum KeyStore {
     Keychain(super::keychain::KeychainKey),
 }
 
-impl KeyStore {
+impl KeyHolder {
     /// The backend this key store makes.
     pub fn backend(&self) -> Backend {
         match self {
@@ -75,17 +76,17 @@ impl KeyStore {
 #[derive(Debug)]
 pub struct EncryptedFile {
     path: PathBuf,
-    keys: KeyStore,
+    keys: KeyHolder,
 }
 
 impl EncryptedFile {
     /// The store at `path` with its key in `keys`.
-    pub fn new(path: PathBuf, keys: KeyStore) -> Self {
+    pub fn new(path: PathBuf, keys: KeyHolder) -> Self {
         Self { path, keys }
     }
 
     fn key_lost(&self) -> Result<Error> {
-        let kept_at = file::move_aside(&self.path, "key-lost")?;
+        let kept_at = files::move_aside(&self.path, "key-lost")?;
         tracing::warn!(
             "the {} has no key for the token cache; the old cache was kept at {}",
             self.keys.backend().as_str(),
@@ -108,7 +109,7 @@ impl Persistence for EncryptedFile {
     }
 
     fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        let Some(sealed) = file::read_private(&self.path)? else {
+        let Some(sealed) = files::read_private(&self.path)? else {
             return Ok(None);
         };
         let Some(key) = self.keys.get()? else {
@@ -121,7 +122,7 @@ impl Persistence for EncryptedFile {
                 "written by a newer tokentray; upgrade tokentray to read it",
             )),
             Err(why) => {
-                let kept_at = file::move_aside(&self.path, "corrupt")?;
+                let kept_at = files::move_aside(&self.path, "corrupt")?;
                 Err(Error::CacheCorrupt {
                     reason: why.describe().into(),
                     kept_at,
@@ -143,13 +144,13 @@ impl Persistence for EncryptedFile {
                 key
             }
         };
-        file::write_atomic(
+        files::write_atomic(
             &self.path,
             &envelope::seal(&key, self.backend().tag(), bytes)?,
         )
     }
 
     fn move_aside(&self, why: &str) -> Result<Option<PathBuf>> {
-        file::move_aside_if_exists(&self.path, why)
+        files::move_aside_if_exists(&self.path, why)
     }
 }

@@ -70,13 +70,10 @@ fn key_check(key: &DataKey) -> [u8; 8] {
 /// Encrypts `plaintext` under `key`, recording which key store holds the key.
 ///
 /// # Errors
-/// [`crate::Error::KeyStore`] if the OS has no randomness for the nonce.
+/// [`crate::Error::Randomness`] if the OS has no randomness for the nonce.
 pub fn seal(key: &DataKey, store_tag: u8, plaintext: &[u8]) -> crate::Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE];
-    getrandom::fill(&mut nonce).map_err(|e| crate::Error::KeyStore {
-        backend: "os-random",
-        reason: format!("no randomness available: {e}"),
-    })?;
+    crate::secret::random_bytes(&mut nonce)?;
     let failed = |_| crate::Error::KeyStore {
         backend: "aes-gcm",
         reason: "encryption failed".into(),

@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use super::{Backend, Persistence};
 use crate::Result;
+use crate::sync::lock;
 
 /// Bytes in memory.
 #[derive(Debug, Default)]
@@ -24,21 +25,15 @@ impl Persistence for Memory {
     }
 
     fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        Ok(self.bytes.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        Ok(lock(&self.bytes).clone())
     }
 
     fn save(&self, bytes: &[u8]) -> Result<()> {
-        *self.bytes.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Zeroizing::new(bytes.to_vec()));
+        *lock(&self.bytes) = Some(Zeroizing::new(bytes.to_vec()));
         Ok(())
     }
 
     fn move_aside(&self, _why: &str) -> Result<Option<PathBuf>> {
-        Ok(self
-            .bytes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .map(|_| PathBuf::from("(memory)")))
+        Ok(lock(&self.bytes).take().map(|_| PathBuf::from("(memory)")))
     }
 }

@@ -1,4 +1,4 @@
-//! The token cache at rest: opaque bytes behind one seam, [`Persistence`], and [`Store`], the
+//! The token cache at rest: opaque bytes behind one seam, [`Persistence`], and [`PersistedCache`], the
 //! cross-process locked cache on top of it.
 //!
 //! | backend | where the secret is | survives reboot |
@@ -13,12 +13,11 @@
 //! header; with no file it tries the Secret Service, then the kernel keyring, and fails closed
 //! with an error naming both, unless `allow_unencrypted_storage = true`.
 
+mod cache_file;
 mod encrypted;
 mod envelope;
-mod file;
 mod memory;
 mod plaintext;
-mod store;
 
 #[cfg(windows)]
 mod dpapi;
@@ -34,10 +33,10 @@ use std::str::FromStr;
 
 use zeroize::Zeroizing;
 
+pub use cache_file::{PersistedCache, Stamp, StoreStatus};
 #[cfg(windows)]
 pub use dpapi::DpapiFile;
-pub use encrypted::{EncryptedFile, KeyStore};
-pub use file::{Lock, move_aside, moved_aside, write_atomic};
+pub use encrypted::{EncryptedFile, KeyHolder};
 #[cfg(target_os = "macos")]
 pub use keychain::KeychainKey;
 #[cfg(target_os = "linux")]
@@ -46,14 +45,12 @@ pub use memory::Memory;
 pub use plaintext::PlaintextFile;
 #[cfg(target_os = "linux")]
 pub use secret_service::SecretServiceKey;
-pub use store::{Stamp, Store, StoreStatus};
 
-use crate::config::Config;
 use crate::paths::Paths;
 use crate::{Error, Result};
 
 /// Opaque bytes at rest. Implementations own *where* and *how* the bytes are protected; they
-/// know nothing of their meaning. Callers serialize access with [`Lock`] (see [`Store`]).
+/// know nothing of their meaning. Callers serialize access with [`Lock`] (see [`PersistedCache`]).
 pub trait Persistence: Send + Sync + std::fmt::Debug {
     /// Which backend this is.
     fn backend(&self) -> Backend;
@@ -189,12 +186,18 @@ pub fn key_id(paths: &Paths) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Opens the configured backend (see the module doc for `auto`).
+/// Opens the backend `choice` names (see the module doc for `auto`); `allow_plaintext` lets
+/// `auto` fall back to a plaintext file; `config_file` is named in errors as where to change it.
 ///
 /// # Errors
 /// [`Error::StoreUnavailable`] naming every backend tried; [`Error::BackendMismatch`] if the
 /// existing cache file's key lives elsewhere than the explicitly chosen backend.
-pub fn open(paths: &Paths, config: &Config) -> Result<Box<dyn Persistence>> {
+pub fn open(
+    paths: &Paths,
+    choice: StoreChoice,
+    allow_plaintext: bool,
+    config_file: &Path,
+) -> Result<Box<dyn Persistence>> {
     let id = key_id(paths);
     let encrypted = paths.encrypted_cache();
     let file_backend = std::fs::read(&encrypted)
@@ -203,10 +206,10 @@ pub fn open(paths: &Paths, config: &Config) -> Result<Box<dyn Persistence>> {
         .and_then(Backend::from_tag);
     let unavailable = |tried: Vec<(String, String)>| Error::StoreUnavailable {
         tried,
-        config: config.path.clone(),
+        config: config_file.to_path_buf(),
     };
     let mut tried = Vec::new();
-    let candidates: Vec<Backend> = match (config.store, file_backend) {
+    let candidates: Vec<Backend> = match (choice, file_backend) {
         (StoreChoice::Only(Backend::Plaintext), _) => {
             return Ok(Box::new(PlaintextFile::new(paths.plaintext_cache())));
         }
@@ -227,10 +230,7 @@ pub fn open(paths: &Paths, config: &Config) -> Result<Box<dyn Persistence>> {
             Err(why) => tried.push((backend.as_str().to_string(), why)),
         }
     }
-    if config.store == StoreChoice::Auto
-        && file_backend.is_none()
-        && config.allow_unencrypted_storage
-    {
+    if choice == StoreChoice::Auto && file_backend.is_none() && allow_plaintext {
         return Ok(Box::new(PlaintextFile::new(paths.plaintext_cache())));
     }
     Err(unavailable(tried))
@@ -257,11 +257,11 @@ fn build(
 ) -> std::result::Result<Box<dyn Persistence>, String> {
     let keys = match backend {
         #[cfg(target_os = "linux")]
-        Backend::SecretService => KeyStore::SecretService(SecretServiceKey::new(id)),
+        Backend::SecretService => KeyHolder::SecretService(SecretServiceKey::new(id)),
         #[cfg(target_os = "linux")]
-        Backend::Keyutils => KeyStore::Keyutils(KernelKey::new(id)),
+        Backend::Keyutils => KeyHolder::Keyutils(KernelKey::new(id)),
         #[cfg(target_os = "macos")]
-        Backend::Keychain => KeyStore::Keychain(KeychainKey::new(id)),
+        Backend::Keychain => KeyHolder::Keychain(KeychainKey::new(id)),
         #[cfg(windows)]
         Backend::Dpapi => return Ok(Box::new(DpapiFile::new(path.with_extension("dpapi")))),
         _ => return Err("not available on this platform".into()),

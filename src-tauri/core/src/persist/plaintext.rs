@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{Backend, Persistence, file};
+use super::{Backend, Persistence};
 use crate::Result;
+use crate::files;
 
 /// The unencrypted cache file.
 #[derive(Debug)]
@@ -40,14 +41,14 @@ impl Persistence for PlaintextFile {
     }
 
     fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        file::read_private(&self.path)
+        files::read_private(&self.path)
     }
 
     fn save(&self, bytes: &[u8]) -> Result<()> {
-        file::write_atomic(&self.path, bytes)
+        files::write_atomic(&self.path, bytes)
     }
 
     fn move_aside(&self, why: &str) -> Result<Option<PathBuf>> {
-        file::move_aside_if_exists(&self.path, why)
+        files::move_aside_if_exists(&self.path, why)
     }
 }

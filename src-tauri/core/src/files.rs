@@ -1,5 +1,5 @@
-//! File mechanics shared by the file-backed stores: private atomic writes, reads, moving a bad
-//! file aside, and the cross-process lock.
+//! Private file mechanics: owner-only directories and files, atomic writes, reads, moving a bad
+//! file aside, and the cross-process lock. Every file tokentray writes goes through here.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::paths::{ensure_private_dir, ensure_private_file};
 use crate::{Error, Result};
 
 /// How long to wait for another process to release the cache lock.
@@ -176,4 +175,59 @@ impl Lock {
             }
         }
     }
+}
+
+/// Creates `dir` (and parents) if missing and makes it private (0700), fixing wider modes.
+///
+/// # Errors
+/// [`Error::Io`] on failure; [`Error::NotOwner`] if another user owns it.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    restrict(dir, 0o700)
+}
+
+/// Checks that an existing file is ours and private; fixes a wider mode to 0600 and says so in a
+/// warning (the contents may have been readable by others).
+///
+/// # Errors
+/// [`Error::NotOwner`] if another user owns it; [`Error::Io`] if it cannot be fixed.
+pub fn ensure_private_file(file: &Path) -> Result<()> {
+    restrict(file, 0o600)
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("inspect", path, e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::NotOwner {
+            path: path.into(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let current = meta.mode() & 0o777;
+    if current & !mode != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("restrict permissions of", path, e))?;
+        tracing::warn!(
+            "fixed permissions of {}: was {current:04o}, now {mode:04o}. Other users may have \
+             been able to read it before",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> Result<()> {
+    // Windows: files under the user's profile inherit its owner-only ACL.
+    Ok(())
 }

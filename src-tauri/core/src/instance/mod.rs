@@ -7,14 +7,20 @@
 //! The endpoint secret is 256 random bits kept in the encrypted cache (so it survives restarts and
 //! configured IDEs keep working) until `tokentray env --rotate` replaces it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod client;
+mod run;
 
 use serde::{Deserialize, Serialize};
 
-use crate::paths::{Paths, ensure_private_dir};
-use crate::persist::write_atomic;
+use crate::Result;
+use crate::files::{ensure_private_dir, write_atomic};
+use crate::paths::Paths;
 use crate::secret::Secret;
-use crate::{Error, Result};
+
+pub use client::native_token;
+pub use run::{run, shutdown_signal};
 
 /// What `endpoint.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,14 +78,19 @@ impl Endpoint {
 
 /// The running instance's base URL, else the one an instance on `port` would have.
 pub fn endpoint_url(paths: &Paths, port: u16) -> String {
-    Endpoint::running(paths).map_or_else(|| format!("http://127.0.0.1:{port}"), |e| e.url)
+    Endpoint::running(paths).map_or_else(|| loopback_url(port), |e| e.url)
+}
+
+/// The base URL of an endpoint listening on `port` of the IPv4 loopback.
+pub(crate) fn loopback_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
 }
 
 /// Replaces the endpoint secret (tools with the old one get 401 from now on) and, if an
 /// instance is running, republishes its `endpoint.json` with the new one. Returns it.
 ///
 /// # Errors
-/// Store errors; [`Error::Io`] writing `endpoint.json`.
+/// PersistedCache errors; [`Error::Io`] writing `endpoint.json`.
 pub fn rotate_secret(paths: &Paths, tokens: &crate::tokens::Tokens) -> Result<Secret> {
     let secret = tokens.rotate_endpoint_secret()?;
     if let Some(mut endpoint) = Endpoint::running(paths) {
@@ -112,46 +123,4 @@ fn alive(pid: u32) -> bool {
         let _ = pid;
         false
     }
-}
-
-/// Binds the endpoint: `127.0.0.1:port`, plus `[::1]:port` when IPv6 loopback exists.
-///
-/// # Errors
-/// [`Error::Config`]-style message if the port is taken: by a running tokentray (say so) or by
-/// another program (say how to pick another port).
-pub async fn bind(
-    paths: &Paths,
-    config_path: &Path,
-    port: u16,
-) -> Result<Vec<tokio::net::TcpListener>> {
-    let v4 = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-        Ok(l) => l,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            let ours = Endpoint::running(paths).filter(|e| e.url.ends_with(&format!(":{port}")));
-            let detail = match ours {
-                Some(other) => format!(
-                    "tokentray already runs on port {port} (pid {}); use it, or stop it first",
-                    other.pid
-                ),
-                None => format!(
-                    "port {port} on 127.0.0.1 is taken by another program; choose another with \
-                     TOKENTRAY_PORT or `port = N` in the config file"
-                ),
-            };
-            return Err(Error::Config {
-                path: config_path.into(),
-                detail,
-            });
-        }
-        Err(e) => return Err(Error::io("listen on", format!("127.0.0.1:{port}"), e)),
-    };
-    let actual = v4
-        .local_addr()
-        .map_err(|e| Error::io("listen on", "127.0.0.1", e))?
-        .port();
-    let mut listeners = vec![v4];
-    if let Ok(v6) = tokio::net::TcpListener::bind(("::1", actual)).await {
-        listeners.push(v6);
-    }
-    Ok(listeners)
 }

@@ -1,11 +1,11 @@
-//! [`Store`]: the token cache on disk, safe against concurrent writers and crashes.
+//! [`PersistedCache`]: the token cache on disk, safe against concurrent writers and crashes.
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Memory, Persistence, file};
+use super::{Backend, Memory, Persistence};
 use crate::cache::{Counts, TokenCache};
-use crate::config::Config;
-use crate::paths::{Paths, ensure_private_dir};
+use crate::files::{self, ensure_private_dir};
+use crate::paths::Paths;
 use crate::{Error, Result};
 
 /// The persisted token cache.
@@ -15,12 +15,12 @@ use crate::{Error, Result};
 /// caches, ENTRA-PROTOCOL.md section 8). Writes are atomic: a crash at any moment leaves the last
 /// completed write.
 #[derive(Debug)]
-pub struct Store {
+pub struct PersistedCache {
     persistence: Box<dyn Persistence>,
     lock: Option<PathBuf>,
 }
 
-/// A version of the cache file, cheap to compare (see [`Store::stamp`]).
+/// A version of the cache file, cheap to compare (see [`PersistedCache::stamp`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     modified: Option<std::time::SystemTime>,
@@ -45,14 +45,20 @@ pub struct StoreStatus {
     pub moved_aside: Vec<PathBuf>,
 }
 
-impl Store {
-    /// Opens the configured backend under `paths` (creating the data directory 0700).
+impl PersistedCache {
+    /// Opens the backend `choice` names under `paths` (creating the data directory 0700); see
+    /// [`super::open`] for `allow_plaintext` and `config_file`.
     ///
     /// # Errors
     /// See [`super::open`]; [`Error::Io`] for the data directory.
-    pub fn open(paths: &Paths, config: &Config) -> Result<Self> {
+    pub fn open(
+        paths: &Paths,
+        choice: super::StoreChoice,
+        allow_plaintext: bool,
+        config_file: &Path,
+    ) -> Result<Self> {
         ensure_private_dir(&paths.data)?;
-        let persistence = super::open(paths, config)?;
+        let persistence = super::open(paths, choice, allow_plaintext, config_file)?;
         Ok(Self::new(persistence, Some(paths.lock_file())))
     }
 
@@ -76,8 +82,8 @@ impl Store {
         self.persistence.location()
     }
 
-    fn lock(&self) -> Result<Option<file::Lock>> {
-        self.lock.as_deref().map(file::Lock::acquire).transpose()
+    fn lock(&self) -> Result<Option<files::Lock>> {
+        self.lock.as_deref().map(files::Lock::acquire).transpose()
     }
 
     /// The current cache, read under the lock.
@@ -110,7 +116,7 @@ impl Store {
     /// that expired before `now` are dropped, as MSAL does. If `change` fails nothing is saved.
     ///
     /// # Errors
-    /// Those of [`Store::read`], `change`'s own, and [`Error::KeyStore`] / [`Error::Io`] on save.
+    /// Those of [`PersistedCache::read`], `change`'s own, and [`Error::KeyStore`] / [`Error::Io`] on save.
     pub fn modify<T>(
         &self,
         now: i64,
@@ -119,10 +125,10 @@ impl Store {
         self.update(now, change).map(|(out, _, _)| out)
     }
 
-    /// [`Store::modify`], also returning the cache as saved and its [`Stamp`].
+    /// [`PersistedCache::modify`], also returning the cache as saved and its [`Stamp`].
     ///
     /// # Errors
-    /// As [`Store::modify`].
+    /// As [`PersistedCache::modify`].
     pub fn update<T>(
         &self,
         now: i64,
@@ -132,14 +138,14 @@ impl Store {
         let mut cache = self.load()?;
         let out = change(&mut cache)?;
         cache.remove_expired(now);
-        self.persistence.save(&cache.to_json(false))?;
+        self.persistence.save(&cache.to_file_json())?;
         Ok((out, cache, self.stamp()))
     }
 
     /// The cache as read under the lock, with its [`Stamp`].
     ///
     /// # Errors
-    /// As [`Store::read`].
+    /// As [`PersistedCache::read`].
     pub fn read_stamped(&self) -> Result<(TokenCache, Option<Stamp>)> {
         let _guard = self.lock()?;
         Ok((self.load()?, self.stamp()))
@@ -172,7 +178,7 @@ impl Store {
     /// Backend, location, counts and moved-aside files.
     ///
     /// # Errors
-    /// Those of [`Store::read`].
+    /// Those of [`PersistedCache::read`].
     pub fn status(&self) -> Result<StoreStatus> {
         let counts = self.read()?.counts();
         let backend = self.backend();
@@ -182,7 +188,7 @@ impl Store {
             persistence: backend.persistence(),
             location: self.location().to_path_buf(),
             counts,
-            moved_aside: file::moved_aside(self.location()),
+            moved_aside: files::moved_aside(self.location()),
         })
     }
 }

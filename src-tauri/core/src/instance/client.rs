@@ -1,0 +1,52 @@
+//! The client of a running instance's native API (`GET /v1/token`), for the CLI: plain HTTP/1.1
+//! over loopback, no proxy, no TLS (so no root certificates are loaded).
+
+use super::Endpoint;
+use crate::serve::{ErrorBody, TokenBody};
+use crate::tokens::TokenRequest;
+use crate::{Error, Result};
+
+/// Asks the running instance at `endpoint` for the token `request` names.
+///
+/// # Errors
+/// [`Error::InstanceUnreachable`] if the instance does not answer; [`Error::Remote`] with the
+/// instance's `{code, message}` if it refuses; [`Error::Protocol`] if the answer is not JSON.
+pub async fn native_token(endpoint: &Endpoint, request: &TokenRequest<'_>) -> Result<TokenBody> {
+    let unreachable = |e: reqwest::Error| Error::InstanceUnreachable {
+        url: endpoint.url.clone(),
+        detail: e.to_string(),
+    };
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tls_built_in_root_certs(false)
+        .build()
+        .map_err(unreachable)?;
+    let mut query = vec![("scope", request.scopes.join(" "))];
+    if let Some(account) = request.account {
+        query.push(("account", account.to_string()));
+    }
+    if let Some(tenant) = request.tenant {
+        query.push(("tenant", tenant.to_string()));
+    }
+    let response = client
+        .get(format!("{}/v1/token", endpoint.url))
+        .query(&query)
+        .bearer_auth(endpoint.secret.expose())
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let ok = response.status().is_success();
+    let bytes = response.bytes().await.map_err(unreachable)?;
+    let not_json =
+        || Error::Protocol("the running tokentray answered with something that is not JSON".into());
+    if ok {
+        serde_json::from_slice(&bytes).map_err(|_| not_json())
+    } else {
+        let refused: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| not_json())?;
+        Err(Error::Remote {
+            code: refused.code,
+            message: refused.message,
+        })
+    }
+}

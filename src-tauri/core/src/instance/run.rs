@@ -1,0 +1,125 @@
+//! Running an instance: the loopback endpoint, background refresh and `endpoint.json`, from
+//! start to a clean stop. The tray app and `tokentray daemon` both call [`run`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Endpoint, loopback_url};
+use crate::paths::Paths;
+use crate::tokens::Tokens;
+use crate::{Error, Result};
+
+/// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves and refreshes in the
+/// background until `shutdown`, then withdraws `endpoint.json`. The tray app and `tokentray
+/// daemon` both run this. `ready` is called once `endpoint.json` is published.
+///
+/// # Errors
+/// The port is taken; store errors.
+pub async fn run(
+    paths: &Paths,
+    tokens: Arc<Tokens>,
+    shutdown: impl std::future::Future<Output = ()>,
+    ready: impl FnOnce(&Endpoint),
+) -> Result<()> {
+    let listeners = bind(paths, &tokens.config().path, tokens.config().port).await?;
+    let port = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(tokens.config().port, |a| a.port());
+    let endpoint = Endpoint {
+        url: loopback_url(port),
+        secret: tokens.endpoint_secret()?,
+        pid: std::process::id(),
+    };
+    endpoint.publish(paths)?;
+    ready(&endpoint);
+    tracing::warn!(
+        "serving tokens on {} (pid {}); point tools at it with: eval \"$(tokentray env)\"",
+        endpoint.url,
+        endpoint.pid
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let background = tokio::spawn(
+        tokens
+            .clone()
+            .refresh_in_background(std::time::Duration::from_secs(60), stopped(stop_rx.clone())),
+    );
+    let serving = crate::serve::run(listeners, tokens, stopped(stop_rx));
+    let signal = async {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let (served, ()) = tokio::join!(serving, signal);
+    let _ = background.await;
+    Endpoint::withdraw(paths);
+    tracing::warn!("stopped; endpoint withdrawn");
+    served
+}
+
+/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Binds the endpoint: `127.0.0.1:port`, plus `[::1]:port` when IPv6 loopback exists.
+///
+/// # Errors
+/// [`Error::Config`]-style message if the port is taken: by a running tokentray (say so) or by
+/// another program (say how to pick another port).
+pub(crate) async fn bind(
+    paths: &Paths,
+    config_path: &Path,
+    port: u16,
+) -> Result<Vec<tokio::net::TcpListener>> {
+    let v4 = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let ours = Endpoint::running(paths).filter(|e| e.url.ends_with(&format!(":{port}")));
+            let detail = match ours {
+                Some(other) => format!(
+                    "tokentray already runs on port {port} (pid {}); use it, or stop it first",
+                    other.pid
+                ),
+                None => format!(
+                    "port {port} on 127.0.0.1 is taken by another program; choose another with \
+                     TOKENTRAY_PORT or `port = N` in the config file"
+                ),
+            };
+            return Err(Error::Config {
+                path: config_path.into(),
+                detail,
+            });
+        }
+        Err(e) => return Err(Error::io("listen on", format!("127.0.0.1:{port}"), e)),
+    };
+    let actual = v4
+        .local_addr()
+        .map_err(|e| Error::io("listen on", "127.0.0.1", e))?
+        .port();
+    let mut listeners = vec![v4];
+    if let Ok(v6) = tokio::net::TcpListener::bind(("::1", actual)).await {
+        listeners.push(v6);
+    }
+    Ok(listeners)
+}

@@ -1,0 +1,217 @@
+//! The handlers (each a query in, one core call, JSON out) and the JSON bodies they send.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::audit::audit;
+use super::guard::Refusal;
+use super::{EndpointState, Peer};
+use crate::flow::parse_scopes;
+use crate::secret::Secret;
+use crate::tokens::{ServedToken, TokenRequest};
+use crate::{Error, ErrorCode};
+
+/// The native API's token answer (`GET /v1/token`), also what `tokentray token` prints as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenBody {
+    /// The access token.
+    pub access_token: Secret,
+    /// `Bearer`.
+    pub token_type: String,
+    /// Expiry, epoch seconds.
+    pub expires_on: i64,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The account's username.
+    pub account: String,
+    /// The tenant the token is for.
+    pub tenant: String,
+}
+
+impl From<&ServedToken> for TokenBody {
+    fn from(served: &ServedToken) -> Self {
+        Self {
+            access_token: served.access_token.clone(),
+            token_type: served.token_type.clone(),
+            expires_on: served.expires_on,
+            scope: served.scopes.clone(),
+            account: served.account.username.clone(),
+            tenant: served.tenant.clone(),
+        }
+    }
+}
+
+/// The body of every refusal and error. Both spellings are sent: `{code, message}` for
+/// tokentray's clients, and OAuth's `{error, error_description}`, which the Azure SDKs' managed
+/// identity credentials put into their error messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The stable code ([`ErrorCode::as_str`]).
+    #[serde(default)]
+    pub code: String,
+    /// What went wrong and what to do.
+    #[serde(default)]
+    pub message: String,
+    /// The same code, OAuth's name for it.
+    #[serde(default)]
+    pub error: String,
+    /// The same message, OAuth's name for it.
+    #[serde(default)]
+    pub error_description: String,
+}
+
+/// A `status` answer with an [`ErrorBody`].
+pub(super) fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = ErrorBody {
+        code: code.as_str().into(),
+        message: message.into(),
+        error: code.as_str().into(),
+        error_description: message.into(),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// The answer for a core error: its code, its message, an HTTP status that says whose fault it
+/// is, and `Retry-After` when the authority is unavailable.
+pub(super) fn error_response(e: &Error) -> Response {
+    let status = match e.code() {
+        ErrorCode::NoAccount | ErrorCode::AccountNotFound | ErrorCode::InteractionRequired => {
+            StatusCode::UNAUTHORIZED
+        }
+        ErrorCode::InvalidInput | ErrorCode::AmbiguousAccount => StatusCode::BAD_REQUEST,
+        ErrorCode::AuthorityUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Authority => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut r = refuse(status, e.code(), &e.to_string());
+    if let Error::AuthorityUnavailable { retry_after, .. } = e {
+        let secs = retry_after.unwrap_or(5).to_string();
+        if let Ok(v) = HeaderValue::from_str(&secs) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+fn malformed(code: ErrorCode, message: &'static str) -> Response {
+    Refusal::Malformed { code, message }.into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct MsiQuery {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+    resource: Option<String>,
+    object_id: Option<String>,
+    principal_id: Option<String>,
+    client_id: Option<String>,
+    mi_res_id: Option<String>,
+}
+
+/// `GET /msi/token`: the App Service managed-identity protocol.
+pub(super) async fn msi_token(
+    State(state): State<Arc<EndpointState>>,
+    peer: Option<Extension<Peer>>,
+    query: Result<Query<MsiQuery>, QueryRejection>,
+) -> Response {
+    let bad = |message| malformed(ErrorCode::InvalidRequest, message);
+    let Ok(Query(q)) = query else {
+        return bad("malformed query string");
+    };
+    if q.api_version.is_none() {
+        return bad("api-version is required (2019-08-01)");
+    }
+    let Some(resource) = q.resource.filter(|r| !r.trim().is_empty()) else {
+        return bad("resource is required, e.g. https://management.azure.com/");
+    };
+    if q.client_id.is_some() || q.mi_res_id.is_some() {
+        return bad(
+            "tokentray serves signed-in users, not user-assigned identities; select an account with object_id",
+        );
+    }
+    let account = q.object_id.or(q.principal_id);
+    match state
+        .tokens
+        .get_for_resource(&resource, account.as_deref())
+        .await
+    {
+        Ok(served) => {
+            audit(&state, "/msi/token", &served, peer.map(|Extension(p)| p));
+            Json(json!({
+                "access_token": served.access_token.expose(),
+                "expires_on": served.expires_on.to_string(),
+                "resource": resource,
+                "token_type": served.token_type,
+                "client_id": state.tokens.config().client_id,
+            }))
+            .into_response()
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct V1Query {
+    scope: Option<String>,
+    account: Option<String>,
+    tenant: Option<String>,
+}
+
+/// `GET /v1/token`: the native API.
+pub(super) async fn v1_token(
+    State(state): State<Arc<EndpointState>>,
+    peer: Option<Extension<Peer>>,
+    query: Result<Query<V1Query>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return malformed(ErrorCode::InvalidInput, "malformed query string");
+    };
+    let scopes = parse_scopes(q.scope.as_deref().unwrap_or_default());
+    if scopes.is_empty() {
+        return malformed(
+            ErrorCode::InvalidInput,
+            "scope is required, e.g. scope=https://management.azure.com/.default",
+        );
+    }
+    let request = TokenRequest {
+        account: q.account.as_deref(),
+        scopes: &scopes,
+        tenant: q.tenant.as_deref(),
+    };
+    match state.tokens.get_token(&request).await {
+        Ok(served) => {
+            audit(&state, "/v1/token", &served, peer.map(|Extension(p)| p));
+            Json(TokenBody::from(&served)).into_response()
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `GET /v1/accounts`.
+pub(super) async fn v1_accounts(State(state): State<Arc<EndpointState>>) -> Response {
+    match state.tokens.accounts() {
+        Ok(accounts) => Json(accounts).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `GET /v1/status`.
+pub(super) async fn v1_status(State(state): State<Arc<EndpointState>>) -> Response {
+    let accounts = state.tokens.accounts().map(|a| a.len()).unwrap_or(0);
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "uptime_secs": state.started.elapsed().as_secs(),
+        "served": state.tokens.requests_served(),
+        "accounts": accounts,
+        "store": state.tokens.store().backend().as_str(),
+    }))
+    .into_response()
+}
