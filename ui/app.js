@@ -762,21 +762,14 @@ function readSettingsForm() {
   };
 }
 
-/** Key → message for each invalid, editable field. */
-function validateSettings(values) {
-  const editable = (key) => !$(SETTING_INPUTS[key]).disabled;
-  const errors = {};
-  if (editable('authority') && !/^https:\/\/[^\s/?#]+/i.test(values.authority)) {
-    errors.authority = 'The authority must start with https://, for example https://login.microsoftonline.com.';
-  }
-  if (editable('client_id') && !values.client_id) {
-    errors.client_id = 'Enter the client ID: the application (client) ID of an app registration.';
-  }
-  const port = Number(values.port);
-  if (editable('port') && (!/^\d+$/.test(values.port) || port < 1 || port > 65535)) {
-    errors.port = 'The port must be a whole number from 1 to 65535.';
-  }
-  return errors;
+/** Marks the input of setting `key` invalid with `message` under it, and focuses it. */
+function markFieldError(key, message) {
+  const line = $(`#err-${key}`);
+  line.textContent = message;
+  line.hidden = false;
+  $(SETTING_INPUTS[key]).setAttribute('aria-invalid', 'true');
+  $(SETTING_INPUTS[key]).focus();
+  announce('One setting needs fixing: see the message under it.');
 }
 
 async function saveSettings(event) {
@@ -785,23 +778,18 @@ async function saveSettings(event) {
   if (button.getAttribute('aria-disabled') === 'true') return;
   clearFieldErrors();
   const values = readSettingsForm();
-  const errors = validateSettings(values);
-  const invalid = Object.keys(SETTING_INPUTS).filter((key) => errors[key]);
-  if (invalid.length) {
-    for (const key of invalid) {
-      const line = $(`#err-${key}`);
-      line.textContent = errors[key];
-      line.hidden = false;
-      $(SETTING_INPUTS[key]).setAttribute('aria-invalid', 'true');
-    }
-    $(SETTING_INPUTS[invalid[0]]).focus();
-    announce(invalid.length === 1
-      ? 'One setting needs fixing: see the message under it.'
-      : `${invalid.length} settings need fixing: see the messages under them.`);
-    return;
-  }
+  // The backend validates every value; an error naming a setting is shown under its input.
   await whileBusy(button, async () => {
-    const saved = await api.saveSettings({ ...values, port: Number(values.port) });
+    let saved;
+    try {
+      saved = await api.saveSettings(values);
+    } catch (err) {
+      if (err?.field && SETTING_INPUTS[err.field] && $(`#err-${err.field}`)) {
+        markFieldError(err.field, err.message);
+        return;
+      }
+      throw err;
+    }
     const settings = saved ?? {};
     if (state.overview) state.overview.settings = { ...state.overview.settings, ...settings };
     fillSettings(state.overview?.settings ?? settings);

@@ -14,6 +14,9 @@ use tokentray_core::desktop::{Desktop, DeviceCodeView, Overview, SettingsInput, 
 pub struct UiError {
     code: &'static str,
     pub(crate) message: String,
+    /// The setting the error is about (`authority`, `port`, ...), so the window marks its input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
 }
 
 impl UiError {
@@ -22,6 +25,7 @@ impl UiError {
         Self {
             code,
             message: message.into(),
+            field: None,
         }
     }
 }
@@ -31,6 +35,7 @@ impl From<Error> for UiError {
         Self {
             code: e.code().as_str(),
             message: e.to_string(),
+            field: e.setting().map(|s| s.key()),
         }
     }
 }
@@ -101,13 +106,13 @@ fn open_verification_page(desktop: Shared<'_>) -> Reply<()> {
 /// Makes `account` (home account id) the default.
 #[tauri::command]
 fn switch_account(desktop: Shared<'_>, account: String) -> Reply<AccountInfo> {
-    Ok(desktop.tokens().switch(&account)?)
+    Ok(desktop.switch(&account)?)
 }
 
 /// Signs out `account` (home account id).
 #[tauri::command]
 fn sign_out(desktop: Shared<'_>, account: String) -> Reply<()> {
-    desktop.tokens().sign_out(Some(&account))?;
+    desktop.sign_out(Some(&account))?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter as _, Manager as _, Runtime};
-use tokentray_core::desktop::{Desktop, Tray, TrayAction, TrayState, tray};
+use tokentray_core::desktop::{Desktop, Tray, TrayAction, TrayState};
 
 const TRAY_ID: &str = "tokentray";
 
@@ -30,10 +30,10 @@ fn icon(state: TrayState) -> tauri::Result<Image<'static>> {
 
 fn model(desktop: &Desktop) -> Tray {
     match desktop.tokens().accounts() {
-        Ok(accounts) => tray(&accounts),
+        Ok(accounts) => Tray::for_accounts(&accounts),
         Err(e) => {
             tracing::warn!("tray: cannot read the accounts: {e}");
-            tray(&[])
+            Tray::for_accounts(&[])
         }
     }
 }
@@ -143,7 +143,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
     };
     match action {
         TrayAction::Switch(account) => {
-            if let Err(e) = desktop.tokens().switch(&account) {
+            if let Err(e) = desktop.switch(&account) {
                 crate::notify("Could not switch accounts".into(), e.to_string());
             }
             // Redraw even on failure: GTK toggled the clicked check item by itself.

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokentray_core::Error;
-use tokentray_core::cache::AtQuery;
+use tokentray_core::cache::{AtQuery, EXPIRY_SKEW_SECS, RealmPreference};
 use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
 use tokentray_core::persist::{Backend, KernelKey, PersistedCache, StoreChoice, key_id};
@@ -42,11 +42,11 @@ fn has_token_at(store: &PersistedCache, prefix: &str, i: usize, at: i64) -> bool
         home_account_id: &hid,
         environment: "login.microsoftonline.com",
         client_id: "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
-        realm: Some("organizations"),
+        realm: RealmPreference::Only("organizations"),
         scopes: &scopes,
     };
     cache
-        .find_access_token(&q, at)
+        .find_access_token(&q, at, EXPIRY_SKEW_SECS)
         .is_some_and(|t| t.entry.secret.as_ref().unwrap().expose() == format!("at-{prefix}-{i}"))
 }
 

@@ -7,7 +7,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use tokentray_core::cache::{AccessToken, AtQuery, RefreshToken, TokenCache};
+use tokentray_core::cache::{
+    AccessToken, AtQuery, EXPIRY_SKEW_SECS, RealmPreference, RefreshToken, TokenCache,
+};
 use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
 use tokentray_core::persist::{self, Backend, StoreChoice};
@@ -137,11 +139,11 @@ fn main() {
             home_account_id: &hids[a],
             environment: ENV,
             client_id: CLIENT,
-            realm: Some("organizations"),
+            realm: RealmPreference::Only("organizations"),
             scopes: &scopes[t],
         };
         let start = Instant::now();
-        let found = cache.find_access_token(black_box(&q), NOW);
+        let found = cache.find_access_token(black_box(&q), NOW, EXPIRY_SKEW_SECS);
         samples.push(start.elapsed());
         assert!(found.is_some());
     }

@@ -130,6 +130,16 @@ pub enum Error {
         detail: String,
     },
 
+    /// A setting sent by the window is not valid; `field` names which, so the window can mark
+    /// it. Nothing was written.
+    #[error("{}: {detail}", field.label())]
+    InvalidSetting {
+        /// The setting.
+        field: Setting,
+        /// What is wrong with it and what is expected.
+        detail: String,
+    },
+
     /// The configuration file is invalid.
     #[error("invalid configuration in {}: {detail}", path.display())]
     Config {
@@ -254,6 +264,50 @@ pub enum Error {
         /// The account's username.
         account: String,
     },
+}
+
+/// A setting the window edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Setting {
+    /// Authority base URL or cloud name.
+    Authority,
+    /// Tenant.
+    Tenant,
+    /// Client id.
+    ClientId,
+    /// Endpoint port.
+    Port,
+    /// Start at login.
+    StartAtLogin,
+    /// Unencrypted storage allowed.
+    Plaintext,
+}
+
+impl Setting {
+    /// The key the window and `config.toml` use for it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Authority => "authority",
+            Self::Tenant => "tenant",
+            Self::ClientId => "client_id",
+            Self::Port => "port",
+            Self::StartAtLogin => "start_at_login",
+            Self::Plaintext => "plaintext",
+        }
+    }
+
+    /// Its name in messages.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Authority => "authority",
+            Self::Tenant => "tenant",
+            Self::ClientId => "client id",
+            Self::Port => "port",
+            Self::StartAtLogin => "start at login",
+            Self::Plaintext => "unencrypted storage",
+        }
+    }
 }
 
 /// How an interactive sign-in ended without an account.
@@ -403,7 +457,7 @@ impl Error {
             Self::Io { .. } => ErrorCode::Io,
             Self::NotOwner { .. } => ErrorCode::NotOwner,
             Self::LockTimeout { .. } => ErrorCode::LockTimeout,
-            Self::InvalidInput { .. } => ErrorCode::InvalidInput,
+            Self::InvalidInput { .. } | Self::InvalidSetting { .. } => ErrorCode::InvalidInput,
             Self::Config { .. } => ErrorCode::Config,
             Self::NoAccount => ErrorCode::NoAccount,
             Self::AccountNotFound { .. } => ErrorCode::AccountNotFound,
@@ -438,6 +492,14 @@ impl Error {
             op,
             path: path.into(),
             source,
+        }
+    }
+
+    /// The setting this error is about, if it is one the window edits.
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            Self::InvalidSetting { field, .. } => Some(*field),
+            _ => None,
         }
     }
 

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::cache::{
-    AccountInfo, AtQuery, EXPIRY_SKEW_SECS, FoundToken, Grant, TokenCache, TokenEvent,
-    TokenResponse,
+    AccountInfo, AtQuery, EXPIRY_SKEW_SECS, FoundToken, Grant, RealmPreference, TokenCache,
+    TokenEvent, TokenResponse, select_account,
 };
 use crate::clock::Clock;
 use crate::config::Config;
@@ -288,7 +288,7 @@ impl Tokens {
     /// encrypted cache, so it survives restarts. Reads see a rotation by another process.
     ///
     /// # Errors
-    /// PersistedCache errors.
+    /// Token store errors.
     pub fn endpoint_secret(&self) -> Result<Secret> {
         self.reload_if_changed()?;
         if let Some(secret) = self.with_cache(|c| c.state.endpoint_secret.clone()) {
@@ -307,7 +307,7 @@ impl Tokens {
     /// Replaces the endpoint secret; tools configured with the old one get 401 from now on.
     ///
     /// # Errors
-    /// PersistedCache errors.
+    /// Token store errors.
     pub fn rotate_endpoint_secret(&self) -> Result<Secret> {
         self.update(|c| {
             let secret = Secret::new(crate::secret::random_token(32)?);
@@ -944,40 +944,6 @@ fn to_served(found: &FoundToken<'_>, account: &AccountInfo, refreshed: bool) -> 
     }
 }
 
-/// Picks the account `query` names (username, case-insensitive; home account id; object id);
-/// without a query, the default account, else the only one.
-///
-/// # Errors
-/// [`Error::NoAccount`], [`Error::AccountNotFound`], [`Error::AmbiguousAccount`].
-pub fn select_account<'a>(
-    accounts: &'a [AccountInfo],
-    query: Option<&str>,
-) -> Result<&'a AccountInfo> {
-    match (accounts, query) {
-        ([], _) => Err(Error::NoAccount),
-        (_, Some(q)) => accounts
-            .iter()
-            .find(|a| {
-                a.username.eq_ignore_ascii_case(q)
-                    || a.home_account_id == q
-                    || a.local_account_id.as_deref() == Some(q)
-            })
-            .ok_or_else(|| Error::AccountNotFound {
-                query: q.into(),
-                known: accounts.iter().map(|a| a.username.clone()).collect(),
-            }),
-        ([only], None) => Ok(only),
-        (_, None) => {
-            accounts
-                .iter()
-                .find(|a| a.is_default)
-                .ok_or_else(|| Error::AmbiguousAccount {
-                    candidates: accounts.iter().map(|a| a.username.clone()).collect(),
-                })
-        }
-    }
-}
-
 /// The cached access token for `account` and `scopes` with at least `min_left` seconds left. With
 /// a tenant, only that realm; without, the configured tenant first, then the home tenant, then
 /// any realm.
@@ -994,17 +960,15 @@ pub fn find_token<'c>(
         home_account_id: &account.home_account_id,
         environment: &account.environment,
         client_id: &config.client_id,
-        realm: None,
+        // Without a tenant: the configured tenant first, then the home tenant, then any realm.
+        realm: match tenant {
+            Some(t) => RealmPreference::Only(t),
+            None => RealmPreference::Prefer {
+                first: &config.tenant,
+                then: account.home_tenant.as_deref(),
+            },
+        },
         scopes,
     };
-    // Without a tenant: the configured tenant first, then the home tenant, then any realm.
-    let configured = config.tenant.as_str();
-    let home = account.home_tenant.as_deref();
-    let rank = |realm: Option<&str>| match tenant {
-        Some(t) => (realm == Some(t)).then_some(0),
-        None if realm == Some(configured) => Some(0),
-        None if realm.is_some() && realm == home => Some(1),
-        None => Some(2),
-    };
-    cache.find_access_token_ranked(&query, now, min_left, rank)
+    cache.find_access_token(&query, now, min_left)
 }

@@ -232,6 +232,7 @@ fn settings_are_validated_before_anything_is_written() {
     ] {
         let err = w.call("save_settings", with(key, value)).unwrap_err();
         assert_eq!(err["code"], "invalid_input", "{key}: {err}");
+        assert_eq!(err["field"], key, "{key}: the error names its input: {err}");
         assert!(err["message"].as_str().unwrap().contains(mentions), "{err}");
         assert!(!config_file.exists(), "{key}: nothing is written on error");
     }

@@ -149,27 +149,31 @@ fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
         home_account_id: "oid1.tid1",
         environment: "login.windows.net",
         client_id: CLIENT,
-        realm: Some("organizations"),
+        realm: RealmPreference::Only("organizations"),
         scopes: &scopes,
     };
     let found = cache
-        .find_access_token(&query, NOW)
+        .find_access_token(&query, NOW, EXPIRY_SKEW_SECS)
         .expect("alias environment, reserved scope ignored");
     assert_eq!(found.expires_on, NOW + 3600);
     assert!(!found.refresh_due);
     assert!(
         cache
-            .find_access_token(&query, NOW + 1801)
+            .find_access_token(&query, NOW + 1801, EXPIRY_SKEW_SECS)
             .unwrap()
             .refresh_due,
         "past refresh_on"
     );
     assert!(
-        cache.find_access_token(&query, NOW + 3600 - 299).is_none(),
+        cache
+            .find_access_token(&query, NOW + 3600 - 299, EXPIRY_SKEW_SECS)
+            .is_none(),
         "< 5 minutes left is expired"
     );
     assert!(
-        cache.find_access_token(&query, NOW + 3600 - 300).is_some(),
+        cache
+            .find_access_token(&query, NOW + 3600 - 300, EXPIRY_SKEW_SECS)
+            .is_some(),
         "MSAL: expires_in < 300 is expired"
     );
     let other = q(&["https://graph.microsoft.com/.default"]);
@@ -180,7 +184,8 @@ fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
                     scopes: &other,
                     ..query
                 },
-                NOW
+                NOW,
+                EXPIRY_SKEW_SECS,
             )
             .is_none()
     );
@@ -192,7 +197,8 @@ fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
                     scopes: &case,
                     ..query
                 },
-                NOW
+                NOW,
+                EXPIRY_SKEW_SECS,
             )
             .is_none(),
         "case-sensitive like MSAL"
@@ -201,10 +207,11 @@ fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
         cache
             .find_access_token(
                 &AtQuery {
-                    realm: Some("tid1"),
+                    realm: RealmPreference::Only("tid1"),
                     ..query
                 },
-                NOW
+                NOW,
+                EXPIRY_SKEW_SECS,
             )
             .is_none()
     );
@@ -212,10 +219,11 @@ fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
         cache
             .find_access_token(
                 &AtQuery {
-                    realm: None,
+                    realm: RealmPreference::Any,
                     ..query
                 },
-                NOW
+                NOW,
+                EXPIRY_SKEW_SECS,
             )
             .is_some()
     );
@@ -226,7 +234,8 @@ fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
                     client_id: "other",
                     ..query
                 },
-                NOW
+                NOW,
+                EXPIRY_SKEW_SECS,
             )
             .is_none()
     );
@@ -323,11 +332,11 @@ fn remove_account_takes_only_that_account() {
         home_account_id: "oid2.tid2",
         environment: ENV,
         client_id: CLIENT,
-        realm: None,
+        realm: RealmPreference::Any,
         scopes: &scopes_b,
     };
     assert!(
-        cache.find_access_token(&q, NOW).is_some(),
+        cache.find_access_token(&q, NOW, EXPIRY_SKEW_SECS).is_some(),
         "index still finds the other account"
     );
 }

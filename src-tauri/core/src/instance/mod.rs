@@ -90,7 +90,7 @@ pub(crate) fn loopback_url(port: u16) -> String {
 /// instance is running, republishes its `endpoint.json` with the new one. Returns it.
 ///
 /// # Errors
-/// PersistedCache errors; [`Error::Io`] writing `endpoint.json`.
+/// Token store errors; [`Error::Io`] writing `endpoint.json`.
 pub fn rotate_secret(paths: &Paths, tokens: &crate::tokens::Tokens) -> Result<Secret> {
     let secret = tokens.rotate_endpoint_secret()?;
     if let Some(mut endpoint) = Endpoint::running(paths) {

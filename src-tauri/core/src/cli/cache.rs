@@ -1,0 +1,57 @@
+//! `tokentray cache import | export | reset`.
+
+use std::path::Path;
+
+use super::{Out, open};
+use crate::cache::TokenCache;
+use crate::files::write_atomic;
+use crate::{Error, Result};
+
+/// Merges an MSAL JSON cache (e.g. Azure CLI's) into tokentray's.
+pub(super) fn import(file: &Path, out: &mut Out<'_>) -> Result<()> {
+    let (_, store) = open()?;
+    let what = format!("cache import file {}", file.display());
+    let bytes = zeroize::Zeroizing::new(std::fs::read(file).map_err(|e| {
+        Error::invalid(
+            &what,
+            format!(
+                "cannot read it ({e}); give the path of an MSAL JSON cache such as \
+                 ~/.azure/msal_token_cache.json"
+            ),
+        )
+    })?);
+    let imported = TokenCache::from_json(&bytes, &what)?;
+    let accounts = imported.accounts().len();
+    let taken = store.modify(crate::clock::now(), |cache| Ok(cache.merge(imported)))?;
+    out.line(format_args!(
+        "Imported {taken} entries ({accounts} accounts) from {}.",
+        file.display()
+    ))
+}
+
+/// Writes the cache as MSAL JSON to `target` (0600) or stdout, with a warning: it holds the
+/// tokens in clear text.
+pub(super) fn export(target: Option<&Path>, out: &mut Out<'_>) -> Result<()> {
+    let (_, store) = open()?;
+    let exported = store.read()?.to_msal_json();
+    out.tell(
+        "warning: the exported cache holds your tokens in clear text; anyone who reads it can \
+         use your accounts. Delete it when done.",
+    );
+    match target {
+        Some(path) => write_atomic(path, &exported),
+        None => out.bytes(&exported),
+    }
+}
+
+/// Moves the cache file aside (kept) so the next sign-in starts a new cache.
+pub(super) fn reset(out: &mut Out<'_>) -> Result<()> {
+    let (_, store) = open()?;
+    match store.reset()? {
+        Some(kept) => out.line(format_args!(
+            "The old cache was moved to {}; a new cache starts with the next sign-in.",
+            kept.display()
+        )),
+        None => out.line("There was no cache to reset."),
+    }
+}

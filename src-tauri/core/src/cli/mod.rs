@@ -1,0 +1,321 @@
+//! The `tokentray` subcommands. The binary parses [`Cli`]; a subcommand runs here with no
+//! display and no GUI toolkit, no subcommand starts the tray app.
+//!
+//! Exit codes ([`exit`]): 0 success; 1 failure; 2 bad usage or input; 3 sign-in needed (no
+//! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked; 5
+//! Entra ID unavailable (network, 5xx, 429) and no valid cached token. Warnings go to stderr
+//! first; the JSON error, when there is one, is stderr's last line. With `--json`, errors are
+//! printed to stderr as `{"code": ..., "message": ...}` with a stable `code`.
+//!
+//! One function per subcommand, in the module of its area: [`login`](login), `accounts`
+//! (`accounts`, `switch`, `logout`), `token`, `cache` (`cache import | export | reset`),
+//! `status`, `instance` (`env`, `daemon`).
+
+mod accounts;
+mod cache;
+mod instance;
+mod login;
+mod status;
+mod token;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::clock::system_clock;
+use crate::config::Config;
+use crate::env::Shell;
+use crate::error::ErrorCode;
+use crate::paths::Paths;
+use crate::persist::PersistedCache;
+use crate::tokens::Tokens;
+use crate::{Error, Result};
+
+/// tokentray: Microsoft Entra ID sign-in for developers, and tokens for their tools.
+#[derive(Debug, Parser)]
+#[command(name = "tokentray", version, about, long_about = None)]
+pub struct Cli {
+    /// Print results and errors as JSON (errors as {"code", "message"} on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do; without one, the tray app starts.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in with the system browser (or a device code) and add the account.
+    Login(LoginArgs),
+    /// Make ACCOUNT the default account.
+    Switch {
+        /// Username, home account id or object id.
+        account: String,
+    },
+    /// Sign out ACCOUNT (or every account): its tokens leave the cache.
+    Logout {
+        /// Username, home account id or object id; the default account if omitted.
+        account: Option<String>,
+        /// Sign out every account.
+        #[arg(long, conflicts_with = "account")]
+        all: bool,
+    },
+    /// List the signed-in accounts.
+    Accounts,
+    /// Print an access token from the cache.
+    Token(TokenArgs),
+    /// Import, export or reset the token cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Show the token store, the cache and the configuration.
+    Status,
+    /// Print the environment that points tools (Azure SDKs) at tokentray's endpoint:
+    /// `eval "$(tokentray env)"`.
+    Env {
+        /// Shell syntax.
+        #[arg(long, value_enum, default_value_t = Shell::Posix)]
+        shell: Shell,
+        /// Replace the endpoint secret first (tools configured with the old one stop working).
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Serve tokens on the loopback endpoint without a window (SSH, WSL, containers' hosts).
+    Daemon,
+}
+
+/// `tokentray login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Use the device code flow (for SSH sessions and machines without a browser).
+    #[arg(long)]
+    pub device_code: bool,
+    /// Tenant id or domain (default: the configured tenant).
+    #[arg(long, short = 't')]
+    pub tenant: Option<String>,
+    /// Scopes to consent to and cache (default: Azure Resource Manager).
+    #[arg(long = "scope", short = 's')]
+    pub scopes: Vec<String>,
+    /// Suggested username for the sign-in page.
+    #[arg(long)]
+    pub login_hint: Option<String>,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = crate::flow::browser::DEFAULT_TIMEOUT.as_secs())]
+    pub timeout: u64,
+}
+
+/// `tokentray token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Scope to request, e.g. https://management.azure.com/.default (repeatable).
+    #[arg(long = "scope", short = 's')]
+    pub scopes: Vec<String>,
+    /// Resource, as `az --resource` takes it; means the scope RESOURCE/.default.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Account: username, home account id or object id (default: the default account).
+    #[arg(long, short = 'a')]
+    pub account: Option<String>,
+    /// Tenant id or domain the token must be for.
+    #[arg(long, short = 't')]
+    pub tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+}
+
+/// Output formats of `tokentray token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// tokentray's JSON.
+    Json,
+    /// Exactly what `az account get-access-token` prints.
+    Az,
+    /// The token alone.
+    Raw,
+}
+
+/// `tokentray cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Merge an MSAL JSON cache (e.g. Azure CLI's ~/.azure/msal_token_cache.json) into tokentray's.
+    Import {
+        /// The MSAL JSON cache file.
+        file: PathBuf,
+    },
+    /// Write the cache as MSAL JSON (tokens in clear text!) to a file or stdout.
+    Export {
+        /// Output file (created 0600); stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Move the cache file aside (kept, not deleted) and start a new, empty cache.
+    Reset,
+}
+
+/// Exit codes of the `tokentray` process.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Any other failure.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage or input (arguments, files, configuration, account names).
+    pub const USAGE: u8 = 2;
+    /// Sign-in needed: no account, no token, key lost, refresh token revoked.
+    pub const SIGN_IN: u8 = 3;
+    /// The token store is unavailable or locked.
+    pub const STORE: u8 = 4;
+    /// Entra ID is unavailable and no valid token is cached.
+    pub const UNAVAILABLE: u8 = 5;
+}
+
+/// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`).
+pub fn run(command: Command, json: bool) -> u8 {
+    let json_errors = json || matches!(&command, Command::Token(t) if t.format == Format::Json);
+    let runtime = if matches!(command, Command::Daemon) {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot start: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let mut out = Out {
+        stdout: &mut std::io::stdout().lock(),
+        stderr: &mut std::io::stderr(),
+        json,
+    };
+    match runtime.block_on(dispatch(command, &mut out)) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = if json_errors {
+                writeln!(
+                    stderr,
+                    "{}",
+                    json!({"code": e.code().as_str(), "message": e.to_string()})
+                )
+            } else {
+                writeln!(stderr, "error: {e}")
+            };
+            exit_code(e.code())
+        }
+    }
+}
+
+async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
+    match command {
+        Command::Login(args) => login::login(args, out).await,
+        Command::Switch { account } => accounts::switch(&account, out),
+        Command::Logout { account, all } => accounts::logout(account.as_deref(), all, out),
+        Command::Accounts => accounts::accounts(out),
+        Command::Token(args) => token::token(&args, out).await,
+        Command::Cache(CacheCommand::Import { file }) => cache::import(&file, out),
+        Command::Cache(CacheCommand::Export { out: target }) => {
+            cache::export(target.as_deref(), out)
+        }
+        Command::Cache(CacheCommand::Reset) => cache::reset(out),
+        Command::Status => status::status(out),
+        Command::Env { shell, rotate } => instance::env(shell, rotate, out),
+        Command::Daemon => instance::daemon().await,
+    }
+}
+
+/// The exit code for an error code (see the module doc).
+pub fn exit_code(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::InvalidInput
+        | ErrorCode::Config
+        | ErrorCode::AccountNotFound
+        | ErrorCode::AmbiguousAccount => exit::USAGE,
+        ErrorCode::NoAccount
+        | ErrorCode::NoCachedToken
+        | ErrorCode::KeyLost
+        | ErrorCode::InteractionRequired => exit::SIGN_IN,
+        ErrorCode::AuthorityUnavailable => exit::UNAVAILABLE,
+        ErrorCode::StoreUnavailable
+        | ErrorCode::KeyStore
+        | ErrorCode::BackendMismatch
+        | ErrorCode::LockTimeout
+        | ErrorCode::NotOwner => exit::STORE,
+        _ => exit::FAILURE,
+    }
+}
+
+/// Logs to stderr at `warn` (override with `TOKENTRAY_LOG`, e.g. `TOKENTRAY_LOG=debug`).
+/// Nothing secret is ever logged.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Where a subcommand writes: results to stdout (JSON with `--json`), messages for people to
+/// stderr.
+struct Out<'a> {
+    stdout: &'a mut dyn Write,
+    stderr: &'a mut dyn Write,
+    json: bool,
+}
+
+impl Out<'_> {
+    /// A line of the result.
+    fn line(&mut self, text: impl std::fmt::Display) -> Result<()> {
+        writeln!(self.stdout, "{text}").map_err(stdout_failed)
+    }
+
+    /// `value` as indented JSON, on one result line.
+    fn json(&mut self, value: &impl serde::Serialize) -> Result<()> {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| Error::io("write", "stdout", std::io::Error::other(e)))?;
+        self.line(text)
+    }
+
+    /// Raw bytes of the result.
+    fn bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stdout.write_all(bytes).map_err(stdout_failed)
+    }
+
+    /// Flushes the result so far (before waiting on the user).
+    fn flush(&mut self) -> Result<()> {
+        self.stdout.flush().map_err(stdout_failed)
+    }
+
+    /// A message for the person at the terminal (never part of the result); best effort.
+    fn tell(&mut self, text: impl std::fmt::Display) {
+        let _ = writeln!(self.stderr, "{text}").and_then(|()| self.stderr.flush());
+    }
+}
+
+fn stdout_failed(e: std::io::Error) -> Error {
+    Error::io("write", "stdout", e)
+}
+
+/// The configuration and the token store.
+fn open() -> Result<(Config, PersistedCache)> {
+    let paths = Paths::from_env()?;
+    let config = Config::load(&paths.config_file())?;
+    let store = config.open_store(&paths)?;
+    Ok((config, store))
+}
+
+/// tokentray as configured, with the system clock.
+fn open_tokens() -> Result<Tokens> {
+    Tokens::open(&Paths::from_env()?, system_clock())
+}

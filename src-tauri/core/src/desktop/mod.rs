@@ -1,0 +1,102 @@
+//! What the desktop app shows and does, with no display: the window's overview, the tray's
+//! menu and icon state, which events become notifications, cancellable sign-ins, and the
+//! settings the window edits. The Tauri shell turns these into a window, a tray and
+//! notifications; everything here is plain data (view models, serialized for the window),
+//! tested headless.
+//!
+//! Layout: [`Desktop`] here; `overview` (what the window shows), `settings`, `sign_in`,
+//! `tray`, `notices`, `autostart`.
+
+mod autostart;
+mod notices;
+mod overview;
+mod settings;
+mod sign_in;
+mod tray;
+
+use std::sync::{Arc, Mutex};
+
+pub use notices::{Notice, Notices};
+pub use overview::{AccountView, EndpointView, Overview, TokenView};
+pub use settings::{SettingsInput, SettingsView};
+use sign_in::PendingSignIn;
+pub use sign_in::{DeviceCodeView, open_url};
+pub use tray::{Tray, TrayAccount, TrayAction, TrayState};
+
+use crate::Result;
+use crate::cache::AccountInfo;
+use crate::env::{Shell, env_lines};
+use crate::paths::Paths;
+use crate::sync::lock;
+use crate::tokens::Tokens;
+
+/// The desktop app's state around [`Tokens`]: the sign-in in progress and the endpoint's fate.
+/// Share it as `Arc<Desktop>`.
+#[derive(Debug)]
+pub struct Desktop {
+    paths: Paths,
+    tokens: Arc<Tokens>,
+    sign_in: Mutex<Option<PendingSignIn>>,
+    endpoint_error: Mutex<Option<String>>,
+}
+
+impl Desktop {
+    /// The app's state over `tokens`, whose files live under `paths`.
+    pub fn new(paths: Paths, tokens: Arc<Tokens>) -> Self {
+        Self {
+            paths,
+            tokens,
+            sign_in: Mutex::new(None),
+            endpoint_error: Mutex::new(None),
+        }
+    }
+
+    /// The token owner.
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.tokens
+    }
+
+    /// The file locations.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Records why the endpoint stopped (shown in the window until the app restarts).
+    pub fn endpoint_stopped(&self, why: String) {
+        *lock(&self.endpoint_error) = Some(why);
+    }
+
+    /// The environment lines for tools (with the real secret) in POSIX shell syntax.
+    ///
+    /// # Errors
+    /// Token store errors.
+    pub fn env(&self) -> Result<zeroize::Zeroizing<String>> {
+        let secret = self.tokens.endpoint_secret()?;
+        let url = crate::instance::endpoint_url(&self.paths, self.tokens.config().port);
+        Ok(env_lines(&url, secret.expose(), Shell::Posix))
+    }
+
+    /// Replaces the endpoint secret and republishes `endpoint.json` if this app serves.
+    ///
+    /// # Errors
+    /// Token store errors.
+    pub fn rotate_secret(&self) -> Result<()> {
+        crate::instance::rotate_secret(&self.paths, &self.tokens).map(drop)
+    }
+
+    /// Makes the account `query` names the default.
+    ///
+    /// # Errors
+    /// Those of [`Tokens::switch`].
+    pub fn switch(&self, query: &str) -> Result<AccountInfo> {
+        self.tokens.switch(query)
+    }
+
+    /// Signs out the account `query` names, or every account.
+    ///
+    /// # Errors
+    /// Those of [`Tokens::sign_out`].
+    pub fn sign_out(&self, query: Option<&str>) -> Result<Vec<AccountInfo>> {
+        self.tokens.sign_out(query)
+    }
+}

@@ -1,0 +1,190 @@
+//! The window's overview: accounts, their tokens with expiry, the endpoint and the settings.
+
+use serde::Serialize;
+
+use super::Desktop;
+use super::settings::SettingsView;
+use crate::Result;
+use crate::cache::{AccountInfo, RESERVED_SCOPES, TokenCache, epoch};
+use crate::env::{Shell, env_lines};
+use crate::instance::{Endpoint, endpoint_url};
+use crate::sync::lock;
+
+/// Everything the window shows, as of `now`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    /// Epoch seconds by the app's clock (the window counts down from it).
+    pub now: i64,
+    /// The accounts, the default first.
+    pub accounts: Vec<AccountView>,
+    /// The loopback endpoint.
+    pub endpoint: EndpointView,
+    /// The settings.
+    pub settings: SettingsView,
+}
+
+/// An account and its cached access tokens.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    /// Stable id (`{oid}.{tenant}`).
+    pub home_account_id: String,
+    /// Sign-in name.
+    pub username: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Home tenant id.
+    pub tenant: Option<String>,
+    /// Authority host.
+    pub environment: String,
+    /// Whether tools get this account when they name none.
+    pub is_default: bool,
+    /// Why the account must sign in again, if it must.
+    pub needs_sign_in: Option<String>,
+    /// Its access tokens, soonest expiry first.
+    pub tokens: Vec<TokenView>,
+}
+
+/// A cached access token (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    /// Granted scopes, space-separated.
+    pub scopes: String,
+    /// The resource the scopes belong to (`https://management.azure.com/`).
+    pub resource: String,
+    /// Tenant (realm) it was issued for.
+    pub tenant: String,
+    /// Expiry, epoch seconds.
+    pub expires_on: i64,
+    /// When tokentray renews it ahead of expiry, epoch seconds.
+    pub refresh_on: Option<i64>,
+    /// The tool it was last served to by the endpoint, since the app started.
+    pub last_served_to: Option<String>,
+}
+
+/// The endpoint's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointView {
+    /// `running`, `starting` or `stopped`.
+    pub status: &'static str,
+    /// Base URL when running.
+    pub url: Option<String>,
+    /// Why it stopped.
+    pub detail: Option<String>,
+    /// Tokens served since the app started.
+    pub requests_served: u64,
+    /// The environment lines for tools, secret masked.
+    pub env_preview: Vec<String>,
+}
+
+impl Desktop {
+    /// The window's view of everything.
+    ///
+    /// # Errors
+    /// Token store errors while reloading a changed cache file.
+    pub fn overview(&self) -> Result<Overview> {
+        let now = self.tokens.now();
+        let cache = self.tokens.cache();
+        let mut accounts: Vec<AccountView> = self
+            .tokens
+            .accounts()?
+            .into_iter()
+            .map(|a| self.account_view(&cache, a))
+            .collect();
+        accounts.sort_by_key(|a| !a.is_default);
+        Ok(Overview {
+            now,
+            accounts,
+            endpoint: self.endpoint_view(),
+            settings: self.settings_view()?,
+        })
+    }
+
+    fn account_view(&self, cache: &TokenCache, account: AccountInfo) -> AccountView {
+        let mut tokens: Vec<TokenView> = cache
+            .access_tokens()
+            .values()
+            .filter(|t| t.home_account_id.as_deref() == Some(account.home_account_id.as_str()))
+            .map(|t| {
+                let scopes = t.target.clone().unwrap_or_default();
+                TokenView {
+                    resource: resource_of(&scopes),
+                    last_served_to: self.tokens.last_served_to(&account.username, &scopes),
+                    scopes,
+                    tenant: t.realm.clone().unwrap_or_default(),
+                    expires_on: epoch(&t.expires_on).unwrap_or(0),
+                    refresh_on: epoch(&t.refresh_on),
+                }
+            })
+            .collect();
+        tokens.sort_by_key(|t| t.expires_on);
+        AccountView {
+            home_account_id: account.home_account_id,
+            username: account.username,
+            name: account.name,
+            tenant: account.home_tenant,
+            environment: account.environment,
+            is_default: account.is_default,
+            needs_sign_in: account.needs_sign_in,
+            tokens,
+        }
+    }
+
+    fn endpoint_view(&self) -> EndpointView {
+        let ours = Endpoint::running(&self.paths).filter(|e| e.pid == std::process::id());
+        let error = lock(&self.endpoint_error).clone();
+        let (status, url) = match (&ours, &error) {
+            (Some(e), _) => ("running", Some(e.url.clone())),
+            (None, Some(_)) => ("stopped", None),
+            (None, None) => ("starting", None),
+        };
+        let preview_url = url
+            .clone()
+            .unwrap_or_else(|| endpoint_url(&self.paths, self.tokens.config().port));
+        let env_preview = env_lines(&preview_url, "********", Shell::Posix)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        EndpointView {
+            status,
+            url,
+            detail: error.filter(|_| ours.is_none()),
+            requests_served: self.tokens.requests_served(),
+            env_preview,
+        }
+    }
+}
+
+/// The resource of a scope list: the first scope without its last path segment
+/// (`https://management.azure.com//.default` -> `https://management.azure.com/`), or the
+/// scope itself for Graph-style short scopes (`User.Read`).
+fn resource_of(scopes: &str) -> String {
+    let first = scopes
+        .split_ascii_whitespace()
+        .find(|s| !RESERVED_SCOPES.contains(s))
+        .unwrap_or_default();
+    match first.rsplit_once('/') {
+        Some((resource, _)) if first.contains("://") => {
+            let trimmed = resource.trim_end_matches('/');
+            format!("{trimmed}/")
+        }
+        _ => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_is_the_scope_without_its_permission() {
+        assert_eq!(
+            resource_of("https://management.core.windows.net//.default"),
+            "https://management.core.windows.net/"
+        );
+        assert_eq!(
+            resource_of("openid https://vault.azure.net/user_impersonation"),
+            "https://vault.azure.net/"
+        );
+        assert_eq!(resource_of("User.Read profile"), "User.Read");
+    }
+}

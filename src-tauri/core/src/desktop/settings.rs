@@ -1,0 +1,200 @@
+//! The settings the window shows and edits, validated here (the window does not validate):
+//! written to `config.toml`, applied at the next start.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Desktop, autostart};
+use crate::authority::Authority;
+use crate::config::{Config, EditableSettings};
+use crate::error::Setting;
+use crate::{Error, Result};
+
+/// The settings, as in effect now.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsView {
+    /// Authority base URL or cloud name.
+    pub authority: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Client id.
+    pub client_id: String,
+    /// Endpoint port.
+    pub port: u16,
+    /// Whether tokentray starts when the user logs in.
+    pub start_at_login: bool,
+    /// The store in use (`secret-service`, `keyutils`, `plaintext`, ...).
+    pub store: &'static str,
+    /// What survives a reboot, in words.
+    pub store_persistence: &'static str,
+    /// Whether tokens are encrypted at rest.
+    pub encrypted: bool,
+    /// Whether unencrypted storage is allowed or chosen.
+    pub plaintext: bool,
+    /// The config file.
+    pub config_file: PathBuf,
+    /// Settings fixed by `TOKENTRAY_*` environment variables (see [`Config::overridden`]).
+    pub overridden: Vec<&'static str>,
+    /// What a save did, for the window to show.
+    pub notice: Option<String>,
+}
+
+/// The settings the window sends.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SettingsInput {
+    /// Authority base URL or cloud name.
+    pub authority: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Client id (a GUID).
+    pub client_id: String,
+    /// Endpoint port, 1-65535, as the window has it (a number, or the text typed).
+    #[serde(deserialize_with = "number_or_text")]
+    pub port: String,
+    /// Start when the user logs in.
+    pub start_at_login: bool,
+    /// Allow storing tokens unencrypted when no encrypted store is available.
+    pub plaintext: bool,
+}
+
+impl Desktop {
+    /// The settings in effect (the config file can differ until the next start).
+    ///
+    /// # Errors
+    /// Token store errors.
+    pub fn settings_view(&self) -> Result<SettingsView> {
+        let config = self.tokens.config();
+        let backend = self.tokens.store().backend();
+        Ok(SettingsView {
+            authority: config.authority.clone(),
+            tenant: config.tenant.clone(),
+            client_id: config.client_id.clone(),
+            port: config.port,
+            start_at_login: autostart::enabled(),
+            store: backend.as_str(),
+            store_persistence: backend.persistence(),
+            encrypted: backend.encrypted(),
+            plaintext: config.allow_unencrypted_storage || !backend.encrypted(),
+            config_file: config.path.clone(),
+            overridden: Config::overridden(),
+            notice: None,
+        })
+    }
+
+    /// Validates `input`, writes it to the config file and sets up (or removes) start at login.
+    /// Authority, tenant, client id, port and storage take effect at the next start.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] naming the setting that is wrong and what is expected; nothing
+    /// is written then. [`Error::Io`].
+    pub fn save_settings(&self, input: SettingsInput) -> Result<SettingsView> {
+        let config = self.tokens.config();
+        let invalid = |field, detail: &str| Error::InvalidSetting {
+            field,
+            detail: detail.into(),
+        };
+        let port = input
+            .port
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                invalid(
+                    Setting::Port,
+                    "use a port number from 1 to 65535 (default 42117)",
+                )
+            })?;
+        let settings = EditableSettings {
+            authority: input.authority.trim().trim_end_matches('/').to_string(),
+            tenant: input.tenant.trim().to_string(),
+            client_id: input.client_id.trim().to_ascii_lowercase(),
+            port,
+            allow_unencrypted_storage: input.plaintext,
+        };
+        if !is_guid(&settings.client_id) {
+            return Err(invalid(
+                Setting::ClientId,
+                "use the application (client) id of an app registration, a GUID such as 04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            ));
+        }
+        // The one authority check, first with a tenant known to be good, then with the new one,
+        // so the error names the setting that is wrong.
+        let mut candidate = config.clone();
+        candidate.authority.clone_from(&settings.authority);
+        candidate.tenant = crate::config::DEFAULT_TENANT.into();
+        for field in [Setting::Authority, Setting::Tenant] {
+            if field == Setting::Tenant {
+                candidate.tenant.clone_from(&settings.tenant);
+            }
+            Authority::from_config(&candidate).map_err(|e| match e {
+                Error::Config { detail, .. } => Error::InvalidSetting { field, detail },
+                other => other,
+            })?;
+        }
+        let backend = self.tokens.store().backend();
+        if backend == crate::persist::Backend::Plaintext && !input.plaintext {
+            return Err(invalid(
+                Setting::Plaintext,
+                "tokentray is storing tokens unencrypted now because no encrypted store was available. \
+                 Start a Secret Service (e.g. gnome-keyring) or allow the kernel keyring first; then \
+                 `tokentray cache export FILE`, `tokentray cache reset` with TOKENTRAY_STORE=auto, and \
+                 `tokentray cache import FILE` move your tokens",
+            ));
+        }
+        Config::save(&config.path, &settings)?;
+        if input.start_at_login != autostart::enabled() {
+            autostart::set(input.start_at_login)?;
+        }
+        let changed = settings.authority != config.authority
+            || settings.tenant != config.tenant
+            || settings.client_id != config.client_id
+            || settings.port != config.port
+            || settings.allow_unencrypted_storage != config.allow_unencrypted_storage;
+        let mut view = self.settings_view()?;
+        view.notice = Some(if changed {
+            format!(
+                "Saved to {}. Quit and start tokentray again to use the new settings.",
+                config.path.display()
+            )
+        } else {
+            format!("Saved to {}.", config.path.display())
+        });
+        Ok(view)
+    }
+}
+
+/// A JSON number or string, as text: the window sends what was typed, and core validates it.
+fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText {
+        Number(serde_json::Number),
+        Text(String),
+    }
+    Ok(match NumberOrText::deserialize(d)? {
+        NumberOrText::Number(n) => n.to_string(),
+        NumberOrText::Text(t) => t,
+    })
+}
+
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_guids() {
+        assert!(is_guid("04b07795-8ddb-461a-bbee-02f9e1bf7b46"));
+        assert!(!is_guid("04b07795-8ddb-461a-bbee-02f9e1bf7b4"));
+        assert!(!is_guid("not-a-guid"));
+    }
+}
