@@ -75,16 +75,24 @@ impl Instance {
         self.offset.fetch_add(secs, Ordering::SeqCst);
     }
 
-    /// Asserts that no account and no token was written (after a failed sign-in).
-    fn assert_wrote_nothing(&self) {
+    /// Asserts that the sign-in `case` failed with `code` and `text` in its message, and wrote
+    /// nothing.
+    fn assert_failed(&self, case: &str, err: &Error, code: ErrorCode, text: &str) {
+        assert_eq!(err.code(), code, "{case}: {err}");
+        assert!(err.to_string().contains(text), "{case}: {err}");
+        self.assert_wrote_nothing(case);
+    }
+
+    /// Asserts that no account and no token was written (after the failed sign-in `case`).
+    fn assert_wrote_nothing(&self, case: &str) {
         assert!(
             self.tokens.accounts().unwrap().is_empty(),
-            "no account was written"
+            "{case}: no account was written"
         );
         assert_eq!(
             self.tokens.cache().counts(),
             Default::default(),
-            "no token was written"
+            "{case}: no token was written"
         );
     }
 
@@ -198,45 +206,33 @@ async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_declined_device_code_is_sign_in_denied_and_writes_nothing() {
-    let fake = fake(quick());
-    let me = Instance::new(&fake);
-    let code = me
-        .tokens
-        .start_device_code(None, &scopes(ARM))
-        .await
-        .unwrap();
-    fake.decline_device_code(&code.user_code).await;
-    let err = me
-        .tokens
-        .finish_device_code(&code, std::future::pending())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
-    assert!(err.to_string().contains("declined"), "{err}");
-    me.assert_wrote_nothing();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_device_code_is_sign_in_timeout_and_writes_nothing() {
+async fn declined_and_expired_device_codes_are_distinct_errors_and_write_nothing() {
     let fake = fake(FakeConfig {
         device_code_lifetime: 4,
         ..quick()
     });
-    let me = Instance::new(&fake);
-    let code = me
-        .tokens
-        .start_device_code(None, &scopes(ARM))
-        .await
-        .unwrap();
-    let err = me
-        .tokens
-        .finish_device_code(&code, std::future::pending())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::SignInTimeout, "{err}");
-    assert!(err.to_string().contains("expired"), "{err}");
-    me.assert_wrote_nothing();
+    // The case, whether the user declines (else nobody answers until the code expires), and
+    // the error code and text tokentray must give.
+    for (case, decline, code, text) in [
+        ("declined", true, ErrorCode::SignInDenied, "declined"),
+        ("expired", false, ErrorCode::SignInTimeout, "expired"),
+    ] {
+        let me = Instance::new(&fake);
+        let device = me
+            .tokens
+            .start_device_code(None, &scopes(ARM))
+            .await
+            .unwrap();
+        if decline {
+            fake.decline_device_code(&device.user_code).await;
+        }
+        let err = me
+            .tokens
+            .finish_device_code(&device, std::future::pending())
+            .await
+            .unwrap_err();
+        me.assert_failed(case, &err, code, text);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -634,48 +630,42 @@ async fn send(url: String) {
     let _ = reqwest::get(url).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_with_another_state_is_a_protocol_error_and_writes_nothing() {
-    let fake = fake(quick());
-    let me = Instance::new(&fake);
-    let err = browser_attempt(&me, options(), |u| {
-        let (redirect, _) = loopback(&url::Url::parse(&u).unwrap());
-        send(format!("{redirect}/?code=forged&state=not-ours"))
-    })
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Protocol, "{err}");
-    assert!(err.to_string().contains("state"), "{err}");
-    me.assert_wrote_nothing();
-}
+/// Answers a forged or broken "browser" sends to the loopback listener: the case, the query
+/// (`{state}` stands for the request's state), and the error code and text tokentray must give.
+const BAD_ANSWERS: [(&str, &str, ErrorCode, &str); 3] = [
+    (
+        "another state",
+        "code=forged&state=not-ours",
+        ErrorCode::Protocol,
+        "state",
+    ),
+    (
+        "no code",
+        "state={state}",
+        ErrorCode::Protocol,
+        "no authorization code",
+    ),
+    (
+        "an error",
+        "error=access_denied&error_description=AADSTS65004%3A+User+declined&state={state}",
+        ErrorCode::SignInDenied,
+        "access_denied",
+    ),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_without_a_code_is_an_error_and_writes_nothing() {
+async fn forged_and_error_answers_are_typed_errors_and_write_nothing() {
     let fake = fake(quick());
-    let me = Instance::new(&fake);
-    let err = browser_attempt(&me, options(), |u| {
-        let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
-        send(format!("{redirect}/?state={state}"))
-    })
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("no authorization code"), "{err}");
-    me.assert_wrote_nothing();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_error_answer_is_sign_in_denied_and_writes_nothing() {
-    let fake = fake(quick());
-    let me = Instance::new(&fake);
-    let err = browser_attempt(&me, options(), |u| {
-        let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
-        send(format!("{redirect}/?error=access_denied&error_description=AADSTS65004%3A+User+declined&state={state}"))
-    })
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
-    assert!(err.to_string().contains("access_denied"), "{err}");
-    me.assert_wrote_nothing();
+    for (case, query, code, text) in BAD_ANSWERS {
+        let me = Instance::new(&fake);
+        let err = browser_attempt(&me, options(), |u| {
+            let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
+            send(format!("{redirect}/?{}", query.replace("{state}", &state)))
+        })
+        .await
+        .unwrap_err();
+        me.assert_failed(case, &err, code, text);
+    }
 }
 
 /// The user cancels on fake-entra's page: Entra redirects with access_denied.
@@ -701,7 +691,7 @@ async fn cancelling_on_the_sign_in_page_is_sign_in_denied_and_writes_nothing() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
-    me.assert_wrote_nothing();
+    me.assert_wrote_nothing("cancelled on the page");
 }
 
 /// A replayed or forged answer with another nonce: the id_token's nonce does not match.
@@ -732,7 +722,7 @@ async fn an_id_token_with_another_nonce_is_a_protocol_error_and_writes_nothing()
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Protocol, "{err}");
     assert!(err.to_string().contains("nonce"), "{err}");
-    me.assert_wrote_nothing();
+    me.assert_wrote_nothing("another nonce");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -750,7 +740,7 @@ async fn no_answer_within_the_timeout_is_sign_in_timeout_and_writes_nothing() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SignInTimeout, "{err}");
-    me.assert_wrote_nothing();
+    me.assert_wrote_nothing("timed out");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -764,7 +754,7 @@ async fn a_cancelled_browser_sign_in_is_sign_in_cancelled_and_writes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SignInCancelled, "{err}");
-    me.assert_wrote_nothing();
+    me.assert_wrote_nothing("cancelled");
 }
 
 /// The whole product path: `tokentray login` opens "the system browser" ($BROWSER: headless
