@@ -52,6 +52,10 @@ impl Fake {
         self.http.get(self.url(path)).send().await.unwrap()
     }
 
+    async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
     async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(self.url(path))
@@ -304,11 +308,8 @@ fn assert_entra_error(body: &Value, error: &str, code: u64) {
 async fn discovery_documents_have_entras_shape() {
     let f = start(FakeConfig::default());
     let doc: Value = f
-        .get("/organizations/v2.0/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/organizations/v2.0/.well-known/openid-configuration")
+        .await;
     assert_eq!(
         doc["token_endpoint"],
         f.url("/organizations/oauth2/v2.0/token")
@@ -334,11 +335,8 @@ async fn discovery_documents_have_entras_shape() {
     // A domain resolves to the tenant id, as Entra does.
     let tid = f.fake.user(ALICE).unwrap().tenant_id;
     let doc: Value = f
-        .get("/contoso.example/v2.0/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/contoso.example/v2.0/.well-known/openid-configuration")
+        .await;
     assert_eq!(
         doc["token_endpoint"],
         f.url(&format!("/{tid}/oauth2/v2.0/token"))
@@ -351,12 +349,7 @@ async fn discovery_documents_have_entras_shape() {
     assert_eq!(r.status(), 400);
     assert_entra_error(&r.json().await.unwrap(), "invalid_tenant", 90002);
 
-    let keys: Value = f
-        .get(&format!("/{tid}/discovery/v2.0/keys"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = f.get_json(&format!("/{tid}/discovery/v2.0/keys")).await;
     assert_eq!(keys["keys"][0]["kty"], "RSA");
     assert_eq!(keys["keys"][0]["e"], "AQAB");
 
@@ -441,12 +434,7 @@ async fn auth_code_flow_issues_signed_entra_tokens_once() {
     assert!(!ci.contains('='));
     assert_eq!(ci, param(&pairs, "client_info").unwrap());
 
-    let jwks: Value = f
-        .get("/organizations/discovery/v2.0/keys")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = f.get_json("/organizations/discovery/v2.0/keys").await;
     let at = body["access_token"].as_str().unwrap();
     verify(at, &jwks);
     let c = claims(at);
