@@ -77,7 +77,17 @@ impl Instance {
 
     /// Asserts that the sign-in `case` failed with `code` and `text` in its message, and wrote
     /// nothing.
-    fn assert_failed(&self, case: &str, err: &Error, code: ErrorCode, text: &str) {
+    fn assert_failed(
+        &self,
+        case: &str,
+        outcome: Result<tokentray_core::cache::AccountInfo, Error>,
+        code: ErrorCode,
+        text: &str,
+    ) {
+        let err = match outcome {
+            Ok(account) => panic!("{case}: signed in as {}", account.username),
+            Err(err) => err,
+        };
         assert_eq!(err.code(), code, "{case}: {err}");
         assert!(err.to_string().contains(text), "{case}: {err}");
         self.assert_wrote_nothing(case);
@@ -226,12 +236,11 @@ async fn declined_and_expired_device_codes_are_distinct_errors_and_write_nothing
         if decline {
             fake.decline_device_code(&device.user_code).await;
         }
-        let err = me
+        let outcome = me
             .tokens
             .finish_device_code(&device, std::future::pending())
-            .await
-            .unwrap_err();
-        me.assert_failed(case, &err, code, text);
+            .await;
+        me.assert_failed(case, outcome, code, text);
     }
 }
 
@@ -658,13 +667,12 @@ async fn forged_and_error_answers_are_typed_errors_and_write_nothing() {
     let fake = fake(quick());
     for (case, query, code, text) in BAD_ANSWERS {
         let me = Instance::new(&fake);
-        let err = browser_attempt(&me, options(), |u| {
+        let outcome = browser_attempt(&me, options(), |u| {
             let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
             send(format!("{redirect}/?{}", query.replace("{state}", &state)))
         })
-        .await
-        .unwrap_err();
-        me.assert_failed(case, &err, code, text);
+        .await;
+        me.assert_failed(case, outcome, code, text);
     }
 }
 
