@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use tokentray_tests::fake_entra::client_trusting;
 use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
+use tokentray_tests::harness::{fetch_text, form};
 
 const CLIENT: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 const OTHER_CLIENT: &str = "1950a258-227b-4e31-a9cf-717495945fc2";
@@ -23,6 +24,7 @@ const ALICE: &str = "alice@contoso.example";
 const ALICE_PW: &str = "Correct-Horse-7";
 const REDIRECT: &str = "http://localhost:8400/";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const AUTHORIZE: &str = "/organizations/oauth2/v2.0/authorize";
 
 /// A fake and an HTTP client that trusts only its CA and never follows redirects.
 struct Fake {
@@ -48,6 +50,10 @@ impl Fake {
 
     async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
     }
 
     async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
@@ -87,17 +93,17 @@ impl Fake {
         query.extend_from_slice(extra);
         let page = self
             .http
-            .get(self.url("/organizations/oauth2/v2.0/authorize"))
+            .get(self.url(AUTHORIZE))
             .query(&query)
             .send()
             .await
             .unwrap();
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
-        let flow = hidden_value(&html, "flow");
+        let flow = field(&html, "flow");
         let r = self
             .post_form(
-                "/organizations/oauth2/v2.0/authorize",
+                AUTHORIZE,
                 &[
                     ("flow", &flow),
                     ("username", ALICE),
@@ -110,8 +116,8 @@ impl Fake {
         (redirect_query(&r), verifier)
     }
 
-    /// A device code, approved (or declined) through the /devicelogin form.
-    async fn device_code(&self, action: &str) -> Value {
+    /// A new device code (the devicecode endpoint's answer), still pending.
+    async fn device_code(&self) -> Value {
         let r = self
             .post_form(
                 "/organizations/oauth2/v2.0/devicecode",
@@ -122,24 +128,79 @@ impl Fake {
             )
             .await;
         assert_eq!(r.status(), 200);
-        let flow: Value = r.json().await.unwrap();
-        if !action.is_empty() {
-            let page = self
-                .post_form(
-                    "/devicelogin",
-                    &[
-                        ("user_code", flow["user_code"].as_str().unwrap()),
-                        ("username", ALICE),
-                        ("password", ALICE_PW),
-                        ("action", action),
-                    ],
-                )
-                .await;
-            assert_eq!(page.status(), 200);
-            let text = page.text().await.unwrap();
-            assert!(!text.contains("id=\"error\""), "{text}");
-        }
+        r.json().await.unwrap()
+    }
+
+    /// A new device code, approved by Alice on /devicelogin.
+    async fn approved_device_code(&self) -> Value {
+        let flow = self.device_code().await;
+        let user_code = flow["user_code"].as_str().unwrap();
+        self.fake
+            .approve_device_code(user_code, ALICE, ALICE_PW)
+            .await;
         flow
+    }
+
+    /// Polls the token endpoint with a device code (`client_info=1`).
+    async fn poll_device(&self, device_code: &str) -> (StatusCode, Value) {
+        self.token(&[
+            ("client_id", CLIENT),
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", device_code),
+            ("client_info", "1"),
+        ])
+        .await
+    }
+
+    /// Redeems the approved device code of `flow`: the token response.
+    async fn redeem_device_code(&self, flow: &Value) -> Value {
+        let (status, tokens) = self
+            .poll_device(flow["device_code"].as_str().unwrap())
+            .await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens
+    }
+
+    /// Redeems an authorization code.
+    async fn redeem_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> (StatusCode, Value) {
+        self.token(&[
+            ("client_id", CLIENT),
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ])
+        .await
+    }
+
+    /// A refresh-token grant by `client_id`, for the grant's own scopes.
+    async fn refresh(&self, client_id: &str, refresh_token: &str) -> (StatusCode, Value) {
+        self.token(&[
+            ("client_id", client_id),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    /// A refresh-token grant by [`CLIENT`] for Microsoft Graph (`client_info=1`).
+    async fn refresh_for_graph(&self, refresh_token: &str) -> (StatusCode, Value) {
+        self.token(&[
+            ("client_id", CLIENT),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            (
+                "scope",
+                "https://graph.microsoft.com/User.Read offline_access openid profile",
+            ),
+            ("client_info", "1"),
+        ])
+        .await
     }
 
     async fn control(
@@ -159,54 +220,18 @@ impl Fake {
     }
 }
 
-async fn send(f: &Fake, form: Vec<(String, String)>) -> (StatusCode, Value) {
-    let r = f
-        .http
-        .post(f.url("/organizations/oauth2/v2.0/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    (r.status(), r.json::<Value>().await.unwrap())
-}
-
-async fn refresh(f: &Fake, rt: &str) -> (StatusCode, Value) {
-    f.token(&[
-        ("client_id", CLIENT),
-        ("grant_type", "refresh_token"),
-        ("refresh_token", rt),
-        (
-            "scope",
-            "https://graph.microsoft.com/User.Read offline_access openid profile",
-        ),
-        ("client_info", "1"),
-    ])
-    .await
-}
-
-async fn poll_device(f: &Fake, device_code: &str) -> (StatusCode, Value) {
-    f.token(&[
-        ("client_id", CLIENT),
-        ("grant_type", DEVICE_GRANT),
-        ("device_code", device_code),
-        ("client_info", "1"),
-    ])
-    .await
-}
-
 fn pkce() -> (String, String) {
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-fake-entra".to_string();
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
+/// The value of the input `name` in the page's form.
+fn field(html: &str, name: &str) -> String {
+    let (_, fields) = form(html);
+    param(&fields, name)
         .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
+        .to_string()
 }
 
 fn redirect_query(r: &reqwest::Response) -> Vec<(String, String)> {
@@ -283,11 +308,8 @@ fn assert_entra_error(body: &Value, error: &str, code: u64) {
 async fn discovery_documents_have_entras_shape() {
     let f = start(FakeConfig::default());
     let doc: Value = f
-        .get("/organizations/v2.0/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/organizations/v2.0/.well-known/openid-configuration")
+        .await;
     assert_eq!(
         doc["token_endpoint"],
         f.url("/organizations/oauth2/v2.0/token")
@@ -313,11 +335,8 @@ async fn discovery_documents_have_entras_shape() {
     // A domain resolves to the tenant id, as Entra does.
     let tid = f.fake.user(ALICE).unwrap().tenant_id;
     let doc: Value = f
-        .get("/contoso.example/v2.0/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/contoso.example/v2.0/.well-known/openid-configuration")
+        .await;
     assert_eq!(
         doc["token_endpoint"],
         f.url(&format!("/{tid}/oauth2/v2.0/token"))
@@ -330,12 +349,7 @@ async fn discovery_documents_have_entras_shape() {
     assert_eq!(r.status(), 400);
     assert_entra_error(&r.json().await.unwrap(), "invalid_tenant", 90002);
 
-    let keys: Value = f
-        .get(&format!("/{tid}/discovery/v2.0/keys"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = f.get_json(&format!("/{tid}/discovery/v2.0/keys")).await;
     assert_eq!(keys["keys"][0]["kty"], "RSA");
     assert_eq!(keys["keys"][0]["e"], "AQAB");
 
@@ -420,12 +434,7 @@ async fn auth_code_flow_issues_signed_entra_tokens_once() {
     assert!(!ci.contains('='));
     assert_eq!(ci, param(&pairs, "client_info").unwrap());
 
-    let jwks: Value = f
-        .get("/organizations/discovery/v2.0/keys")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = f.get_json("/organizations/discovery/v2.0/keys").await;
     let at = body["access_token"].as_str().unwrap();
     verify(at, &jwks);
     let c = claims(at);
@@ -465,67 +474,44 @@ async fn auth_code_flow_issues_signed_entra_tokens_once() {
 async fn code_redemption_checks_verifier_redirect_and_lifetime() {
     let f = start(FakeConfig::default());
     let (pairs, verifier) = f.sign_in(&[]).await;
-    let code = param(&pairs, "code").unwrap().to_string();
-    let with = |verifier: &str, redirect: &str| {
-        vec![
-            ("client_id".to_string(), CLIENT.to_string()),
-            ("grant_type".to_string(), "authorization_code".to_string()),
-            ("code".to_string(), code.clone()),
-            ("redirect_uri".to_string(), redirect.to_string()),
-            ("code_verifier".to_string(), verifier.to_string()),
-        ]
-    };
-    let (s, b) = send(
-        &f,
-        with("wrong-verifier-wrong-verifier-wrong-verifier", REDIRECT),
-    )
-    .await;
+    let code = param(&pairs, "code").unwrap();
+    let (s, b) = f
+        .redeem_code(
+            code,
+            "wrong-verifier-wrong-verifier-wrong-verifier",
+            REDIRECT,
+        )
+        .await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 501481);
-    let (s, b) = send(&f, with(&verifier, "http://localhost:9999/")).await;
+    let (s, b) = f
+        .redeem_code(code, &verifier, "http://localhost:9999/")
+        .await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 500112);
-    let (s, b) = send(
-        &f,
-        vec![
-            ("client_id".into(), CLIENT.into()),
-            ("grant_type".into(), "authorization_code".into()),
-            ("code".into(), code.clone()),
-            ("redirect_uri".into(), REDIRECT.into()),
-        ],
-    )
-    .await;
-    assert_eq!(s, 400);
-    assert_entra_error(&b, "invalid_request", 900144);
-    // Failed attempts do not use the code up; it is still fresh.
-    let (s, b) = send(&f, with(&verifier, REDIRECT)).await;
-    assert_eq!(s, 200, "{b}");
-
-    // The fake clock drives code expiry.
-    let (pairs, verifier) = f.sign_in(&[]).await;
-    f.fake.advance_clock(601);
-    let code = param(&pairs, "code").unwrap();
     let (s, b) = f
         .token(&[
             ("client_id", CLIENT),
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
         ])
         .await;
     assert_eq!(s, 400);
+    assert_entra_error(&b, "invalid_request", 900144);
+    // Failed attempts do not use the code up; it is still fresh.
+    let (s, b) = f.redeem_code(code, &verifier, REDIRECT).await;
+    assert_eq!(s, 200, "{b}");
+
+    // The fake clock drives code expiry.
+    let (pairs, verifier) = f.sign_in(&[]).await;
+    f.fake.advance_clock(601);
+    let code = param(&pairs, "code").unwrap();
+    let (s, b) = f.redeem_code(code, &verifier, REDIRECT).await;
+    assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 70008);
 
-    let (s, b) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", "authorization_code"),
-            ("code", "not-a-code"),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (s, b) = f.redeem_code("not-a-code", &verifier, REDIRECT).await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 70000);
 }
@@ -536,17 +522,10 @@ async fn refresh_tokens_rotate_expire_and_revoke() {
         refresh_token_lifetime: 3600,
         ..FakeConfig::default()
     });
-    let flow = f.device_code("approve").await;
-    let (s, first) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", flow["device_code"].as_str().unwrap()),
-        ])
-        .await;
-    assert_eq!(s, 200, "{first}");
+    let flow = f.approved_device_code().await;
+    let first = f.redeem_device_code(&flow).await;
     let rt1 = first["refresh_token"].as_str().unwrap();
-    let (s, second) = refresh(&f, rt1).await;
+    let (s, second) = f.refresh_for_graph(rt1).await;
     assert_eq!(s, 200, "{second}");
     let rt2 = second["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt1, rt2);
@@ -560,28 +539,21 @@ async fn refresh_tokens_rotate_expire_and_revoke() {
     );
 
     // Rotation: the old token is dead.
-    let (s, b) = refresh(&f, rt1).await;
+    let (s, b) = f.refresh_for_graph(rt1).await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 70000);
 
     // Lifetime follows the fake clock.
-    let (s, third) = refresh(&f, &rt2).await;
+    let (s, third) = f.refresh_for_graph(&rt2).await;
     assert_eq!(s, 200);
     let rt3 = third["refresh_token"].as_str().unwrap().to_string();
     f.fake.advance_clock(3601);
-    let (s, b) = refresh(&f, &rt3).await;
+    let (s, b) = f.refresh_for_graph(&rt3).await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 700082);
 
     // Revocation.
-    let flow = f.device_code("approve").await;
-    let (_, fresh) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", flow["device_code"].as_str().unwrap()),
-        ])
-        .await;
+    let fresh = f.redeem_device_code(&f.approved_device_code().await).await;
     let (s, done) = f
         .control(
             reqwest::Method::POST,
@@ -591,7 +563,9 @@ async fn refresh_tokens_rotate_expire_and_revoke() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(done["revoked_refresh_tokens"], 1);
-    let (s, b) = refresh(&f, fresh["refresh_token"].as_str().unwrap()).await;
+    let (s, b) = f
+        .refresh_for_graph(fresh["refresh_token"].as_str().unwrap())
+        .await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 50173);
     assert_eq!(b["suberror"], "bad_token");
@@ -612,14 +586,14 @@ async fn device_code_flow_walks_entras_state_machine() {
         device_code_lifetime: 900,
         ..FakeConfig::default()
     });
-    let flow = f.device_code("").await;
+    let flow = f.device_code().await;
     assert_eq!(flow["verification_uri"], f.url("/devicelogin"));
     assert_eq!(flow["expires_in"], 900);
     assert_eq!(flow["interval"], 5);
     let user_code = flow["user_code"].as_str().unwrap();
     assert!(flow["message"].as_str().unwrap().contains(user_code));
     let device_code = flow["device_code"].as_str().unwrap();
-    let poll = || poll_device(&f, device_code);
+    let poll = || f.poll_device(device_code);
     let (s, b) = poll().await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "authorization_pending", 70016);
@@ -630,12 +604,7 @@ async fn device_code_flow_walks_entras_state_machine() {
     assert_eq!(b["error"], "authorization_pending");
 
     // The page: the fields and buttons the issue asks for; a wrong password keeps it pending.
-    let page = f
-        .get(&format!("/devicelogin?otc={user_code}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = fetch_text(f.http.get(f.url(&format!("/devicelogin?otc={user_code}")))).await;
     for needle in [
         "name=\"user_code\"",
         "name=\"username\"",
@@ -662,20 +631,7 @@ async fn device_code_flow_walks_entras_state_machine() {
         .unwrap();
     assert!(bad.contains("AADSTS50126"), "{bad}");
     let lower = user_code.to_ascii_lowercase();
-    let ok = f
-        .post_form(
-            "/devicelogin",
-            &[
-                ("user_code", &lower),
-                ("username", ALICE),
-                ("password", ALICE_PW),
-                ("action", "approve"),
-            ],
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
+    let ok = f.fake.approve_device_code(&lower, ALICE, ALICE_PW).await;
     assert!(ok.contains("You have signed in"), "{ok}");
     let (s, tokens) = poll().await;
     assert_eq!(s, 200, "{tokens}");
@@ -684,25 +640,18 @@ async fn device_code_flow_walks_entras_state_machine() {
     assert_eq!(s, 400);
     assert_entra_error(&b, "invalid_grant", 70000);
 
-    let declined = f.device_code("decline").await;
+    let declined = f.device_code().await;
+    f.fake
+        .decline_device_code(declined["user_code"].as_str().unwrap())
+        .await;
     let (_, b) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", declined["device_code"].as_str().unwrap()),
-        ])
+        .poll_device(declined["device_code"].as_str().unwrap())
         .await;
     assert_entra_error(&b, "authorization_declined", 70000);
 
-    let late = f.device_code("").await;
+    let late = f.device_code().await;
     f.fake.advance_clock(901);
-    let (_, b) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", late["device_code"].as_str().unwrap()),
-        ])
-        .await;
+    let (_, b) = f.poll_device(late["device_code"].as_str().unwrap()).await;
     assert_entra_error(&b, "expired_token", 70019);
     let page = f
         .post_form(
@@ -853,78 +802,138 @@ async fn malformed_requests_get_entras_errors() {
     assert_entra_error(&r.json().await.unwrap(), "invalid_request", 900144);
 }
 
-#[tokio::test]
-async fn authorize_validates_prompts_and_delivers_every_response_mode() {
-    let f = start(FakeConfig::default());
-    let authorize = |query: Vec<(&'static str, String)>| {
-        let req = f
-            .http
-            .get(f.url("/organizations/oauth2/v2.0/authorize"))
-            .query(&query);
-        async move { req.send().await.unwrap() }
-    };
+/// The authorize query of the authorize tests, `extra` replacing parameters (an empty value
+/// removes one).
+fn authorize_query(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     let (_, challenge) = pkce();
-    let base = |extra: &[(&'static str, &str)]| {
-        let mut q: Vec<(&'static str, String)> = vec![
-            ("client_id", CLIENT.into()),
-            ("response_type", "code".into()),
-            ("redirect_uri", "http://127.0.0.1:5555/cb".into()),
-            ("scope", format!("{ARM} openid offline_access")),
-            ("state", "s1".into()),
-            ("code_challenge", challenge.clone()),
-            ("code_challenge_method", "S256".into()),
-        ];
-        for (k, v) in extra {
-            q.retain(|(qk, _)| qk != k);
-            if !v.is_empty() {
-                q.push((k, v.to_string()));
-            }
+    let mut q: Vec<(&'static str, String)> = vec![
+        ("client_id", CLIENT.into()),
+        ("response_type", "code".into()),
+        ("redirect_uri", "http://127.0.0.1:5555/cb".into()),
+        ("scope", format!("{ARM} openid offline_access")),
+        ("state", "s1".into()),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256".into()),
+    ];
+    for (k, v) in extra {
+        q.retain(|(qk, _)| qk != k);
+        if !v.is_empty() {
+            q.push((k, v.to_string()));
         }
-        q
-    };
+    }
+    q
+}
 
-    // Untrustworthy redirect: an error page, no redirect.
-    let r = authorize(base(&[("redirect_uri", "https://evil.example/cb")])).await;
+impl Fake {
+    /// `GET` authorize with [`authorize_query`]`(extra)`, in a browser holding `cookie`, if any.
+    async fn authorize(
+        &self,
+        extra: &[(&'static str, &str)],
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .get(self.url(AUTHORIZE))
+            .query(&authorize_query(extra));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The sign-in page of [`authorize`](Self::authorize)`(extra, None)`.
+    async fn sign_in_page(&self, extra: &[(&'static str, &str)]) -> String {
+        self.authorize(extra, None).await.text().await.unwrap()
+    }
+
+    /// Alice signs in on the sign-in page with `response_mode=form_post`: the answer that relays
+    /// the code to the client, and sets the browser session.
+    async fn form_post_sign_in(&self) -> reqwest::Response {
+        let page = self.sign_in_page(&[("response_mode", "form_post")]).await;
+        self.post_form(
+            AUTHORIZE,
+            &[
+                ("flow", &field(&page, "flow")),
+                ("username", ALICE),
+                ("password", ALICE_PW),
+            ],
+        )
+        .await
+    }
+}
+
+/// The browser session (`name=value`) a sign-in answer sets.
+fn session_cookie(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn authorize_shows_an_error_page_for_an_untrusted_redirect() {
+    let f = start(FakeConfig::default());
+    let r = f
+        .authorize(&[("redirect_uri", "https://evil.example/cb")], None)
+        .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("AADSTS50011"));
-    // After the redirect is trusted: errors are redirected, with state.
-    for (extra, error) in [
-        (vec![("code_challenge", "")], "invalid_request"),
-        (vec![("code_challenge_method", "plain")], "invalid_request"),
+}
+
+#[tokio::test]
+async fn authorize_redirects_bad_requests_to_the_client_with_state() {
+    let f = start(FakeConfig::default());
+    for (case, extra, error) in [
+        ("no PKCE", ("code_challenge", ""), "invalid_request"),
         (
-            vec![("response_type", "token")],
+            "plain PKCE",
+            ("code_challenge_method", "plain"),
+            "invalid_request",
+        ),
+        (
+            "implicit grant",
+            ("response_type", "token"),
             "unsupported_response_type",
         ),
         (
-            vec![("scope", "https://a.example/x https://b.example/y")],
+            "two resources",
+            ("scope", "https://a.example/x https://b.example/y"),
             "invalid_scope",
         ),
-        (vec![("prompt", "none")], "login_required"),
+        (
+            "prompt=none without a session",
+            ("prompt", "none"),
+            "login_required",
+        ),
     ] {
-        let r = authorize(base(&extra)).await;
-        assert_eq!(r.status(), 302, "{extra:?}");
+        let r = f.authorize(&[extra], None).await;
+        assert_eq!(r.status(), 302, "{case}");
         let url = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        assert_eq!(url.host_str(), Some("127.0.0.1"));
+        assert_eq!(url.host_str(), Some("127.0.0.1"), "{case}");
         let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        assert_eq!(param(&q, "error"), Some(error), "{extra:?}");
-        assert_eq!(param(&q, "state"), Some("s1"));
-        assert!(param(&q, "error_description").unwrap().contains("Trace ID"));
+        assert_eq!(param(&q, "error"), Some(error), "{case}");
+        assert_eq!(param(&q, "state"), Some("s1"), "{case}");
+        assert!(
+            param(&q, "error_description").is_some_and(|d| d.contains("Trace ID")),
+            "{case}: {q:?}"
+        );
     }
+}
 
-    // login_hint prefills; a wrong password re-renders with Entra's error.
-    let page = authorize(base(&[("login_hint", ALICE)]))
-        .await
-        .text()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn the_sign_in_page_prefills_login_hint_and_rerenders_bad_credentials() {
+    let f = start(FakeConfig::default());
+    let page = f.sign_in_page(&[("login_hint", ALICE)]).await;
     assert!(page.contains(&format!("name=\"username\" value=\"{ALICE}\"")));
     assert_eq!(page.matches("<form").count(), 1);
     assert!(page.contains("method=\"post\""));
-    let flow = hidden_value(&page, "flow");
-    let path = "/organizations/oauth2/v2.0/authorize";
+    let flow = field(&page, "flow");
     let again = f
         .post_form(
-            path,
+            AUTHORIZE,
             &[("flow", &flow), ("username", ALICE), ("password", "bad")],
         )
         .await;
@@ -932,7 +941,7 @@ async fn authorize_validates_prompts_and_delivers_every_response_mode() {
     assert!(again.text().await.unwrap().contains("AADSTS50126"));
     let unknown = f
         .post_form(
-            path,
+            AUTHORIZE,
             &[
                 ("flow", &flow),
                 ("username", "zed@contoso.example"),
@@ -941,80 +950,65 @@ async fn authorize_validates_prompts_and_delivers_every_response_mode() {
         )
         .await;
     assert!(unknown.text().await.unwrap().contains("AADSTS50034"));
-    // Cancel: access_denied with state.
+}
+
+#[tokio::test]
+async fn cancel_on_the_sign_in_page_redirects_access_denied_with_state() {
+    let f = start(FakeConfig::default());
+    let flow = field(&f.sign_in_page(&[]).await, "flow");
     let r = f
-        .post_form(path, &[("flow", &flow), ("action", "cancel")])
+        .post_form(AUTHORIZE, &[("flow", &flow), ("action", "cancel")])
         .await;
     assert_eq!(r.status(), 302);
     let q = redirect_query_any(&r);
     assert_eq!(param(&q, "error"), Some("access_denied"));
     assert_eq!(param(&q, "state"), Some("s1"));
+}
 
-    // form_post: an auto-submitting form to the redirect URI with code and state.
-    let page = authorize(base(&[("response_mode", "form_post")]))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let flow = hidden_value(&page, "flow");
-    let r = f
-        .post_form(
-            path,
-            &[("flow", &flow), ("username", ALICE), ("password", ALICE_PW)],
-        )
-        .await;
+#[tokio::test]
+async fn form_post_delivers_code_and_state_in_an_auto_submitting_form() {
+    let f = start(FakeConfig::default());
+    let r = f.form_post_sign_in().await;
     assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
     let relay = r.text().await.unwrap();
     assert!(
         relay.contains("action=\"http://127.0.0.1:5555/cb\""),
         "{relay}"
     );
     assert!(relay.contains("document.forms[0].submit()"));
-    assert!(!hidden_value(&relay, "code").is_empty());
-    assert_eq!(hidden_value(&relay, "state"), "s1");
+    assert!(!field(&relay, "code").is_empty());
+    assert_eq!(field(&relay, "state"), "s1");
+}
 
-    // The session cookie makes prompt=none succeed; prompt=login still shows the page.
-    let silent = f
-        .http
-        .get(f.url(path))
-        .query(&base(&[("prompt", "none")]))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn a_session_signs_in_silently_but_prompt_login_still_shows_the_page() {
+    let f = start(FakeConfig::default());
+    let cookie = session_cookie(&f.form_post_sign_in().await);
+    let silent = f.authorize(&[("prompt", "none")], Some(&cookie)).await;
     assert_eq!(silent.status(), 302);
     assert!(param(&redirect_query_any(&silent), "code").is_some());
-    let login = f
-        .http
-        .get(f.url(path))
-        .query(&base(&[("prompt", "login")]))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let login = f.authorize(&[("prompt", "login")], Some(&cookie)).await;
     assert_eq!(login.status(), 200);
-    // Fragment mode.
+}
+
+#[tokio::test]
+async fn fragment_mode_delivers_the_code_in_the_fragment() {
+    let f = start(FakeConfig::default());
+    let cookie = session_cookie(&f.form_post_sign_in().await);
     let r = f
-        .http
-        .get(f.url(path))
-        .query(&base(&[("response_mode", "fragment")]))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+        .authorize(&[("response_mode", "fragment")], Some(&cookie))
+        .await;
     let location = r.headers()["location"].to_str().unwrap();
     assert!(
         location.starts_with("http://127.0.0.1:5555/cb#code="),
         "{location}"
     );
-    // Logout ends the session.
+}
+
+#[tokio::test]
+async fn logout_ends_the_browser_session() {
+    let f = start(FakeConfig::default());
+    let cookie = session_cookie(&f.form_post_sign_in().await);
     let r = f
         .http
         .get(f.url("/organizations/oauth2/v2.0/logout"))
@@ -1024,14 +1018,7 @@ async fn authorize_validates_prompts_and_delivers_every_response_mode() {
         .await
         .unwrap();
     assert_eq!(r.headers()["location"], "http://localhost:5555/");
-    let r = f
-        .http
-        .get(f.url(path))
-        .query(&base(&[("prompt", "none")]))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = f.authorize(&[("prompt", "none")], Some(&cookie)).await;
     assert_eq!(
         param(&redirect_query_any(&r), "error"),
         Some("login_required")
@@ -1043,34 +1030,41 @@ fn redirect_query_any(r: &reqwest::Response) -> Vec<(String, String)> {
     url.query_pairs().into_owned().collect()
 }
 
-#[tokio::test]
-async fn faults_replace_the_next_answers() {
-    let f = start(FakeConfig::default());
-    let form = [
-        ("client_id", CLIENT),
-        ("grant_type", "refresh_token"),
-        ("refresh_token", "x"),
-    ];
+/// A refresh-token request the fake refuses (400 `invalid_grant`) when no fault answers it.
+const UNKNOWN_REFRESH: [(&str, &str); 3] = [
+    ("client_id", CLIENT),
+    ("grant_type", "refresh_token"),
+    ("refresh_token", "x"),
+];
 
-    f.fake.queue_fault(
-        FaultRule::once(
-            Endpoint::Token,
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-        )
-        .times(2),
+/// Asserts the request log shows a request answered by a fault of `kind`.
+fn assert_fault_logged(f: &Fake, kind: &str) {
+    let faults: Vec<Option<String>> = f.fake.request_log().into_iter().map(|e| e.fault).collect();
+    assert!(
+        faults.contains(&Some(kind.to_string())),
+        "{kind}: {faults:?}"
     );
+}
+
+#[tokio::test]
+async fn a_fault_answers_the_next_count_requests_then_stops() {
+    let f = start(FakeConfig::default());
+    f.fake
+        .queue_fault(FaultRule::once(Endpoint::Token, Fault::status(503, None)).times(2));
     for _ in 0..2 {
-        let (s, b) = f.token(&form).await;
+        let (s, b) = f.token(&UNKNOWN_REFRESH).await;
         assert_eq!(s, 503);
         assert_eq!(b["error"], "temporarily_unavailable");
     }
-    let (s, _) = f.token(&form).await;
+    let (s, _) = f.token(&UNKNOWN_REFRESH).await;
     assert_eq!(s, 400, "back to normal after count uses");
+    assert_fault_logged(&f, "status");
+}
 
-    // Over HTTP, as other-language tests do it; 429 carries Retry-After.
+#[tokio::test]
+async fn faults_queued_over_http_match_their_grant_type_and_send_retry_after() {
+    let f = start(FakeConfig::default());
+    // As other-language tests do it; 429 carries Retry-After.
     let (s, _) = f
         .control(
             reqwest::Method::POST,
@@ -1083,21 +1077,40 @@ async fn faults_replace_the_next_answers() {
         .token(&[("client_id", CLIENT), ("grant_type", "authorization_code")])
         .await;
     assert_eq!(s, 400, "grant_type filter: other grants pass");
-    let r = f.post_form("/organizations/oauth2/v2.0/token", &form).await;
+    let r = f
+        .post_form("/organizations/oauth2/v2.0/token", &UNKNOWN_REFRESH)
+        .await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "7");
+    assert_fault_logged(&f, "status");
+}
 
+#[tokio::test]
+async fn a_drop_fault_closes_the_connection_without_an_answer() {
+    let f = start(FakeConfig::default());
     f.fake
         .queue_fault(FaultRule::once(Endpoint::Token, Fault::Drop));
     let err = f
         .http
         .post(f.url("/organizations/oauth2/v2.0/token"))
-        .form(&form)
+        .form(&UNKNOWN_REFRESH)
         .send()
         .await
         .unwrap_err();
     assert!(err.is_request() || err.is_connect(), "{err:?}");
+    assert_fault_logged(&f, "drop");
+    let dropped = f
+        .fake
+        .request_log()
+        .into_iter()
+        .find(|e| e.fault.as_deref() == Some("drop"))
+        .unwrap();
+    assert_eq!(dropped.status, None);
+}
 
+#[tokio::test]
+async fn a_delay_fault_answers_normally_but_late() {
+    let f = start(FakeConfig::default());
     f.fake.queue_fault(FaultRule::once(
         Endpoint::OpenidConfiguration,
         Fault::Delay { ms: 400 },
@@ -1108,17 +1121,17 @@ async fn faults_replace_the_next_answers() {
         .await;
     assert_eq!(r.status(), 200);
     assert!(t.elapsed() >= Duration::from_millis(400));
+    assert_fault_logged(&f, "delay");
+}
 
+#[tokio::test]
+async fn an_interaction_required_fault_carries_entras_claims_challenge() {
+    let f = start(FakeConfig::default());
     f.fake.queue_fault(FaultRule::once(
         Endpoint::Any,
-        Fault::InteractionRequired {
-            claims: None,
-            code: None,
-            description: None,
-            suberror: None,
-        },
+        Fault::interaction_required(),
     ));
-    let (s, b) = f.token(&form).await;
+    let (s, b) = f.token(&UNKNOWN_REFRESH).await;
     assert_eq!(s, 400);
     assert_entra_error(&b, "interaction_required", 50079);
     assert_eq!(b["suberror"], "basic_action");
@@ -1128,7 +1141,12 @@ async fn faults_replace_the_next_answers() {
             .as_bool()
             .unwrap()
     );
+    assert_fault_logged(&f, "interaction_required");
+}
 
+#[tokio::test]
+async fn an_invalid_grant_fault_has_entras_shape() {
+    let f = start(FakeConfig::default());
     f.fake.queue_fault(FaultRule::once(
         Endpoint::Token,
         Fault::InvalidGrant {
@@ -1137,9 +1155,25 @@ async fn faults_replace_the_next_answers() {
             suberror: Some("bad_token".into()),
         },
     ));
-    let (_, b) = f.token(&form).await;
+    let (_, b) = f.token(&UNKNOWN_REFRESH).await;
     assert_entra_error(&b, "invalid_grant", 50173);
+    assert_fault_logged(&f, "invalid_grant");
+}
 
+#[tokio::test]
+async fn used_faults_leave_the_queue_and_unknown_kinds_are_refused() {
+    let f = start(FakeConfig::default());
+    f.fake
+        .queue_fault(FaultRule::once(Endpoint::Token, Fault::status(503, None)));
+    let (s, pending) = f.control(reqwest::Method::GET, "/_fake/faults", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        pending["pending"].as_array().map(Vec::len),
+        Some(1),
+        "{pending}"
+    );
+    let (s, _) = f.token(&UNKNOWN_REFRESH).await;
+    assert_eq!(s, 503);
     let (s, pending) = f.control(reqwest::Method::GET, "/_fake/faults", None).await;
     assert_eq!(s, 200);
     assert_eq!(pending["pending"], json!([]));
@@ -1151,27 +1185,6 @@ async fn faults_replace_the_next_answers() {
         )
         .await;
     assert_eq!(s, 400, "{b}");
-
-    let faults: Vec<Option<String>> = f.fake.request_log().into_iter().map(|e| e.fault).collect();
-    for kind in [
-        "status",
-        "drop",
-        "delay",
-        "interaction_required",
-        "invalid_grant",
-    ] {
-        assert!(
-            faults.contains(&Some(kind.to_string())),
-            "{kind}: {faults:?}"
-        );
-    }
-    let dropped = f
-        .fake
-        .request_log()
-        .into_iter()
-        .find(|e| e.fault.as_deref() == Some("drop"))
-        .unwrap();
-    assert_eq!(dropped.status, None);
 }
 
 #[tokio::test]
@@ -1179,32 +1192,12 @@ async fn request_log_counts_round_trips_and_never_holds_secrets() {
     let f = start(FakeConfig::default());
     let (pairs, verifier) = f.sign_in(&[("login_hint", ALICE)]).await;
     let code = param(&pairs, "code").unwrap().to_string();
-    let (_, tokens) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let (_, tokens) = f.redeem_code(&code, &verifier, REDIRECT).await;
     let rt = tokens["refresh_token"].as_str().unwrap().to_string();
-    let (_, refreshed) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &rt),
-        ])
-        .await;
-    let flow = f.device_code("approve").await;
+    let (_, refreshed) = f.refresh(CLIENT, &rt).await;
+    let flow = f.approved_device_code().await;
     let device_code = flow["device_code"].as_str().unwrap();
-    let (_, device_tokens) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", device_code),
-        ])
-        .await;
+    let device_tokens = f.redeem_device_code(&flow).await;
 
     let (_, over_http) = f.control(reqwest::Method::GET, "/_fake/log", None).await;
     let logged = format!("{} {:?}", over_http, f.fake.request_log());
@@ -1267,14 +1260,7 @@ async fn control_api_moves_the_clock_and_lists_users() {
     assert_eq!(after["offset_secs"], 86400);
     assert!(after["epoch"].as_i64().unwrap() - before["epoch"].as_i64().unwrap() >= 86400);
     // The clock shows in issued tokens too.
-    let flow = f.device_code("approve").await;
-    let (_, t) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", flow["device_code"].as_str().unwrap()),
-        ])
-        .await;
+    let t = f.redeem_device_code(&f.approved_device_code().await).await;
     let iat = claims(t["access_token"].as_str().unwrap())["iat"]
         .as_i64()
         .unwrap();
@@ -1331,21 +1317,10 @@ async fn foci_clients_share_refresh_tokens() {
             .foci_client(CLIENT)
             .foci_client(OTHER_CLIENT),
     );
-    let flow = f.device_code("approve").await;
-    let (_, t) = f
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", flow["device_code"].as_str().unwrap()),
-        ])
-        .await;
+    let t = f.redeem_device_code(&f.approved_device_code().await).await;
     assert_eq!(t["foci"], "1");
     let (s, sibling) = f
-        .token(&[
-            ("client_id", OTHER_CLIENT),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", t["refresh_token"].as_str().unwrap()),
-        ])
+        .refresh(OTHER_CLIENT, t["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(s, 200, "{sibling}");
     assert_eq!(
@@ -1354,21 +1329,10 @@ async fn foci_clients_share_refresh_tokens() {
     );
 
     let g = start(FakeConfig::default());
-    let flow = g.device_code("approve").await;
-    let (_, t) = g
-        .token(&[
-            ("client_id", CLIENT),
-            ("grant_type", DEVICE_GRANT),
-            ("device_code", flow["device_code"].as_str().unwrap()),
-        ])
-        .await;
+    let t = g.redeem_device_code(&g.approved_device_code().await).await;
     assert!(t.get("foci").is_none());
     let (s, b) = g
-        .token(&[
-            ("client_id", OTHER_CLIENT),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", t["refresh_token"].as_str().unwrap()),
-        ])
+        .refresh(OTHER_CLIENT, t["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(s, 400);
     assert_eq!(b["error_additional_info"], json!(["client_mismatch"]));
@@ -1413,20 +1377,13 @@ async fn binary_prints_its_url_and_writes_its_ca() {
         .unwrap();
     let flow: Value = r.json().await.unwrap();
     assert_eq!(flow["interval"], 1);
-    let ok = http
-        .post(format!("{url}/devicelogin"))
-        .form(&[
-            ("user_code", flow["user_code"].as_str().unwrap()),
-            ("username", "carol@contoso.example"),
-            ("password", "pa:ss"),
-            ("action", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ok = fetch_text(http.post(format!("{url}/devicelogin")).form(&[
+        ("user_code", flow["user_code"].as_str().unwrap()),
+        ("username", "carol@contoso.example"),
+        ("password", "pa:ss"),
+        ("action", "approve"),
+    ]))
+    .await;
     assert!(ok.contains("You have signed in"), "{ok}");
     let r = http
         .post(format!("{url}/organizations/oauth2/v2.0/token"))

@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokentray_core::clock::Clock;
-use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::{Backend, StoreChoice};
 use tokentray_core::tokens::Tokens;
 use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
-use tokentray_tests::harness::Home;
+use tokentray_tests::harness::{Home, config_against};
 
 const ALICE: &str = "alice@contoso.example";
 const PW: &str = "pw";
@@ -24,19 +22,14 @@ const PW: &str = "pw";
 /// in, so its tokens look `skew` seconds older to the daemon.
 async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
     let mut home = Home::new("plaintext");
-    let ca = home.path().join("ca.pem");
-    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    let config = config_against(fake, home.path());
+    let ca = config.ca_file.clone().unwrap();
     home.set_env("TOKENTRAY_AUTHORITY", fake.url());
     home.set_env("TOKENTRAY_CA_FILE", ca.to_str().unwrap());
     home.set_env("TOKENTRAY_PORT", "0");
     home.set_env("TOKENTRAY_LOG", "warn,tokentray::audit=info");
-    let paths = Paths::under(home.path());
-    let mut config = Config::defaults(&paths.config_file());
-    config.authority = fake.url().into();
-    config.ca_file = Some(ca);
-    config.store = StoreChoice::Only(Backend::Plaintext);
     let clock: Clock = Arc::new(move || tokentray_core::clock::now() - skew);
-    let store = config.open_store(&paths).unwrap();
+    let store = config.open_store(&Paths::under(home.path())).unwrap();
     let tokens = Tokens::new(config, store, clock).unwrap();
     let code = tokens
         .start_device_code(
@@ -45,17 +38,7 @@ async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
         )
         .await
         .unwrap();
-    fake.client()
-        .post(format!("{}/devicelogin", fake.url()))
-        .form(&[
-            ("user_code", code.user_code.as_str()),
-            ("username", ALICE),
-            ("password", PW),
-            ("action", "approve"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    fake.approve_device_code(&code.user_code, ALICE, PW).await;
     tokens
         .finish_device_code(&code, std::future::pending())
         .await
@@ -73,7 +56,7 @@ struct Daemon {
 
 impl Daemon {
     #[allow(clippy::zombie_processes)] // Drop kills and waits
-    fn start(home: &Home) -> Self {
+    async fn start(home: &Home) -> Self {
         let log = home.path().join("daemon.log");
         let child = home
             .cmd(&["daemon"])
@@ -98,7 +81,7 @@ impl Daemon {
                     log,
                 };
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
             "the daemon did not publish endpoint.json: {}",
@@ -158,7 +141,7 @@ const MSI: &str = "/msi/token?api-version=2019-08-01&resource=https://management
 async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
     let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
     let home = signed_in(&fake, 0).await;
-    let d = Daemon::start(&home);
+    let d = Daemon::start(&home).await;
     let host = d.host();
     let good = [
         ("Host", host.as_str()),
@@ -338,7 +321,7 @@ async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
 async fn the_native_api_selects_accounts_and_the_cli_uses_it() {
     let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
     let home = signed_in(&fake, 0).await;
-    let d = Daemon::start(&home);
+    let d = Daemon::start(&home).await;
     let bearer = format!("Bearer {}", d.secret);
     let host = d.host();
     let (status, _, body) = d.get("/v1/token?scope=https://management.core.windows.net//.default&account=ALICE@contoso.example", &[("Host", &host), ("Authorization", &bearer)]);
@@ -376,7 +359,7 @@ async fn the_native_api_selects_accounts_and_the_cli_uses_it() {
 async fn a_thousand_concurrent_requests_for_an_expired_token_cause_one_refresh() {
     let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
     let home = signed_in(&fake, 3500).await; // its token has < 5 minutes left for the daemon
-    let d = Daemon::start(&home);
+    let d = Daemon::start(&home).await;
     fake.clear_log();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -418,17 +401,8 @@ async fn a_thousand_concurrent_requests_for_an_expired_token_cause_one_refresh()
 async fn an_authority_outage_still_serves_the_cached_token() {
     let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
     let home = signed_in(&fake, 2400).await; // past refresh_on, still valid
-    let d = Daemon::start(&home);
-    fake.queue_fault(
-        FaultRule::once(
-            Endpoint::Token,
-            Fault::Status {
-                status: 503,
-                retry_after: Some(60),
-            },
-        )
-        .times(1000),
-    );
+    let d = Daemon::start(&home).await;
+    fake.queue_fault(FaultRule::once(Endpoint::Token, Fault::status(503, Some(60))).times(1000));
     fake.clear_log();
     let host = d.host();
     let mut seen = std::collections::HashSet::new();
@@ -460,7 +434,7 @@ async fn the_daemon_stops_cleanly_replaces_stale_files_and_names_a_taken_port() 
     let file = home.path().join("run/endpoint.json");
 
     for signal in [rustix::process::Signal::TERM, rustix::process::Signal::INT] {
-        let mut d = Daemon::start(&home);
+        let mut d = Daemon::start(&home).await;
         let status = d.signal(signal);
         assert!(
             status.success(),
@@ -471,7 +445,7 @@ async fn the_daemon_stops_cleanly_replaces_stale_files_and_names_a_taken_port() 
     }
 
     // A killed instance leaves a stale file: detected, replaced, and the CLI does not use it.
-    let mut d = Daemon::start(&home);
+    let mut d = Daemon::start(&home).await;
     let _ = d.signal(rustix::process::Signal::KILL);
     assert!(file.exists());
     let stale: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -483,7 +457,7 @@ async fn the_daemon_stops_cleanly_replaces_stale_files_and_names_a_taken_port() 
         "raw",
     ]);
     assert!(token.len() > 100, "served from the cache directly");
-    let d2 = Daemon::start(&home);
+    let d2 = Daemon::start(&home).await;
     let fresh: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_ne!(fresh["pid"], stale["pid"]);
     assert_eq!(

@@ -12,8 +12,12 @@ use tokentray_core::flow::browser::Options;
 use tokentray_core::paths::Paths;
 use tokentray_core::tokens::{TokenRequest, Tokens};
 use tokentray_core::{Error, ErrorCode};
-use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
-use tokentray_tests::harness::{Home, config_against, workspace_root};
+use tokentray_tests::fake_entra::{
+    DEFAULT_CLAIMS, Endpoint, FakeConfig, FakeEntra, Fault, FaultRule,
+};
+use tokentray_tests::harness::{
+    Home, KeyCleanup, config_against, fetch_text, form, workspace_root,
+};
 
 const ALICE: &str = "alice@contoso.example";
 const BOB: &str = "bob@fabrikam.example";
@@ -71,6 +75,37 @@ impl Instance {
         self.offset.fetch_add(secs, Ordering::SeqCst);
     }
 
+    /// Asserts that the sign-in `case` failed with `code` and `text` in its message, and wrote
+    /// nothing.
+    fn assert_failed(
+        &self,
+        case: &str,
+        outcome: Result<tokentray_core::cache::AccountInfo, Error>,
+        code: ErrorCode,
+        text: &str,
+    ) {
+        let err = match outcome {
+            Ok(account) => panic!("{case}: signed in as {}", account.username),
+            Err(err) => err,
+        };
+        assert_eq!(err.code(), code, "{case}: {err}");
+        assert!(err.to_string().contains(text), "{case}: {err}");
+        self.assert_wrote_nothing(case);
+    }
+
+    /// Asserts that no account and no token was written (after the failed sign-in `case`).
+    fn assert_wrote_nothing(&self, case: &str) {
+        assert!(
+            self.tokens.accounts().unwrap().is_empty(),
+            "{case}: no account was written"
+        );
+        assert_eq!(
+            self.tokens.cache().counts(),
+            Default::default(),
+            "{case}: no token was written"
+        );
+    }
+
     async fn device_sign_in(
         &self,
         fake: &FakeEntra,
@@ -82,7 +117,7 @@ impl Instance {
             .await
             .unwrap();
         assert!(code.message.contains(&code.user_code), "{}", code.message);
-        device_login(fake, &code.user_code, user, "approve").await;
+        fake.approve_device_code(&code.user_code, user, PW).await;
         self.tokens
             .finish_device_code(&code, std::future::pending())
             .await
@@ -97,22 +132,6 @@ fn open(home: &std::path::Path, fake: &FakeEntra, offset: Arc<AtomicI64>) -> Tok
     let clock: Clock =
         Arc::new(move || tokentray_core::clock::now() + offset.load(Ordering::SeqCst));
     Tokens::new(config, store, clock).unwrap()
-}
-
-async fn device_login(fake: &FakeEntra, user_code: &str, user: &str, action: &str) {
-    let page = fake
-        .client()
-        .post(format!("{}/devicelogin", fake.url()))
-        .form(&[
-            ("user_code", user_code),
-            ("username", user),
-            ("password", PW),
-            ("action", action),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
 }
 
 fn scopes(s: &str) -> Vec<String> {
@@ -198,46 +217,37 @@ async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_code_decline_expiry_and_slow_down_are_distinct() {
+async fn declined_and_expired_device_codes_are_distinct_errors_and_write_nothing() {
     let fake = fake(FakeConfig {
         device_code_lifetime: 4,
         ..quick()
     });
-    let me = Instance::new(&fake);
+    // The case, whether the user declines (else nobody answers until the code expires), and
+    // the error code and text tokentray must give.
+    for (case, decline, code, text) in [
+        ("declined", true, ErrorCode::SignInDenied, "declined"),
+        ("expired", false, ErrorCode::SignInTimeout, "expired"),
+    ] {
+        let me = Instance::new(&fake);
+        let device = me
+            .tokens
+            .start_device_code(None, &scopes(ARM))
+            .await
+            .unwrap();
+        if decline {
+            fake.decline_device_code(&device.user_code).await;
+        }
+        let outcome = me
+            .tokens
+            .finish_device_code(&device, std::future::pending())
+            .await;
+        me.assert_failed(case, outcome, code, text);
+    }
+}
 
-    let code = me
-        .tokens
-        .start_device_code(None, &scopes(ARM))
-        .await
-        .unwrap();
-    device_login(&fake, &code.user_code, ALICE, "decline").await;
-    let err = me
-        .tokens
-        .finish_device_code(&code, std::future::pending())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
-    assert!(err.to_string().contains("declined"), "{err}");
-
-    let code = me
-        .tokens
-        .start_device_code(None, &scopes(ARM))
-        .await
-        .unwrap();
-    let err = me
-        .tokens
-        .finish_device_code(&code, std::future::pending())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::SignInTimeout, "{err}");
-    assert!(err.to_string().contains("expired"), "{err}");
-    assert!(
-        me.tokens.accounts().unwrap().is_empty(),
-        "nothing was written"
-    );
-
-    // slow_down: the client waits 5 s more before the next poll.
-    let fake = self::fake(quick());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_makes_the_device_flow_wait_five_seconds_more() {
+    let fake = fake(quick());
     let me = Instance::new(&fake);
     let code = me
         .tokens
@@ -245,20 +255,10 @@ async fn device_code_decline_expiry_and_slow_down_are_distinct() {
         .await
         .unwrap();
     fake.queue_fault(
-        FaultRule::once(
-            Endpoint::Token,
-            Fault::Error {
-                error: "slow_down".into(),
-                code: 0,
-                description: None,
-                suberror: None,
-                claims: None,
-                status: None,
-            },
-        )
-        .for_grant(tokentray_core::flow::device_code::GRANT),
+        FaultRule::once(Endpoint::Token, Fault::oauth("slow_down"))
+            .for_grant(tokentray_core::flow::device_code::GRANT),
     );
-    device_login(&fake, &code.user_code, ALICE, "approve").await;
+    fake.approve_device_code(&code.user_code, ALICE, PW).await;
     let start = std::time::Instant::now();
     me.tokens
         .finish_device_code(&code, std::future::pending())
@@ -344,12 +344,7 @@ async fn claims_challenges_reach_the_caller() {
     me.device_sign_in(&fake, ALICE).await;
     fake.queue_fault(FaultRule::once(
         Endpoint::Token,
-        Fault::InteractionRequired {
-            claims: None,
-            code: None,
-            description: None,
-            suberror: None,
-        },
+        Fault::interaction_required(),
     ));
     let err = me.token(GRAPH).await.unwrap_err();
     let Error::InteractionRequired {
@@ -359,10 +354,20 @@ async fn claims_challenges_reach_the_caller() {
     else {
         panic!("{err:?}")
     };
-    assert!(
-        serde_json::from_str::<Value>(claims).is_ok(),
-        "a JSON claims challenge: {claims}"
+    assert_eq!(
+        serde_json::from_str::<Value>(claims).unwrap(),
+        serde_json::from_str::<Value>(DEFAULT_CLAIMS).unwrap(),
+        "the challenge the fake sent: {claims}"
     );
+}
+
+/// The token endpoint answers `status` with `Retry-After: retry_after` from now on; the log
+/// is cleared.
+fn outage(fake: &FakeEntra, status: u16, retry_after: u64) {
+    fake.queue_fault(
+        FaultRule::once(Endpoint::Token, Fault::status(status, Some(retry_after))).times(100),
+    );
+    fake.clear_log();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,17 +377,7 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
     me.device_sign_in(&fake, ALICE).await;
     let original = me.token(ARM).await.unwrap();
     me.advance(2400); // past refresh_on, still valid
-    fake.queue_fault(
-        FaultRule::once(
-            Endpoint::Token,
-            Fault::Status {
-                status: 503,
-                retry_after: Some(120),
-            },
-        )
-        .times(100),
-    );
-    fake.clear_log();
+    outage(&fake, 503, 120);
     for _ in 0..20 {
         let s = me.token(ARM).await.unwrap();
         assert_eq!(
@@ -414,23 +409,15 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
         1,
         "nothing was destroyed"
     );
+}
 
-    // 429 for a fresh instance without a valid token: same contract.
-    let fake = self::fake(quick());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_without_a_valid_token_is_authority_unavailable_without_a_request_storm() {
+    let fake = fake(quick());
     let me = Instance::new(&fake);
     me.device_sign_in(&fake, ALICE).await;
     me.advance(4000);
-    fake.queue_fault(
-        FaultRule::once(
-            Endpoint::Token,
-            Fault::Status {
-                status: 429,
-                retry_after: Some(30),
-            },
-        )
-        .times(100),
-    );
-    fake.clear_log();
+    outage(&fake, 429, 30);
     for _ in 0..5 {
         let err = me.token(ARM).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::AuthorityUnavailable);
@@ -518,35 +505,6 @@ async fn two_accounts_switch_and_sign_out_one_which_survives_restart() {
     );
 }
 
-/// `(action, fields)` of the first form in `html`.
-fn form(html: &str) -> (String, Vec<(String, String)>) {
-    let attr = |tag: &str, name: &str| -> Option<String> {
-        let key = format!("{name}=\"");
-        let start = tag.find(&key)? + key.len();
-        Some(
-            tag[start..]
-                .split('"')
-                .next()?
-                .replace("&amp;", "&")
-                .replace("&quot;", "\""),
-        )
-    };
-    let action = html
-        .split("<form")
-        .nth(1)
-        .and_then(|t| attr(t.split('>').next()?, "action"))
-        .unwrap_or_default();
-    let fields = html
-        .split("<input")
-        .skip(1)
-        .filter_map(|t| {
-            let tag = t.split('>').next()?;
-            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
-        })
-        .collect();
-    (action, fields)
-}
-
 /// A form's `action` as a full URL on fake-entra.
 fn absolute(fake: &FakeEntra, action: String) -> String {
     if action.is_empty() || action.starts_with('/') {
@@ -565,14 +523,7 @@ async fn play_browser(
     tamper: impl Fn(String) -> String,
 ) {
     let http = fake.client();
-    let page = http
-        .get(tamper(authorize))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch_text(http.get(tamper(authorize))).await;
     let (action, mut fields) = form(&page);
     let action = absolute(fake, action);
     for (k, v) in fields.iter_mut() {
@@ -583,8 +534,7 @@ async fn play_browser(
         }
     }
     fields.push(("action".into(), "signin".into()));
-    let answer = http.post(action).form(&fields).send().await.unwrap();
-    let html = answer.text().await.unwrap();
+    let html = fetch_text(http.post(action).form(&fields)).await;
     let (loopback, fields) = form(&html);
     assert!(
         loopback.starts_with("http://localhost:"),
@@ -685,50 +635,61 @@ where
     tokio::join!(signing, browser).0
 }
 
+/// Sends a GET to tokentray's loopback listener as a forged or broken browser would.
+async fn send(url: String) {
+    let _ = reqwest::get(url).await;
+}
+
+/// Answers a forged or broken "browser" sends to the loopback listener: the case, the query
+/// (`{state}` stands for the request's state), and the error code and text tokentray must give.
+const BAD_ANSWERS: [(&str, &str, ErrorCode, &str); 3] = [
+    (
+        "another state",
+        "code=forged&state=not-ours",
+        ErrorCode::Protocol,
+        "state",
+    ),
+    (
+        "no code",
+        "state={state}",
+        ErrorCode::Protocol,
+        "no authorization code",
+    ),
+    (
+        "an error",
+        "error=access_denied&error_description=AADSTS65004%3A+User+declined&state={state}",
+        ErrorCode::SignInDenied,
+        "access_denied",
+    ),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
+async fn forged_and_error_answers_are_typed_errors_and_write_nothing() {
+    let fake = fake(quick());
+    for (case, query, code, text) in BAD_ANSWERS {
+        let me = Instance::new(&fake);
+        let outcome = browser_attempt(&me, options(), |u| {
+            let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
+            send(format!("{redirect}/?{}", query.replace("{state}", &state)))
+        })
+        .await;
+        me.assert_failed(case, outcome, code, text);
+    }
+}
+
+/// The user cancels on fake-entra's page: Entra redirects with access_denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_on_the_sign_in_page_is_sign_in_denied_and_writes_nothing() {
     let fake = fake(quick());
     let me = Instance::new(&fake);
-    let send = |path_and_query: String| async move {
-        let _ = reqwest::get(path_and_query).await;
-    };
-
-    let err = browser_attempt(&me, options(), |u| {
-        let (redirect, _) = loopback(&url::Url::parse(&u).unwrap());
-        send(format!("{redirect}/?code=forged&state=not-ours"))
-    })
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Protocol, "{err}");
-    assert!(err.to_string().contains("state"), "{err}");
-
-    let err = browser_attempt(&me, options(), |u| {
-        let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
-        send(format!("{redirect}/?state={state}"))
-    })
-    .await
-    .unwrap_err();
-    assert!(err.to_string().contains("no authorization code"), "{err}");
-
-    let err = browser_attempt(&me, options(), |u| {
-        let (redirect, state) = loopback(&url::Url::parse(&u).unwrap());
-        send(format!("{redirect}/?error=access_denied&error_description=AADSTS65004%3A+User+declined&state={state}"))
-    })
-    .await
-    .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
-    assert!(err.to_string().contains("access_denied"), "{err}");
-
-    // The user cancels on fake-entra's page: Entra redirects with access_denied.
     let fake_ref = &fake;
     let err = browser_attempt(&me, options(), |u| async move {
         let http = fake_ref.client();
-        let page = http.get(u).send().await.unwrap().text().await.unwrap();
+        let page = fetch_text(http.get(u)).await;
         let (action, mut fields) = form(&page);
         let action = absolute(fake_ref, action);
         fields.push(("action".into(), "cancel".into()));
-        let answer = http.post(action).form(&fields).send().await.unwrap();
-        let html = answer.text().await.unwrap();
+        let html = fetch_text(http.post(action).form(&fields)).await;
         let (loopback, fields) = form(&html);
         let _ = reqwest::Client::new()
             .post(loopback)
@@ -739,10 +700,16 @@ async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SignInDenied, "{err}");
+    me.assert_wrote_nothing("cancelled on the page");
+}
 
-    // A replayed or forged answer with another nonce: the id_token's nonce does not match.
+/// A replayed or forged answer with another nonce: the id_token's nonce does not match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_with_another_nonce_is_a_protocol_error_and_writes_nothing() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
     let err = browser_attempt(&me, options(), |u| {
-        play_browser(fake_ref, u, ALICE, |url| {
+        play_browser(&fake, u, ALICE, |url| {
             let parsed = url::Url::parse(&url).unwrap();
             let pairs: Vec<(String, String)> = parsed
                 .query_pairs()
@@ -764,7 +731,13 @@ async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Protocol, "{err}");
     assert!(err.to_string().contains("nonce"), "{err}");
+    me.assert_wrote_nothing("another nonce");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_within_the_timeout_is_sign_in_timeout_and_writes_nothing() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
     let err = browser_attempt(
         &me,
         Options {
@@ -776,7 +749,13 @@ async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SignInTimeout, "{err}");
+    me.assert_wrote_nothing("timed out");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_browser_sign_in_is_sign_in_cancelled_and_writes_nothing() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
     let cancel = tokio::time::sleep(Duration::from_millis(200));
     let err = me
         .tokens
@@ -784,12 +763,7 @@ async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SignInCancelled, "{err}");
-
-    assert!(
-        me.tokens.accounts().unwrap().is_empty(),
-        "no bad answer wrote anything"
-    );
-    assert_eq!(me.tokens.cache().counts(), Default::default());
+    me.assert_wrote_nothing("cancelled");
 }
 
 /// The whole product path: `tokentray login` opens "the system browser" ($BROWSER: headless
@@ -800,7 +774,7 @@ async fn bad_browser_answers_are_typed_errors_and_write_nothing() {
 fn cli_browser_sign_in_with_headless_chromium_survives_a_restart() {
     let fake = fake(quick());
     let mut home = Home::new("keyutils");
-    let _key = KeyCleanup(home.path().to_path_buf());
+    let _key = KeyCleanup::for_home(home.path());
     let ca = home.path().join("ca.pem");
     std::fs::write(&ca, fake.ca_pem()).unwrap();
     let log = home.path().join("browser.log");
@@ -857,7 +831,7 @@ fn cli_device_code_login_prints_the_code_and_waits() {
     use std::io::BufRead as _;
     let fake = fake(quick());
     let mut home = Home::new("keyutils");
-    let _key = KeyCleanup(home.path().to_path_buf());
+    let _key = KeyCleanup::for_home(home.path());
     let ca = home.path().join("ca.pem");
     std::fs::write(&ca, fake.ca_pem()).unwrap();
     home.set_env("TOKENTRAY_AUTHORITY", fake.url());
@@ -875,7 +849,7 @@ fn cli_device_code_login_prints_the_code_and_waits() {
     let code = shown["user_code"].as_str().unwrap().to_string();
     assert!(shown["message"].as_str().unwrap().contains(&code));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(device_login(&fake, &code, BOB, "approve"));
+    rt.block_on(fake.approve_device_code(&code, BOB, PW));
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
@@ -886,16 +860,6 @@ fn cli_device_code_login_prints_the_code_and_waits() {
     home.ok(&["switch", BOB]);
     assert!(home.ok(&["logout"]).contains(&format!("Signed out {BOB}")));
     assert!(home.ok(&["accounts"]).contains("No accounts"));
-}
-
-/// Removes the kernel key of a test home.
-struct KeyCleanup(std::path::PathBuf);
-impl Drop for KeyCleanup {
-    fn drop(&mut self) {
-        let paths = Paths::under(&self.0);
-        let _ = tokentray_core::persist::KernelKey::new(&tokentray_core::persist::key_id(&paths))
-            .delete();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -914,10 +878,14 @@ async fn tokens_in_use_are_renewed_in_the_background_before_they_expire() {
             let _ = stop_rx.await;
         },
     ));
-    let renewed = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        token_requests(&fake, "refresh_token") == 1
-    });
+    let mut renewed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if token_requests(&fake, "refresh_token") == 1 {
+            renewed = true;
+            break;
+        }
+    }
     let _ = stop_tx.send(());
     background.await.unwrap();
     assert!(

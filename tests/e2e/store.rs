@@ -10,9 +10,9 @@ use tokentray_core::Error;
 use tokentray_core::cache::{AtQuery, EXPIRY_SKEW_SECS, RealmPreference};
 use tokentray_core::config::Config;
 use tokentray_core::paths::Paths;
-use tokentray_core::persist::{Backend, KernelKey, PersistedCache, StoreChoice, key_id};
+use tokentray_core::persist::{Backend, PersistedCache, StoreChoice, key_id};
 use tokentray_core::secret::DataKey;
-use tokentray_tests::harness::{Home, sample_access_token, sample_target};
+use tokentray_tests::harness::{Home, KeyCleanup, sample_access_token, sample_target};
 
 const NOW: i64 = 1_900_000_000;
 
@@ -54,24 +54,12 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// Removes this home's kernel key when the test ends.
-struct KeyCleanup(KernelKey);
-impl Drop for KeyCleanup {
-    fn drop(&mut self) {
-        let _ = self.0.delete();
-    }
-}
-
-fn kernel_key(paths: &Paths) -> KeyCleanup {
-    KeyCleanup(KernelKey::new(&key_id(paths)))
-}
-
 #[test]
 #[ignore = "needs the kernel keyring (make test)"]
 fn keyutils_encrypts_at_rest_and_says_key_lost_after_a_reboot() {
     let home = tempfile::tempdir().unwrap();
     let paths = Paths::under(home.path());
-    let key = kernel_key(&paths);
+    let key = KeyCleanup::for_home(home.path());
     let store = open(&paths, Backend::Keyutils);
     store
         .modify(NOW, |c| {
@@ -193,7 +181,7 @@ fn an_unreachable_secret_service_is_a_clear_error() {
 #[ignore = "needs the kernel keyring (make test)"]
 fn two_processes_writing_500_entries_each_lose_nothing() {
     let home = Home::new("keyutils");
-    let _key = kernel_key(&Paths::under(home.path()));
+    let _key = KeyCleanup::for_home(home.path());
     let writer = |prefix: &str| {
         Command::new(env!("CARGO_BIN_EXE_cache-writer"))
             .args([prefix, "500"])
@@ -222,7 +210,7 @@ fn a_writer_killed_at_random_moments_never_corrupts_the_cache() {
     use std::io::{BufRead as _, BufReader};
     let home = Home::new("keyutils");
     let paths = Paths::under(home.path());
-    let _key = kernel_key(&paths);
+    let _key = KeyCleanup::for_home(home.path());
     let mut completed: Vec<(String, usize)> = Vec::new();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for round in 0..200 {
@@ -317,7 +305,7 @@ fn assert_reported_and_kept(home: &Home, file: &Path, expect: &str) -> String {
 fn encrypted_home_with_a_token() -> (Home, KeyCleanup) {
     let home = Home::new("keyutils");
     let paths = Paths::under(home.path());
-    let key = kernel_key(&paths);
+    let key = KeyCleanup::for_home(home.path());
     open(&paths, Backend::Keyutils)
         .modify(NOW, |c| {
             c.put_access_token(sample_access_token("x", 0, NOW));

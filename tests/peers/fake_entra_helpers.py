@@ -26,6 +26,20 @@ ALICE = ("alice@contoso.example", "Correct-Horse-7")
 BOB = ("bob@fabrikam.example", "Battery-Staple-9")
 
 
+def b64(obj):
+    """`obj` as JSON in unpadded base64url, as JWT parts and `client_info` carry it."""
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def id_token(client_id, oid, tid, username, name, iat, exp):
+    """An id_token shaped like Entra's (issuer login.microsoftonline.com) with a dummy
+    signature: for token responses fed to MSAL without a network."""
+    claims = {"aud": client_id, "iss": f"https://login.microsoftonline.com/{tid}/v2.0", "iat": iat,
+              "nbf": iat, "exp": exp, "oid": oid, "sub": "sub-" + oid, "tid": tid,
+              "preferred_username": username, "name": name, "ver": "2.0"}
+    return b64({"alg": "RS256", "typ": "JWT"}) + "." + b64(claims) + ".c2lnbmF0dXJl"
+
+
 def jwt_claims(token):
     """The payload of a JWT (no verification: the Rust tests check signatures)."""
     payload = token.split(".")[1]

@@ -6,7 +6,6 @@
   and tokens.
 - The golden fixtures in tests/fixtures/msal_python are still what the installed MSAL writes.
 """
-import base64
 import importlib.util
 import json
 import os
@@ -17,24 +16,14 @@ from pathlib import Path
 import msal
 import pytest
 
+from fake_entra_helpers import b64, id_token
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("TOKENTRAY_BIN", str(ROOT / "target" / "debug" / "tokentray"))
 CLIENT = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 ARM = "https://management.core.windows.net//.default"
 ARM_GRANTED = ARM + " https://management.core.windows.net//user_impersonation"
 GRAPH = "https://graph.microsoft.com/.default"
-
-
-def b64(obj):
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
-def id_token(oid, tid, username, name):
-    now = int(time.time())
-    claims = {"aud": CLIENT, "iss": f"https://login.microsoftonline.com/{tid}/v2.0", "iat": now,
-              "nbf": now, "exp": now + 3600, "oid": oid, "sub": "sub-" + oid, "tid": tid,
-              "preferred_username": username, "name": name, "ver": "2.0"}
-    return b64({"alg": "RS256"}) + "." + b64(claims) + ".sig"
 
 
 USERS = {
@@ -50,6 +39,7 @@ def msal_cache():
                                    ("alice@contoso.example", GRAPH, USERS["alice@contoso.example"][1]),
                                    ("bob@fabrikam.example", ARM_GRANTED, "organizations")]:
         oid, tid = USERS[username]
+        now = int(time.time())
         cache.add({
             "client_id": CLIENT,
             "scope": scope.split(),
@@ -59,7 +49,8 @@ def msal_cache():
             "response": {
                 "token_type": "Bearer", "scope": scope, "expires_in": 3600, "ext_expires_in": 3600,
                 "access_token": f"at|{username}|{scope.split()[0]}", "refresh_token": f"rt|{username}",
-                "id_token": id_token(oid, tid, username, username.split("@")[0].title()),
+                "id_token": id_token(CLIENT, oid, tid, username, username.split("@")[0].title(),
+                                     iat=now, exp=now + 3600),
                 "client_info": b64({"uid": oid, "utid": tid}), "foci": "1",
             },
         })

@@ -145,3 +145,57 @@ pub fn config_against(
     config.store = StoreChoice::Only(Backend::Plaintext);
     config
 }
+
+/// Deletes a test home's kernel key (the keyutils store's) when dropped.
+pub struct KeyCleanup(pub tokentray_core::persist::KernelKey);
+
+impl KeyCleanup {
+    /// The kernel key of the tokentray home at `home`.
+    pub fn for_home(home: &Path) -> Self {
+        let paths = tokentray_core::paths::Paths::under(home);
+        Self(tokentray_core::persist::KernelKey::new(
+            &tokentray_core::persist::key_id(&paths),
+        ))
+    }
+}
+
+impl Drop for KeyCleanup {
+    fn drop(&mut self) {
+        let _ = self.0.delete();
+    }
+}
+
+/// Sends `request` and returns the body as text, whatever the status.
+pub async fn fetch_text(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
+/// `(action, fields)` of the first form in `html`: its `action` and each input's `(name,
+/// value)`, unescaped, as a browser would submit them.
+pub fn form(html: &str) -> (String, Vec<(String, String)>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let key = format!("{name}=\"");
+        let start = tag.find(&key)? + key.len();
+        Some(
+            tag[start..]
+                .split('"')
+                .next()?
+                .replace("&amp;", "&")
+                .replace("&quot;", "\""),
+        )
+    };
+    let action = html
+        .split("<form")
+        .nth(1)
+        .and_then(|t| attr(t.split('>').next()?, "action"))
+        .unwrap_or_default();
+    let fields = html
+        .split("<input")
+        .skip(1)
+        .filter_map(|t| {
+            let tag = t.split('>').next()?;
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    (action, fields)
+}

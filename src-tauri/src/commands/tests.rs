@@ -73,7 +73,7 @@ impl Window {
         let code = self.call("start_device_code", json!({})).unwrap();
         let user_code = code["user_code"].as_str().unwrap().to_string();
         assert!(code["expires_on"].as_i64().unwrap() > tokentray_core::clock::now());
-        approve(&self.fake, &user_code, user);
+        tauri::async_runtime::block_on(self.fake.approve_device_code(&user_code, user, PW));
         self.call("finish_device_code", json!({})).unwrap()
     }
 }
@@ -93,22 +93,6 @@ fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Resul
         },
     )
     .map(|body| body.deserialize::<Value>().unwrap())
-}
-
-fn approve(fake: &FakeEntra, user_code: &str, user: &str) {
-    let page = tauri::async_runtime::block_on(
-        fake.client()
-            .post(format!("{}/devicelogin", fake.url()))
-            .form(&[
-                ("user_code", user_code),
-                ("username", user),
-                ("password", PW),
-                ("action", "approve"),
-            ])
-            .send(),
-    )
-    .unwrap();
-    assert_eq!(page.status(), 200);
 }
 
 fn usernames(overview: &Value) -> Vec<(String, bool)> {

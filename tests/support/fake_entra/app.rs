@@ -3,16 +3,20 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
+use serde_json::Value;
 
-use super::aad_error::Trace;
+use super::aad_error::{AadError, Trace};
 use super::clock::Clock;
 use super::directory::Directory;
 use super::faults::FaultQueue;
 use super::jwt::TokenSigner;
+use super::params::Params;
 use super::request_log::RequestLog;
 use super::store::Store;
 use super::{FakeConfig, authorize, control, device, discovery, observe, pages, token};
@@ -62,13 +66,8 @@ impl App {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Trace ids for a request, at the fake clock's now.
     /// A JSON answer, or Entra's error shape; either way stamped with the request's trace ids.
-    pub fn answer(
-        &self,
-        headers: &HeaderMap,
-        result: Result<serde_json::Value, super::aad_error::AadError>,
-    ) -> Response {
+    pub fn answer(&self, headers: &HeaderMap, result: Result<Value, AadError>) -> Response {
         let trace = self.trace(headers);
         match result {
             Ok(value) => {
@@ -80,6 +79,7 @@ impl App {
         }
     }
 
+    /// Trace ids for a request, at the fake clock's now.
     pub fn trace(&self, headers: &HeaderMap) -> Trace {
         Trace::new(headers, self.clock.now())
     }
@@ -123,11 +123,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/{tenant}/oauth2/v2.0/logout", get(authorize::logout))
         .route(
             "/{tenant}/oauth2/v2.0/token",
-            get(token::wrong_method).post(token::token),
+            form_post(token::grant).get(token::wrong_method),
         )
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",
-            get(token::wrong_method).post(device::devicecode),
+            form_post(device::start).get(token::wrong_method),
         )
         .route("/devicelogin", get(device::page).post(device::submit))
         .route("/error", get(pages::error_lookup))
@@ -135,6 +135,24 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .layer(from_fn_with_state(app.clone(), observe::observe))
         .with_state(app)
+}
+
+/// A form-posting endpoint under `/{tenant}`: `endpoint` gets the tenant segment, the headers
+/// and the decoded body, and its result is answered as JSON or as Entra's error.
+fn form_post(
+    endpoint: fn(&App, &str, &HeaderMap, &Params) -> Result<Value, AadError>,
+) -> MethodRouter<Arc<App>> {
+    post(
+        move |State(app): State<Arc<App>>,
+              Path(tenant): Path<String>,
+              headers: HeaderMap,
+              body: Bytes| async move {
+            app.answer(
+                &headers,
+                endpoint(&app, &tenant, &headers, &Params::from_urlencoded(&body)),
+            )
+        },
+    )
 }
 
 async fn not_found() -> Response {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use chrono::TimeDelta;
@@ -22,7 +22,7 @@ use super::pages::{self, DeviceLoginPage};
 use super::params::Params;
 use super::scopes::ScopeRequest;
 use super::store::{DeviceGrant, DeviceState};
-use super::token::{check_client, grant_user, refuse_client_secrets, resolve};
+use super::token::{grant_user, pre_grant};
 
 /// Letters and digits that cannot be mistaken for one another.
 const USER_CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -35,22 +35,13 @@ fn new_user_code() -> Result<String, getrandom::Error> {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/devicecode`
-pub async fn devicecode(
-    State(app): State<Arc<App>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    app.answer(
-        &headers,
-        start(&app, &tenant, &headers, &Params::from_urlencoded(&body)),
-    )
-}
-
-fn start(app: &App, tenant: &str, headers: &HeaderMap, params: &Params) -> Result<Value, AadError> {
-    let realm = resolve(app, tenant)?;
-    refuse_client_secrets(params, headers)?;
-    let client_id = check_client(&realm, params.get("client_id"))?;
+pub fn start(
+    app: &App,
+    tenant: &str,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Value, AadError> {
+    let (realm, client_id) = pre_grant(app, tenant, headers, params, &[])?;
     let scopes = ScopeRequest::parse(params.require("scope")?)?;
     let device_code = random_token("DAQABAAEAAAD", 96)?;
     let now = app.clock.now();

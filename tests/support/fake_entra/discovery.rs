@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse as _, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::aad_error::AadError;
 use super::app::App;
@@ -21,24 +21,31 @@ fn realm_issuer(app: &App, realm: &Realm) -> String {
     }
 }
 
+/// The URL's tenant segment, or AADSTS90002 (`invalid_tenant`, as the discovery endpoints say it).
+fn resolve(app: &App, tenant: &str) -> Result<Realm, AadError> {
+    app.directory
+        .resolve(tenant)
+        .ok_or_else(|| AadError::tenant_not_found("invalid_tenant", tenant))
+}
+
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`
 pub async fn openid_configuration(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let trace = app.trace(&headers);
-    let Some(realm) = app.directory.resolve(&tenant) else {
-        return AadError::tenant_not_found("invalid_tenant", &tenant)
-            .respond(&trace, &app.base_url);
-    };
+    app.answer(&headers, openid_document(&app, &tenant))
+}
+
+fn openid_document(app: &App, tenant: &str) -> Result<Value, AadError> {
+    let realm = resolve(app, tenant)?;
     let base = format!("{}/{}", app.base_url, realm.segment());
     let region = if matches!(realm, Realm::Tenant(_)) {
         json!("NA")
     } else {
         json!(null)
     };
-    let doc = json!({
+    Ok(json!({
         "token_endpoint": format!("{base}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "jwks_uri": format!("{base}/discovery/v2.0/keys"),
@@ -47,7 +54,7 @@ pub async fn openid_configuration(
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": realm_issuer(&app, &realm),
+        "issuer": realm_issuer(app, &realm),
         "request_uri_parameter_supported": false,
         "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
@@ -66,10 +73,7 @@ pub async fn openid_configuration(
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": "graph.microsoft.com",
         "rbac_url": "https://pas.windows.net",
-    });
-    let mut response = Json(doc).into_response();
-    trace.stamp(response.headers_mut());
-    response
+    }))
 }
 
 /// `GET /common/discovery/instance?authorization_endpoint=…&api-version=…`: known for this
@@ -124,13 +128,7 @@ pub async fn keys(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let trace = app.trace(&headers);
-    let Some(realm) = app.directory.resolve(&tenant) else {
-        return AadError::tenant_not_found("invalid_tenant", &tenant)
-            .respond(&trace, &app.base_url);
-    };
-    let mut response =
-        Json(json!({ "keys": [app.signer.jwk(&realm_issuer(&app, &realm))] })).into_response();
-    trace.stamp(response.headers_mut());
-    response
+    let keys = resolve(&app, &tenant)
+        .map(|realm| json!({ "keys": [app.signer.jwk(&realm_issuer(&app, &realm))] }));
+    app.answer(&headers, keys)
 }

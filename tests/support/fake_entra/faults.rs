@@ -101,7 +101,7 @@ pub enum Fault {
     /// `interaction_required` with a claims challenge (default AADSTS50079,
     /// suberror `basic_action`), as Conditional Access / MFA step-up answers a refresh.
     InteractionRequired {
-        /// The claims challenge, a JSON string (a default capolids challenge if absent).
+        /// The claims challenge, a JSON string ([`DEFAULT_CLAIMS`] if absent).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         claims: Option<String>,
         /// AADSTS number.
@@ -135,7 +135,40 @@ pub enum Fault {
     },
 }
 
+/// The claims challenge of an [`Fault::InteractionRequired`] that names none.
+pub const DEFAULT_CLAIMS: &str = r#"{"access_token":{"capolids":{"essential":true,"values":["c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b"]}}}"#;
+
 impl Fault {
+    /// HTTP `status` with Entra's `temporarily_unavailable` body, and `Retry-After` if given.
+    pub fn status(status: u16, retry_after: Option<u64>) -> Self {
+        Self::Status {
+            status,
+            retry_after,
+        }
+    }
+
+    /// `interaction_required` with the defaults: AADSTS50079, `basic_action`, [`DEFAULT_CLAIMS`].
+    pub fn interaction_required() -> Self {
+        Self::InteractionRequired {
+            claims: None,
+            code: None,
+            description: None,
+            suberror: None,
+        }
+    }
+
+    /// The OAuth error `error` (e.g. `slow_down`) with AADSTS code 0, status 400 and nothing else.
+    pub fn oauth(error: &str) -> Self {
+        Self::Error {
+            error: error.to_string(),
+            code: 0,
+            description: None,
+            suberror: None,
+            claims: None,
+            status: None,
+        }
+    }
+
     /// The kind's name, as logged.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -303,13 +336,7 @@ mod tests {
             r#"{"endpoint":"token","count":2,"fault":{"kind":"status","status":429,"retry_after":3}}"#,
         )
         .unwrap();
-        assert_eq!(
-            rule.fault,
-            Fault::Status {
-                status: 429,
-                retry_after: Some(3)
-            }
-        );
+        assert_eq!(rule.fault, Fault::status(429, Some(3)));
         assert!(
             serde_json::from_str::<FaultRule>(
                 r#"{"endpoint":"token","fault":{"kind":"status","statu":500}}"#

@@ -54,7 +54,7 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, Utc};
 
 pub use directory::UserInfo;
-pub use faults::{Endpoint, Fault, FaultRule};
+pub use faults::{DEFAULT_CLAIMS, Endpoint, Fault, FaultRule};
 pub use request_log::LogEntry;
 pub use store::Revocation;
 
@@ -319,6 +319,54 @@ impl FakeEntra {
     /// A user's stable identity.
     pub fn user(&self, username: &str) -> Option<UserInfo> {
         self.app.directory.find(username).map(directory::User::info)
+    }
+
+    /// Plays the user on `/devicelogin`: enters `user_code` and the credentials and presses
+    /// Approve. Returns the page the fake answers with.
+    ///
+    /// # Panics
+    /// If the request fails or the page is not a success (test support: fail loudly).
+    pub async fn approve_device_code(
+        &self,
+        user_code: &str,
+        username: &str,
+        password: &str,
+    ) -> String {
+        self.device_login(&[
+            ("user_code", user_code),
+            ("username", username),
+            ("password", password),
+            ("action", "approve"),
+        ])
+        .await
+    }
+
+    /// Plays the user on `/devicelogin`: enters `user_code` and presses Decline. Returns the page.
+    ///
+    /// # Panics
+    /// As [`approve_device_code`](Self::approve_device_code).
+    pub async fn decline_device_code(&self, user_code: &str) -> String {
+        self.device_login(&[("user_code", user_code), ("action", "decline")])
+            .await
+    }
+
+    #[allow(clippy::expect_used)]
+    async fn device_login(&self, form: &[(&str, &str)]) -> String {
+        let response = self
+            .client()
+            .post(format!("{}/devicelogin", self.url()))
+            .form(form)
+            .send()
+            .await
+            .expect("/devicelogin answers");
+        let status = response.status();
+        let page = response.text().await.expect("a /devicelogin page");
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            !page.contains("id=\"error\""),
+            "/devicelogin refused: {page}"
+        );
+        page
     }
 }
 

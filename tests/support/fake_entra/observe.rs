@@ -12,16 +12,13 @@ use axum::response::Response;
 
 use super::aad_error::{AadError, Trace};
 use super::app::App;
-use super::faults::{Endpoint, Fault};
+use super::faults::{DEFAULT_CLAIMS, Endpoint, Fault};
 use super::params::Params;
 use super::request_log::LogEntry;
 use super::server::DropConnection;
 
 /// Bodies larger than this are refused (Entra's are a few kilobytes).
 const BODY_LIMIT: usize = 256 * 1024;
-
-/// The default claims challenge of an `interaction_required` fault.
-const DEFAULT_CLAIMS: &str = r#"{"access_token":{"capolids":{"essential":true,"values":["c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b"]}}}"#;
 
 /// Logs the request, then answers with a queued fault or passes it on.
 pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {

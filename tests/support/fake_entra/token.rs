@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
 use serde_json::Value;
@@ -32,24 +31,14 @@ pub async fn wrong_method(
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`
-pub async fn token(
-    State(app): State<Arc<App>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    app.answer(
-        &headers,
-        grant(&app, &tenant, &headers, &Params::from_urlencoded(&body)),
-    )
-}
-
-fn grant(app: &App, tenant: &str, headers: &HeaderMap, params: &Params) -> Result<Value, AadError> {
-    let realm = resolve(app, tenant)?;
-    refuse_client_secrets(params, headers)?;
-    let grant_type = params.require("grant_type")?;
-    let client_id = check_client(&realm, params.get("client_id"))?;
-    match grant_type {
+pub fn grant(
+    app: &App,
+    tenant: &str,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Value, AadError> {
+    let (realm, client_id) = pre_grant(app, tenant, headers, params, &["grant_type"])?;
+    match params.require("grant_type")? {
         "authorization_code" => authorization_code(app, &realm, client_id, params),
         "refresh_token" => refresh_token(app, &realm, client_id, params),
         DEVICE_CODE_GRANT | "device_code" => device::redeem(app, &realm, client_id, params),
@@ -58,15 +47,30 @@ fn grant(app: &App, tenant: &str, headers: &HeaderMap, params: &Params) -> Resul
     }
 }
 
-/// The URL's tenant segment, or AADSTS90002.
-pub fn resolve(app: &App, tenant: &str) -> Result<Realm, AadError> {
-    app.directory
+/// What the token and devicecode endpoints check first, in this order: the URL's tenant
+/// (AADSTS90002), no client secret (AADSTS700025), the parameters in `required` (AADSTS900144),
+/// then the client id. Returns the tenant's realm and the client id.
+pub fn pre_grant<'p>(
+    app: &App,
+    tenant: &str,
+    headers: &HeaderMap,
+    params: &'p Params,
+    required: &[&str],
+) -> Result<(Realm, &'p str), AadError> {
+    let realm = app
+        .directory
         .resolve(tenant)
-        .ok_or_else(|| AadError::tenant_not_found("invalid_request", tenant))
+        .ok_or_else(|| AadError::tenant_not_found("invalid_request", tenant))?;
+    refuse_client_secrets(params, headers)?;
+    for name in required {
+        params.require(name)?;
+    }
+    let client_id = check_client(&realm, params.get("client_id"))?;
+    Ok((realm, client_id))
 }
 
 /// Every application is a public client: a secret or assertion is AADSTS700025.
-pub fn refuse_client_secrets(params: &Params, headers: &HeaderMap) -> Result<(), AadError> {
+fn refuse_client_secrets(params: &Params, headers: &HeaderMap) -> Result<(), AadError> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

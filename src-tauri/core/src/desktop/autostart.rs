@@ -25,11 +25,9 @@ pub(super) fn set(on: bool) -> Result<()> {
                 .into(),
         });
     }
-    let path = entry().ok_or_else(|| {
-        Error::InvalidSetting {
-            field: Setting::StartAtLogin,
-            detail: "cannot find your home directory; set HOME or XDG_CONFIG_HOME".into(),
-        }
+    let path = entry().ok_or_else(|| Error::InvalidSetting {
+        field: Setting::StartAtLogin,
+        detail: "cannot find your home directory; set HOME or XDG_CONFIG_HOME".into(),
     })?;
     if !on {
         return match std::fs::remove_file(&path) {
