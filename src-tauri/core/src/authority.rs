@@ -103,11 +103,6 @@ impl Authority {
     pub fn device_code_endpoint(&self) -> Url {
         self.endpoint("oauth2/v2.0/devicecode")
     }
-
-    /// `/{tenant}/oauth2/v2.0/logout`
-    pub fn logout_endpoint(&self) -> Url {
-        self.endpoint("oauth2/v2.0/logout")
-    }
 }
 
 #[cfg(test)]

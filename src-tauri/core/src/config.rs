@@ -199,34 +199,11 @@ impl Config {
             .map(|(setting, _)| *setting)
             .collect()
     }
-
-    /// The cache `environment` of the authority: its host, lower-case, without port.
-    pub fn environment(&self) -> String {
-        let rest = self
-            .authority
-            .split_once("://")
-            .map_or(self.authority.as_str(), |(_, r)| r);
-        let host_port = rest.split('/').next().unwrap_or(rest);
-        let host = match host_port.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(v6),
-            None => host_port.split(':').next().unwrap_or(host_port),
-        };
-        host.to_ascii_lowercase()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn environment_is_host_without_port() {
-        let mut c = Config::defaults(Path::new("/nonexistent/config.toml"));
-        c.authority = "https://127.0.0.1:8443".into();
-        assert_eq!(c.environment(), "127.0.0.1");
-        c.authority = "https://Login.MicrosoftOnline.com/".into();
-        assert_eq!(c.environment(), "login.microsoftonline.com");
-    }
 
     #[test]
     fn unknown_keys_are_named() {

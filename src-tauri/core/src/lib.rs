@@ -22,22 +22,22 @@
 //!   cancellable sign-ins, settings), as plain data.
 #![deny(missing_docs)]
 
-pub mod authority;
+pub(crate) mod authority;
 pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod desktop;
-pub mod env;
+pub(crate) mod env;
 pub mod error;
 pub mod files;
 pub mod flow;
 pub mod instance;
 pub mod paths;
-pub mod peer;
+pub(crate) mod peer;
 pub mod persist;
 pub mod secret;
-pub mod serve;
+pub(crate) mod serve;
 mod sync;
 pub mod tokens;
 

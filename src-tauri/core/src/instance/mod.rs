@@ -39,11 +39,6 @@ pub fn endpoint_file(paths: &Paths) -> PathBuf {
 }
 
 impl Endpoint {
-    /// The App Service managed-identity URL (`IDENTITY_ENDPOINT`).
-    pub fn identity_endpoint(&self) -> String {
-        format!("{}/msi/token", self.url)
-    }
-
     /// Writes `endpoint.json` (0600, atomically).
     ///
     /// # Errors
