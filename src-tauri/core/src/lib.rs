@@ -3,23 +3,33 @@
 //! The Tauri shell (`src-tauri`) and the `tokentray` CLI are thin adapters over this crate.
 //!
 //! # Layout
-//! - [`error`]: the one error type, each variant with a stable [`error::ErrorCode`].
-//! - [`secret`]: redacted, zeroizing newtypes for tokens and keys.
+//! Modules depend only on those listed before them (no cycles):
+//! - [`error`]: the one error type; each variant has a stable [`ErrorCode`] from one table.
+//! - [`secret`]: redacted, zeroizing newtypes for tokens and keys; the one source of randomness.
+//! - [`clock`]: the program's clock ([`clock::Clock`]); everything else takes `now`.
+//! - `sync`: locking that survives a panic elsewhere.
+//! - [`files`]: private files and directories, atomic writes, moving aside, the cache lock.
 //! - [`paths`]: where every file lives (`TOKENTRAY_HOME` relocates all of them).
-//! - [`config`]: `config.toml` plus environment overrides.
 //! - [`cache`]: MSAL's unified token cache schema; pure, takes `now`, never reads the clock.
-//! - [`persist`]: opaque encrypted bytes at rest (Secret Service, kernel keyring, DPAPI, Keychain,
-//!   or explicit plaintext) and [`persist::PersistedCache`], the cross-process locked cache on disk.
-//! - [`authority`]: the Entra host, tenant and endpoint URLs.
+//! - [`persist`]: opaque encrypted bytes at rest (Secret Service, kernel keyring, DPAPI,
+//!   Keychain, or explicit plaintext) and [`persist::PersistedCache`], the cross-process locked
+//!   cache on disk.
+//! - [`config`]: `config.toml` plus environment overrides; opens the configured store.
+//! - `authority`: the Entra host, tenant and endpoint URLs.
 //! - [`flow`]: the token endpoint client, browser (auth code + PKCE) and device code sign-in.
 //! - [`tokens`]: [`tokens::Tokens`], the one owner of the cache in a running instance: silent
 //!   acquisition, single-flight refresh, accounts, sign-in and sign-out, events.
-//! - [`serve`]: the loopback endpoint (App Service managed-identity protocol + native API).
-//! - [`instance`]: how clients find the running instance (`endpoint.json`).
-//! - [`peer`]: which local process is behind a loopback connection (audit log).
-//! - [`cli`]: the `tokentray` subcommands.
+//! - `peer`: which local process is behind a loopback connection (audit log).
+//! - `serve`: the loopback endpoint (App Service managed-identity protocol + native API).
+//! - [`instance`]: running one (endpoint, background refresh, `endpoint.json`), finding the
+//!   running one, and the CLI's client of it.
+//! - `env`: the environment lines that point tools at the endpoint.
 //! - [`desktop`]: what the tray app shows and does (overview, tray menu, notifications,
 //!   cancellable sign-ins, settings), as plain data.
+//! - [`cli`]: the `tokentray` subcommands, one function each.
+//!
+//! Modules the shell and the tests do not use are private to the crate, so the dead-code lint
+//! sees all of their API.
 #![deny(missing_docs)]
 
 pub(crate) mod authority;

@@ -119,150 +119,190 @@ impl TokenCache {
     pub fn ingest(
         &mut self,
         event: &TokenEvent<'_>,
-        response: TokenResponse,
+        mut response: TokenResponse,
         now: i64,
     ) -> Result<Ingested> {
-        let claims = match &response.id_token {
-            Some(idt) => {
-                let claims = IdTokenClaims::decode(idt).ok_or_else(|| {
-                    Error::invalid("id_token from the authority", "not a decodable JWT")
-                })?;
-                if !claims.aud.contains(event.client_id) {
-                    return Err(Error::invalid(
-                        "id_token from the authority",
-                        format!(
-                            "its audience is not this client ({}); refusing the sign-in",
-                            event.client_id
-                        ),
-                    ));
-                }
-                Some(claims)
-            }
-            None => None,
+        let claims = checked_claims(&response, event.client_id)?;
+        let (client_info_known, home_account_id) = account_id(&response, claims.as_ref());
+        let entry = Common {
+            home_account_id: home_account_id.clone(),
+            environment: Some(event.environment.to_string()),
+            realm: Some(event.realm.to_string()),
+            client_id: Some(event.client_id.to_string()),
+            target: target(&response, event),
         };
-        let (client_info_known, home_account_id) =
-            match response.client_info.as_deref().and_then(ClientInfo::decode) {
-                Some(ci) if ci.home_account_id().is_some() => (true, ci.home_account_id()),
-                _ => match claims.as_ref().and_then(|c| c.sub.clone()) {
-                    Some(sub) => (true, Some(sub)),
-                    None => (false, None),
-                },
-            };
-        let target = {
-            let granted: Vec<&str> = response
-                .scope
-                .as_deref()
-                .map(|s| s.split_whitespace().collect())
-                .unwrap_or_default();
-            let mut scopes: Vec<&str> = if granted.is_empty() {
-                event.requested_scopes.iter().map(String::as_str).collect()
-            } else {
-                granted
-            };
-            scopes.sort_unstable();
-            scopes.join(" ")
-        };
-        let s = |v: &str| Some(v.to_string());
-        let env = s(event.environment);
-        let realm = s(event.realm);
-        let client = s(event.client_id);
-
-        if let Some(access_token) = response.access_token {
-            let default_expires_in = response.expires_on.map_or(600, |on| on - now);
-            let expires_in = response.expires_in.unwrap_or(default_expires_in);
-            let ext_expires_in = response.ext_expires_in.unwrap_or(expires_in);
-            let mut at = AccessToken {
-                credential_type: s("AccessToken"),
-                secret: Some(access_token),
-                home_account_id: home_account_id.clone(),
-                environment: env.clone(),
-                client_id: client.clone(),
-                target: Some(target.clone()),
-                realm: realm.clone(),
-                token_type: Some(
-                    response
-                        .token_type
-                        .clone()
-                        .unwrap_or_else(|| "Bearer".into()),
-                ),
-                cached_at: Some(now.to_string()),
-                expires_on: Some((now + expires_in).to_string()),
-                extended_expires_on: Some((now + ext_expires_in).to_string()),
-                refresh_on: response.refresh_in.map(|r| (now + r).to_string()),
-                ..AccessToken::default()
-            };
-            if home_account_id.is_none() {
-                at.extra.insert("home_account_id".into(), null_raw());
-            }
-            self.put_access_token(at);
+        if let Some(access_token) = response.access_token.take() {
+            self.put_access_token_from(&entry, access_token, &response, now);
         }
-
         let creates_account = !matches!(event.grant, Grant::RefreshToken { .. });
         if client_info_known && creates_account {
-            let claims = claims.clone().unwrap_or_default();
-            let account = Account {
-                home_account_id: home_account_id.clone(),
-                environment: env.clone(),
-                realm: realm.clone(),
-                local_account_id: claims.oid.clone().or_else(|| claims.sub.clone()),
-                username: Some(claims.username().unwrap_or_default().to_string()),
-                authority_type: s(if event.realm == "adfs" {
-                    "ADFS"
-                } else {
-                    "MSSTS"
-                }),
-                account_source: event.grant.account_source().map(str::to_string),
-                ..Account::default()
-            };
-            self.accounts.insert(account_key(&account), account);
+            self.put_account_from(&entry, event, claims.unwrap_or_default());
         }
-
-        if let Some(id_token) = response.id_token {
+        if let Some(id_token) = response.id_token.take() {
             let idt = IdToken {
-                credential_type: s("IdToken"),
+                credential_type: Some("IdToken".into()),
                 secret: Some(id_token),
-                home_account_id: home_account_id.clone(),
-                environment: env.clone(),
-                realm: realm.clone(),
-                client_id: client.clone(),
+                home_account_id: entry.home_account_id.clone(),
+                environment: entry.environment.clone(),
+                realm: entry.realm.clone(),
+                client_id: entry.client_id.clone(),
                 ..IdToken::default()
             };
             self.id_tokens.insert(id_token_key(&idt), idt);
         }
-
-        if let Some(refresh_token) = response.refresh_token {
-            match event.grant {
-                Grant::RefreshToken { used } if self.refresh_tokens.contains_key(used) => {
-                    if let Some(rt) = self.refresh_tokens.get_mut(used) {
-                        rt.secret = Some(refresh_token);
-                        rt.last_modification_time = Some(now.to_string());
-                    }
-                }
-                _ => {
-                    let rt = RefreshToken {
-                        credential_type: s("RefreshToken"),
-                        secret: Some(refresh_token),
-                        home_account_id: home_account_id.clone(),
-                        environment: env.clone(),
-                        client_id: client.clone(),
-                        target: Some(target),
-                        last_modification_time: Some(now.to_string()),
-                        family_id: response.foci.clone(),
-                        ..RefreshToken::default()
-                    };
-                    self.refresh_tokens.insert(refresh_token_key(&rt), rt);
-                }
-            }
+        if let Some(refresh_token) = response.refresh_token.take() {
+            self.put_refresh_token_from(&entry, event.grant, refresh_token, &response, now);
         }
-
         let meta = AppMetadata {
-            client_id: client,
-            environment: env,
+            client_id: entry.client_id,
+            environment: entry.environment,
             family_id: response.foci,
             ..AppMetadata::default()
         };
         self.app_metadata.insert(app_metadata_key(&meta), meta);
-
         Ok(Ingested { home_account_id })
     }
+
+    fn put_access_token_from(
+        &mut self,
+        entry: &Common,
+        access_token: Secret,
+        response: &TokenResponse,
+        now: i64,
+    ) {
+        let default_expires_in = response.expires_on.map_or(600, |on| on.saturating_sub(now));
+        let expires_in = response.expires_in.unwrap_or(default_expires_in);
+        let ext_expires_in = response.ext_expires_in.unwrap_or(expires_in);
+        let mut at = AccessToken {
+            credential_type: Some("AccessToken".into()),
+            secret: Some(access_token),
+            home_account_id: entry.home_account_id.clone(),
+            environment: entry.environment.clone(),
+            client_id: entry.client_id.clone(),
+            target: Some(entry.target.clone()),
+            realm: entry.realm.clone(),
+            token_type: Some(
+                response
+                    .token_type
+                    .clone()
+                    .unwrap_or_else(|| "Bearer".into()),
+            ),
+            cached_at: Some(now.to_string()),
+            expires_on: Some(now.saturating_add(expires_in).to_string()),
+            extended_expires_on: Some(now.saturating_add(ext_expires_in).to_string()),
+            refresh_on: response
+                .refresh_in
+                .map(|r| now.saturating_add(r).to_string()),
+            ..AccessToken::default()
+        };
+        if entry.home_account_id.is_none() {
+            at.extra.insert("home_account_id".into(), null_raw());
+        }
+        self.put_access_token(at);
+    }
+
+    fn put_account_from(&mut self, entry: &Common, event: &TokenEvent<'_>, claims: IdTokenClaims) {
+        let account = Account {
+            home_account_id: entry.home_account_id.clone(),
+            environment: entry.environment.clone(),
+            realm: entry.realm.clone(),
+            local_account_id: claims.oid.clone().or_else(|| claims.sub.clone()),
+            username: Some(claims.username().unwrap_or_default().to_string()),
+            authority_type: Some(
+                if event.realm == "adfs" {
+                    "ADFS"
+                } else {
+                    "MSSTS"
+                }
+                .into(),
+            ),
+            account_source: event.grant.account_source().map(str::to_string),
+            ..Account::default()
+        };
+        self.accounts.insert(account_key(&account), account);
+    }
+
+    /// A refresh grant's new refresh token replaces the redeemed entry's secret in place;
+    /// otherwise a new entry is written.
+    fn put_refresh_token_from(
+        &mut self,
+        entry: &Common,
+        grant: Grant<'_>,
+        refresh_token: Secret,
+        response: &TokenResponse,
+        now: i64,
+    ) {
+        if let Grant::RefreshToken { used } = grant
+            && let Some(rt) = self.refresh_tokens.get_mut(used)
+        {
+            rt.secret = Some(refresh_token);
+            rt.last_modification_time = Some(now.to_string());
+            return;
+        }
+        let rt = RefreshToken {
+            credential_type: Some("RefreshToken".into()),
+            secret: Some(refresh_token),
+            home_account_id: entry.home_account_id.clone(),
+            environment: entry.environment.clone(),
+            client_id: entry.client_id.clone(),
+            target: Some(entry.target.clone()),
+            last_modification_time: Some(now.to_string()),
+            family_id: response.foci.clone(),
+            ..RefreshToken::default()
+        };
+        self.refresh_tokens.insert(refresh_token_key(&rt), rt);
+    }
+}
+
+/// What every entry written for one response shares.
+struct Common {
+    home_account_id: Option<String>,
+    environment: Option<String>,
+    realm: Option<String>,
+    client_id: Option<String>,
+    /// The granted scopes (the requested ones if the answer names none), sorted.
+    target: String,
+}
+
+/// The id_token's claims, checked to be for `client_id`.
+fn checked_claims(response: &TokenResponse, client_id: &str) -> Result<Option<IdTokenClaims>> {
+    let Some(idt) = &response.id_token else {
+        return Ok(None);
+    };
+    let claims = IdTokenClaims::decode(idt)
+        .ok_or_else(|| Error::invalid("id_token from the authority", "not a decodable JWT"))?;
+    if !claims.aud.contains(client_id) {
+        return Err(Error::invalid(
+            "id_token from the authority",
+            format!("its audience is not this client ({client_id}); refusing the sign-in"),
+        ));
+    }
+    Ok(Some(claims))
+}
+
+/// The account the response identifies (`client_info`, else the id_token's `sub`), and whether
+/// it identifies one at all.
+fn account_id(response: &TokenResponse, claims: Option<&IdTokenClaims>) -> (bool, Option<String>) {
+    match response.client_info.as_deref().and_then(ClientInfo::decode) {
+        Some(ci) if ci.home_account_id().is_some() => (true, ci.home_account_id()),
+        _ => match claims.and_then(|c| c.sub.clone()) {
+            Some(sub) => (true, Some(sub)),
+            None => (false, None),
+        },
+    }
+}
+
+fn target(response: &TokenResponse, event: &TokenEvent<'_>) -> String {
+    let granted: Vec<&str> = response
+        .scope
+        .as_deref()
+        .map(|s| s.split_whitespace().collect())
+        .unwrap_or_default();
+    let mut scopes: Vec<&str> = if granted.is_empty() {
+        event.requested_scopes.iter().map(String::as_str).collect()
+    } else {
+        granted
+    };
+    scopes.sort_unstable();
+    scopes.join(" ")
 }

@@ -90,6 +90,31 @@ impl Desktop {
     /// is written then. [`Error::Io`].
     pub fn save_settings(&self, input: SettingsInput) -> Result<SettingsView> {
         let config = self.tokens.config();
+        let settings = self.validated(&input)?;
+        Config::save(&config.path, &settings)?;
+        if input.start_at_login != autostart::enabled() {
+            autostart::set(input.start_at_login)?;
+        }
+        let changed = settings.authority != config.authority
+            || settings.tenant != config.tenant
+            || settings.client_id != config.client_id
+            || settings.port != config.port
+            || settings.allow_unencrypted_storage != config.allow_unencrypted_storage;
+        let mut view = self.settings_view()?;
+        view.notice = Some(if changed {
+            format!(
+                "Saved to {}. Quit and start tokentray again to use the new settings.",
+                config.path.display()
+            )
+        } else {
+            format!("Saved to {}.", config.path.display())
+        });
+        Ok(view)
+    }
+
+    /// The settings `input` asks for, each checked.
+    fn validated(&self, input: &SettingsInput) -> Result<EditableSettings> {
+        let config = self.tokens.config();
         let invalid = |field, detail: &str| Error::InvalidSetting {
             field,
             detail: detail.into(),
@@ -143,25 +168,7 @@ impl Desktop {
                  `tokentray cache import FILE` move your tokens",
             ));
         }
-        Config::save(&config.path, &settings)?;
-        if input.start_at_login != autostart::enabled() {
-            autostart::set(input.start_at_login)?;
-        }
-        let changed = settings.authority != config.authority
-            || settings.tenant != config.tenant
-            || settings.client_id != config.client_id
-            || settings.port != config.port
-            || settings.allow_unencrypted_storage != config.allow_unencrypted_storage;
-        let mut view = self.settings_view()?;
-        view.notice = Some(if changed {
-            format!(
-                "Saved to {}. Quit and start tokentray again to use the new settings.",
-                config.path.display()
-            )
-        } else {
-            format!("Saved to {}.", config.path.display())
-        });
-        Ok(view)
+        Ok(settings)
     }
 }
 

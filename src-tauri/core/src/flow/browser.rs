@@ -95,42 +95,7 @@ pub async fn sign_in(
         &nonce,
     );
 
-    let (tx, mut rx) = mpsc::channel::<Callback>(1);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let expected_state = state.clone();
-    let app = axum::Router::new().fallback(move |req: Request| {
-        let tx = tx.clone();
-        let expected_state = expected_state.clone();
-        async move { callback(req, &expected_state, &tx).await }
-    });
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await;
-    });
-
-    let outcome = async {
-        open(&url)?;
-        tokio::select! {
-            got = rx.recv() => got.ok_or_else(|| Error::Protocol("the loopback listener stopped".into())),
-            () = tokio::time::sleep(request.timeout) => Err(Error::SignIn {
-                outcome: SignInOutcome::TimedOut,
-                detail: format!("no answer from the browser within {} s; run the sign-in again", request.timeout.as_secs()),
-            }),
-            () = cancel => Err(Error::SignIn { outcome: SignInOutcome::Cancelled, detail: "the browser sign-in was cancelled".into() }),
-        }
-    }
-    .await;
-    // Release the port before anything else happens.
-    let _ = stop_tx.send(());
-    let _ = server.await;
-
-    let code = match outcome? {
-        Callback::Code(code) => code,
-        Callback::Failed(e) => return Err(e),
-    };
+    let code = await_redirect(listener, state, open, &url, request.timeout, cancel).await?;
     let scope = scope_param(&request.scopes);
     let form = [
         ("grant_type", "authorization_code"),
@@ -149,6 +114,55 @@ pub async fn sign_in(
         tenant: authority.tenant().to_string(),
         scopes: request.scopes,
     })
+}
+
+/// Serves the loopback redirect on `listener`, calls `open` with the authorize `url`, and waits
+/// for the browser's answer (or `timeout`, or `cancel`); the port is released before this
+/// returns. The authorization code, if the answer carried one.
+async fn await_redirect(
+    listener: TcpListener,
+    state: String,
+    open: impl FnOnce(&Url) -> Result<()>,
+    url: &Url,
+    timeout: Duration,
+    cancel: impl Future<Output = ()>,
+) -> Result<crate::secret::Secret> {
+    let (tx, mut rx) = mpsc::channel::<Callback>(1);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let expected_state = state;
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let tx = tx.clone();
+        let expected_state = expected_state.clone();
+        async move { callback(req, &expected_state, &tx).await }
+    });
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await;
+    });
+
+    let outcome = async {
+        open(url)?;
+        tokio::select! {
+            got = rx.recv() => got.ok_or_else(|| Error::Protocol("the loopback listener stopped".into())),
+            () = tokio::time::sleep(timeout) => Err(Error::SignIn {
+                outcome: SignInOutcome::TimedOut,
+                detail: format!("no answer from the browser within {} s; run the sign-in again", timeout.as_secs()),
+            }),
+            () = cancel => Err(Error::SignIn { outcome: SignInOutcome::Cancelled, detail: "the browser sign-in was cancelled".into() }),
+        }
+    }
+    .await;
+    // Release the port before anything else happens.
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    match outcome? {
+        Callback::Code(code) => Ok(code),
+        Callback::Failed(e) => Err(e),
+    }
 }
 
 /// Checks the id_token echoes our nonce.

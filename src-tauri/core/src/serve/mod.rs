@@ -100,23 +100,7 @@ pub async fn run(
                 // by the time its token is audited.
                 let _ = notes.send(AuditEvent::Connected(peer));
                 let service = TowerToHyperService::new(app.clone().layer(Extension(Peer(peer))));
-                let mut conn_stop = stop.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
-                        .max_buf_size(16 * 1024)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = conn_stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
+                tokio::spawn(serve_connection(stream, service, permit, stop.clone()));
             }
         }));
     }
@@ -132,6 +116,29 @@ pub async fn run(
     )
     .await;
     Ok(())
+}
+
+/// Serves one connection (HTTP/1.1, bounded headers) until it closes, or until `stop`, when
+/// the request in flight finishes first. Holds its connection slot while it runs.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    service: TowerToHyperService<Router>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 fn router(state: Arc<EndpointState>) -> Router {
