@@ -487,23 +487,31 @@ async fn the_daemon_stops_cleanly_replaces_stale_files_and_names_a_taken_port() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already runs"), "{stderr}");
 
-    // Rotation: the old secret stops working at once, the new one works, env prints it.
+    // Rotation: the old secret stops working within a second (the daemon follows the cache
+    // file from its watcher, never on the request path), the new one works, env prints it.
     let env = home.ok(&["env", "--rotate"]);
     let rotated: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_ne!(rotated["secret"], stale["secret"]);
     assert!(env.contains(rotated["secret"].as_str().unwrap()));
     let host = d2.host();
-    assert_eq!(
+    let rotated_at = std::time::Instant::now();
+    let old_secret = || {
         d2.get(
             MSI,
             &[
                 ("Host", &host),
-                ("X-IDENTITY-HEADER", stale["secret"].as_str().unwrap())
-            ]
+                ("X-IDENTITY-HEADER", stale["secret"].as_str().unwrap()),
+            ],
         )
-        .0,
-        401
-    );
+        .0
+    };
+    while old_secret() != 401 {
+        assert!(
+            rotated_at.elapsed() < Duration::from_secs(1),
+            "the old secret still works"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         d2.get(
             MSI,
@@ -522,5 +530,104 @@ async fn the_daemon_stops_cleanly_replaces_stale_files_and_names_a_taken_port() 
                 && text.contains(rotated["secret"].as_str().unwrap()),
             "{text}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_serves_a_token_with_minutes_left_to_the_cli_and_to_sdks() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 3600 - 260).await; // 4m20s left: inside the 5-minute skew
+    fake.queue_fault(FaultRule::once(Endpoint::Token, Fault::status(503, Some(60))).times(1000));
+    let arm = "https://management.core.windows.net//.default";
+    let out = home.run(&["token", "--scope", arm, "--format", "raw"]);
+    assert!(
+        out.status.success(),
+        "the CLI serves the still-valid token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Daemon::start(&home).await;
+    let host = d.host();
+    let (status, _, body) = d.get(MSI, &[("Host", &host), ("X-IDENTITY-HEADER", &d.secret)]);
+    assert_eq!(status, 200, "and so does the endpoint: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_shot_cli_never_promises_a_retry_it_will_not_make() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 4000).await; // expired
+    fake.queue_fault(FaultRule::once(Endpoint::Token, Fault::status(503, Some(60))).times(1000));
+    let out = home.run(&[
+        "token",
+        "--scope",
+        "https://management.core.windows.net//.default",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(tokentray_core::cli::exit::UNAVAILABLE))
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("next try"), "{stderr}");
+    let told = stderr.lines().filter(|l| l.contains("unavailable")).count();
+    assert_eq!(told, 1, "said once, as the error: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_lock_held_by_another_process_does_not_delay_requests() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    let lock = home.path().join("data/cache.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "20"])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the holder has it
+    let bearer = format!("Bearer {}", d.secret);
+    let host = d.host();
+    let asked = std::time::Instant::now();
+    let (status, _, body) = d.get(
+        "/v1/token?scope=https://management.core.windows.net//.default",
+        &[("Host", &host), ("Authorization", &bearer)],
+    );
+    let took = asked.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(status, 200, "{body}");
+    // The old code waited for the lock (up to 30 s); 1 s leaves room for a loaded machine.
+    assert!(
+        took < Duration::from_secs(1),
+        "served from the snapshot in {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_daemon_sees_a_sign_out_by_another_process_within_a_second() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    let bearer = format!("Bearer {}", d.secret);
+    let host = d.host();
+    let accounts = || {
+        let (status, _, body) = d.get(
+            "/v1/accounts",
+            &[("Host", &host), ("Authorization", &bearer)],
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(accounts(), 1);
+    home.ok(&["logout"]);
+    let signed_out = std::time::Instant::now();
+    while accounts() != 0 {
+        assert!(
+            signed_out.elapsed() < Duration::from_secs(1),
+            "the daemon still lists the account"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -19,17 +19,17 @@ use tokentray_tests::harness::{
     Home, KeyCleanup, config_against, fetch_text, form, workspace_root,
 };
 
-const ALICE: &str = "alice@contoso.example";
-const BOB: &str = "bob@fabrikam.example";
-const PW: &str = "correct horse";
-const ARM: &str = "https://management.core.windows.net//.default";
-const GRAPH: &str = "https://graph.microsoft.com/.default";
+pub(crate) const ALICE: &str = "alice@contoso.example";
+pub(crate) const BOB: &str = "bob@fabrikam.example";
+pub(crate) const PW: &str = "correct horse";
+pub(crate) const ARM: &str = "https://management.core.windows.net//.default";
+pub(crate) const GRAPH: &str = "https://graph.microsoft.com/.default";
 
-fn fake(config: FakeConfig) -> FakeEntra {
+pub(crate) fn fake(config: FakeConfig) -> FakeEntra {
     FakeEntra::start(config.user(ALICE, PW).user(BOB, PW)).unwrap()
 }
 
-fn quick() -> FakeConfig {
+pub(crate) fn quick() -> FakeConfig {
     FakeConfig {
         device_code_interval: 1,
         ..FakeConfig::default()
@@ -37,14 +37,14 @@ fn quick() -> FakeConfig {
 }
 
 /// A tokentray instance on its own home, pointed at `fake`, with a clock the test moves.
-struct Instance {
-    home: tempfile::TempDir,
-    tokens: Arc<Tokens>,
+pub(crate) struct Instance {
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) tokens: Arc<Tokens>,
     offset: Arc<AtomicI64>,
 }
 
 impl Instance {
-    fn new(fake: &FakeEntra) -> Self {
+    pub(crate) fn new(fake: &FakeEntra) -> Self {
         let home = tempfile::tempdir().unwrap();
         let offset = Arc::new(AtomicI64::new(0));
         let tokens = Arc::new(open(home.path(), fake, offset.clone()));
@@ -56,12 +56,15 @@ impl Instance {
     }
 
     /// The same home opened again: a restart.
-    fn restart(&self, fake: &FakeEntra) -> Arc<Tokens> {
+    pub(crate) fn restart(&self, fake: &FakeEntra) -> Arc<Tokens> {
         Arc::new(open(self.home.path(), fake, self.offset.clone()))
     }
 
     /// The default account's token for one scope.
-    async fn token(&self, scope: &str) -> Result<tokentray_core::tokens::ServedToken, Error> {
+    pub(crate) async fn token(
+        &self,
+        scope: &str,
+    ) -> Result<tokentray_core::tokens::ServedToken, Error> {
         let scopes = [scope.to_string()];
         self.tokens
             .get_token(&TokenRequest {
@@ -71,7 +74,7 @@ impl Instance {
             .await
     }
 
-    fn advance(&self, secs: i64) {
+    pub(crate) fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::SeqCst);
     }
 
@@ -106,7 +109,7 @@ impl Instance {
         );
     }
 
-    async fn device_sign_in(
+    pub(crate) async fn device_sign_in(
         &self,
         fake: &FakeEntra,
         user: &str,
@@ -138,7 +141,7 @@ fn scopes(s: &str) -> Vec<String> {
     vec![s.to_string()]
 }
 
-fn token_requests(fake: &FakeEntra, grant: &str) -> usize {
+pub(crate) fn token_requests(fake: &FakeEntra, grant: &str) -> usize {
     fake.request_log()
         .iter()
         .filter(|e| e.endpoint == Endpoint::Token && e.grant_type.as_deref() == Some(grant))
@@ -363,7 +366,7 @@ async fn claims_challenges_reach_the_caller() {
 
 /// The token endpoint answers `status` with `Retry-After: retry_after` from now on; the log
 /// is cleared.
-fn outage(fake: &FakeEntra, status: u16, retry_after: u64) {
+pub(crate) fn outage(fake: &FakeEntra, status: u16, retry_after: u64) {
     fake.queue_fault(
         FaultRule::once(Endpoint::Token, Fault::status(status, Some(retry_after))).times(100),
     );

@@ -3,6 +3,27 @@
 use super::environment::{environment_aliases, same_environment};
 use super::{AccessToken, RESERVED_SCOPES, RefreshToken, TokenCache, epoch};
 
+/// Whether two scopes name the same permission: equal, or `.default` of the same resource
+/// however many slashes precede it (`R/.default`, azure-identity's spelling of a resource, and
+/// `R//.default`, Azure CLI's spelling of ARM). Allocation-free: it is on the serving path.
+pub fn same_scope(a: &str, b: &str) -> bool {
+    a == b
+        || match (a.strip_suffix(".default"), b.strip_suffix(".default")) {
+            (Some(x), Some(y)) => x.trim_end_matches('/') == y.trim_end_matches('/'),
+            _ => false,
+        }
+}
+
+/// The spelling [`same_scope`] treats as one: `.default` after exactly one slash.
+pub fn canonical_scope(scope: &str) -> std::borrow::Cow<'_, str> {
+    match scope.strip_suffix(".default") {
+        Some(resource) if resource.ends_with("//") => {
+            format!("{}/.default", resource.trim_end_matches('/')).into()
+        }
+        _ => scope.into(),
+    }
+}
+
 /// A lookup for an access token.
 #[derive(Debug, Clone, Copy)]
 pub struct AtQuery<'a> {
@@ -101,7 +122,7 @@ impl TokenCache {
                 && at.secret.is_some()
                 && {
                     let target = at.target.as_deref().unwrap_or("");
-                    wanted().all(|w| target.split_ascii_whitespace().any(|t| t == w))
+                    wanted().all(|w| target.split_ascii_whitespace().any(|t| same_scope(t, w)))
                 };
             if !matches {
                 continue;

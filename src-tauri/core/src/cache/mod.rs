@@ -31,7 +31,7 @@ pub use accounts::{AccountInfo, select_account};
 pub use claims::{Audience, ClientInfo, IdTokenClaims, decode_part};
 pub use environment::{environment_aliases, same_environment};
 pub use ingest::{Grant, Ingested, TokenEvent, TokenResponse};
-pub use lookup::{AtQuery, FoundToken, RealmPreference};
+pub use lookup::{AtQuery, FoundToken, RealmPreference, canonical_scope, same_scope};
 pub use schema::{
     AccessToken, Account, AppMetadata, IdToken, RawObject, RefreshToken, access_token_key,
     account_key, app_metadata_key, epoch, id_token_key, refresh_token_key,

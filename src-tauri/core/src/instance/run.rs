@@ -5,12 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Endpoint, loopback_url};
+
+/// How often a running instance looks for changes other processes made to the cache.
+const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
 use crate::paths::Paths;
 use crate::tokens::Tokens;
 use crate::{Error, Result};
 
-/// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves and refreshes in the
-/// background until `shutdown`, then withdraws `endpoint.json`. The tray app and `tokentray
+/// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves, follows other
+/// processes' changes to the cache and refreshes in the background until `shutdown`, then withdraws `endpoint.json`. The tray app and `tokentray
 /// daemon` both run this. `ready` is called once `endpoint.json` is published.
 ///
 /// # Errors
@@ -47,6 +50,11 @@ pub async fn run(
             .clone()
             .refresh_in_background(std::time::Duration::from_secs(60), stopped(stop_rx.clone())),
     );
+    let watching = tokio::spawn(
+        tokens
+            .clone()
+            .watch_for_changes(WATCH_PERIOD, stopped(stop_rx.clone())),
+    );
     let serving = crate::serve::run(listeners, tokens, stopped(stop_rx));
     let signal = async {
         shutdown.await;
@@ -54,6 +62,7 @@ pub async fn run(
     };
     let (served, ()) = tokio::join!(serving, signal);
     let _ = background.await;
+    let _ = watching.await;
     Endpoint::withdraw(paths);
     tracing::warn!("stopped; endpoint withdrawn");
     served

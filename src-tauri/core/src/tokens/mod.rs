@@ -1,0 +1,494 @@
+//! [`Tokens`]: the one owner of the token cache in a running tokentray (app, daemon or CLI
+//! process). Everything that needs a token asks it.
+//!
+//! - Answers from memory. A running instance (app or daemon) watches the cache file from a
+//!   background task ([`Tokens::watch_for_changes`]) and never touches the file or its lock on
+//!   the request path; a one-shot process reloads first when the file changed (a `stat`).
+//! - A miss, or an access token past its `refresh_on` or within 5 minutes of expiry, refreshes
+//!   with the account's refresh token (its own, or a FOCI family token), rotating it in the
+//!   cache. Refreshes are single-flight per (account, tenant, scopes), and one refresh token
+//!   is redeemed at a time per account; a refresh token rotated meanwhile by another process is
+//!   picked up from the file and tried once more before anything is concluded.
+//! - Failures are classified once ([`health`]): Entra unavailable or throttling never touches
+//!   the cache, and a still-valid token is served until its real expiry while the account
+//!   backs off; an error of this request alone fails only this request; only a dead refresh
+//!   token marks the account "needs sign-in" (kept, never deleted).
+//! - [`Tokens::refresh_in_background`] renews tokens in use before they expire.
+//! - Time is an input: [`Clock`] for epoch seconds; sleeping and backoff use tokio's clock.
+//!
+//! Layout: the API here; `snapshot` (the cache in memory, reloads, the watcher), `refresh`
+//! (flights, redemption, background renewal), `health` (classes and backoff), `sign_in`
+//! (ingesting interactive sign-ins), `served_log` (what the endpoint served).
+
+mod health;
+mod refresh;
+mod served_log;
+mod sign_in;
+mod snapshot;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::cache::{
+    AccountInfo, AtQuery, EXPIRY_SKEW_SECS, FoundToken, RealmPreference, TokenCache, select_account,
+};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::flow::Entra;
+use crate::persist::PersistedCache;
+use crate::secret::Secret;
+use crate::sync::lock;
+use crate::{Error, Result};
+use health::Backoff;
+use served_log::ServedLog;
+use snapshot::Snapshot;
+
+/// Something that changed, for the window and the tray.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// An account was added, removed, switched to, or changed state.
+    AccountsChanged,
+    /// A token was obtained by refresh.
+    TokenRefreshed {
+        /// Username.
+        account: String,
+        /// Granted scopes.
+        scopes: String,
+        /// Expiry, epoch seconds.
+        expires_on: i64,
+    },
+    /// An account must sign in again.
+    NeedsSignIn {
+        /// Username.
+        account: String,
+        /// Why.
+        reason: String,
+    },
+    /// The loopback endpoint served a token.
+    TokenServed {
+        /// Username.
+        account: String,
+        /// Granted scopes.
+        scopes: String,
+        /// The client process, when the OS tells (`pid N (exe)`).
+        client: String,
+    },
+    /// A refresh failed for lack of the authority.
+    RefreshFailed {
+        /// Username.
+        account: String,
+        /// What happened.
+        reason: String,
+    },
+    /// An interactive sign-in completed.
+    SignedIn {
+        /// Username.
+        account: String,
+    },
+    /// A device code sign-in started: the user enters `user_code` at `verification_uri`.
+    DeviceCodeReady {
+        /// The code to enter (not a secret on its own: it is useless without the user's sign-in).
+        user_code: String,
+        /// Where to enter it.
+        verification_uri: String,
+    },
+}
+
+/// A token request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenRequest<'a> {
+    /// Username, home account id or object id; `None` for the default account.
+    pub account: Option<&'a str>,
+    /// Scopes (reserved ones are ignored for matching).
+    pub scopes: &'a [String],
+    /// Tenant the token must be for; `None` for the configured tenant or the home tenant.
+    pub tenant: Option<&'a str>,
+}
+
+/// A token handed out.
+#[derive(Debug, Clone)]
+pub struct ServedToken {
+    /// The access token.
+    pub access_token: Secret,
+    /// Expiry, epoch seconds.
+    pub expires_on: i64,
+    /// `Bearer`.
+    pub token_type: String,
+    /// Granted scopes.
+    pub scopes: String,
+    /// Tenant id (the home tenant for `organizations`/`common` tokens).
+    pub tenant: String,
+    /// The account.
+    pub account: AccountInfo,
+    /// Whether it came from the cache or a refresh just now.
+    pub refreshed: bool,
+}
+
+/// A cached token, with whether it is due for a proactive refresh (past `refresh_on`; still good
+/// to serve).
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// The token.
+    pub token: ServedToken,
+    /// Whether a refresh is due.
+    pub refresh_due: bool,
+}
+
+/// What single-flight and background renewal key on: an account, a tenant and the scopes
+/// (sorted, ARM's two spellings as one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FlightKey {
+    account: String,
+    tenant: Option<String>,
+    scopes: Vec<String>,
+}
+
+impl FlightKey {
+    fn new(account: &AccountInfo, request: &TokenRequest<'_>) -> Self {
+        let mut scopes: Vec<String> = request
+            .scopes
+            .iter()
+            .map(|s| crate::cache::canonical_scope(s).into_owned())
+            .collect();
+        scopes.sort();
+        Self {
+            account: account.home_account_id.clone(),
+            tenant: request.tenant.map(str::to_string),
+            scopes,
+        }
+    }
+}
+
+/// The owner of the cache. Cheap to share: `Arc<Tokens>`.
+pub struct Tokens {
+    store: Arc<PersistedCache>,
+    entra: Entra,
+    config: Config,
+    snapshot: RwLock<Snapshot>,
+    /// Set while [`Tokens::watch_for_changes`] runs: requests then never reload themselves.
+    watched: AtomicBool,
+    /// Single-flight gates per (account, tenant, scopes).
+    flights: Mutex<HashMap<FlightKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// One refresh-token redemption at a time per account (home_account_id).
+    redeeming: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    backoff: Mutex<Backoff>,
+    /// Keys asked for recently, renewed in the background.
+    in_use: Mutex<HashMap<FlightKey, Instant>>,
+    served: ServedLog,
+    events: broadcast::Sender<Event>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    /// Opens tokentray as configured under `paths`: `config.toml` and the environment, the
+    /// token store, the cache.
+    ///
+    /// # Errors
+    /// Those of [`Config::load`], [`Config::open_store`] and [`Tokens::new`].
+    pub fn open(paths: &crate::paths::Paths, clock: Clock) -> Result<Self> {
+        let config = Config::load(&paths.config_file())?;
+        let store = config.open_store(paths)?;
+        Self::new(config, store, clock)
+    }
+
+    /// Loads the cache from `store`.
+    ///
+    /// # Errors
+    /// Those of [`PersistedCache::read`] and [`Entra::new`].
+    pub fn new(config: Config, store: PersistedCache, clock: Clock) -> Result<Self> {
+        let entra = Entra::new(&config)?;
+        let (cache, stamp) = store.read_stamped()?;
+        let (events, _) = broadcast::channel(256);
+        Ok(Self {
+            store: Arc::new(store),
+            entra,
+            config,
+            snapshot: RwLock::new(Snapshot::new(cache, stamp)),
+            watched: AtomicBool::new(false),
+            flights: Mutex::default(),
+            redeeming: Mutex::default(),
+            backoff: Mutex::default(),
+            in_use: Mutex::default(),
+            served: ServedLog::default(),
+            events,
+            clock,
+        })
+    }
+
+    /// Events for the UI.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Epoch seconds now, by this instance's clock.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &PersistedCache {
+        &self.store
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// The loopback endpoint's secret: created on first use (256 random bits) and kept in the
+    /// encrypted cache, so it survives restarts. Reads see a rotation by another process.
+    ///
+    /// # Errors
+    /// Token store errors.
+    pub fn endpoint_secret(&self) -> Result<Secret> {
+        self.reload_if_changed()?;
+        if let Some(secret) = self.with_cache(|c| c.state.endpoint_secret.clone()) {
+            return Ok(secret);
+        }
+        self.update(|c| match &c.state.endpoint_secret {
+            Some(secret) => Ok(secret.clone()),
+            None => {
+                let secret = Secret::new(crate::secret::random_token(32)?);
+                c.state.endpoint_secret = Some(secret.clone());
+                Ok(secret)
+            }
+        })
+    }
+
+    /// Replaces the endpoint secret; tools configured with the old one get 401 from now on.
+    ///
+    /// # Errors
+    /// Token store errors.
+    pub fn rotate_endpoint_secret(&self) -> Result<Secret> {
+        self.update(|c| {
+            let secret = Secret::new(crate::secret::random_token(32)?);
+            c.state.endpoint_secret = Some(secret.clone());
+            Ok(secret)
+        })
+    }
+
+    /// The accounts, with default and needs-sign-in state.
+    ///
+    /// # Errors
+    /// Those of [`PersistedCache::read`] when the file changed.
+    pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        self.reload_if_changed()?;
+        Ok(self.with_snapshot(|_, accounts| accounts.to_vec()))
+    }
+
+    /// The cache as it is in memory (for views such as the window's token list).
+    pub fn cache(&self) -> TokenCache {
+        self.with_cache(Clone::clone)
+    }
+
+    /// The token for a managed-identity style `resource` (`R`, `R/`): the scope `R/.default`,
+    /// which also finds Azure CLI's `R//.default` tokens.
+    ///
+    /// # Errors
+    /// Those of [`Tokens::get_token`].
+    pub async fn get_for_resource(
+        &self,
+        resource: &str,
+        account: Option<&str>,
+    ) -> Result<ServedToken> {
+        let scopes = [format!("{}/.default", resource.trim_end_matches('/'))];
+        let request = TokenRequest {
+            account,
+            scopes: &scopes,
+            tenant: None,
+        };
+        self.get_token(&request).await
+    }
+
+    /// The cached token for `request` if it has more than 5 minutes left; never refreshes.
+    /// Reloads first if another process changed the cache file.
+    ///
+    /// # Errors
+    /// Account selection errors; store errors while reloading.
+    pub fn cached(&self, request: &TokenRequest<'_>) -> Result<Option<Cached>> {
+        self.reload_if_changed()?;
+        let now = (self.clock)();
+        self.with_snapshot(|cache, accounts| {
+            let account = select_account(accounts, request.account)?;
+            Ok(self.cached_token(cache, account, request, now, EXPIRY_SKEW_SECS))
+        })
+    }
+
+    /// A token: from the cache if it has more than 5 minutes left and is not due for refresh,
+    /// else refreshed (single-flight). When the refresh fails for lack of Entra, a cached token
+    /// is served until its real expiry.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`] / [`Error::AccountNotFound`] / [`Error::AmbiguousAccount`];
+    /// [`Error::InteractionRequired`]; [`Error::AuthorityUnavailable`] when no valid token is
+    /// cached and the authority cannot be reached; [`Error::Authority`].
+    pub async fn get_token(&self, request: &TokenRequest<'_>) -> Result<ServedToken> {
+        if request.scopes.is_empty() {
+            return Err(Error::invalid("token request", "name at least one scope"));
+        }
+        self.reload_if_changed()?;
+        let now = (self.clock)();
+        let (account, cached) = self.with_snapshot(|cache, accounts| -> Result<_> {
+            let account = select_account(accounts, request.account)?.clone();
+            let cached = self.cached_token(cache, &account, request, now, EXPIRY_SKEW_SECS);
+            Ok((account, cached))
+        })?;
+        let key = FlightKey::new(&account, request);
+        lock(&self.in_use).insert(key.clone(), Instant::now());
+        if let Some(Cached {
+            token,
+            refresh_due: false,
+        }) = cached
+        {
+            return Ok(token);
+        }
+        self.refresh_flight(&key, &account, request).await
+    }
+
+    /// The cached token for a request with at least `min_left` seconds left, with whether it
+    /// is due for refresh.
+    fn cached_token(
+        &self,
+        cache: &TokenCache,
+        account: &AccountInfo,
+        request: &TokenRequest<'_>,
+        now: i64,
+        min_left: i64,
+    ) -> Option<Cached> {
+        let found = find_token(
+            cache,
+            &self.config,
+            account,
+            request.scopes,
+            request.tenant,
+            now,
+            min_left,
+        )?;
+        Some(Cached {
+            token: to_served(&found, account),
+            refresh_due: found.refresh_due,
+        })
+    }
+
+    /// Makes the account `query` names the default.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`], [`Error::AccountNotFound`].
+    pub fn switch(&self, query: &str) -> Result<AccountInfo> {
+        let hid = self.update(|c| {
+            let hid = select_account(&c.accounts(), Some(query))?
+                .home_account_id
+                .clone();
+            c.state.default_account = Some(hid.clone());
+            Ok(hid)
+        })?;
+        self.emit(Event::AccountsChanged);
+        self.with_snapshot(|_, accounts| {
+            accounts.iter().find(|a| a.home_account_id == hid).cloned()
+        })
+        .ok_or(Error::NoAccount)
+    }
+
+    /// Signs out the account `query` names (or all): its refresh, access and id tokens and
+    /// Account entries leave the file and memory (MSAL's `remove_account`). Returns who.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`], [`Error::AccountNotFound`], store errors.
+    pub fn sign_out(&self, query: Option<&str>) -> Result<Vec<AccountInfo>> {
+        let client_id = self.config.client_id.clone();
+        let gone = self.update(|c| {
+            let accounts = c.accounts();
+            let gone: Vec<AccountInfo> = match query {
+                Some(q) => vec![select_account(&accounts, Some(q))?.clone()],
+                None if accounts.is_empty() => return Err(Error::NoAccount),
+                None => accounts,
+            };
+            for a in &gone {
+                c.remove_account(&a.home_account_id, &a.environment, &client_id);
+            }
+            Ok(gone)
+        })?;
+        for a in &gone {
+            lock(&self.backoff).clear(&a.home_account_id);
+            lock(&self.in_use).retain(|k, _| k.account != a.home_account_id);
+        }
+        self.emit(Event::AccountsChanged);
+        Ok(gone)
+    }
+}
+
+fn to_served(found: &FoundToken<'_>, account: &AccountInfo) -> ServedToken {
+    let realm = found.entry.realm.as_deref().unwrap_or_default();
+    let tenant = if matches!(realm, "organizations" | "common" | "consumers" | "") {
+        account
+            .home_tenant
+            .clone()
+            .unwrap_or_else(|| realm.to_string())
+    } else {
+        realm.to_string()
+    };
+    ServedToken {
+        access_token: found
+            .entry
+            .secret
+            .clone()
+            .unwrap_or_else(|| Secret::new(String::new())),
+        expires_on: found.expires_on,
+        token_type: found
+            .entry
+            .token_type
+            .clone()
+            .unwrap_or_else(|| "Bearer".into()),
+        scopes: found.entry.target.clone().unwrap_or_default(),
+        tenant,
+        account: account.clone(),
+        refreshed: false,
+    }
+}
+
+/// The cached access token for `account` and `scopes` with at least `min_left` seconds left. With
+/// a tenant, only that realm; without, the configured tenant first, then the home tenant, then
+/// any realm.
+pub fn find_token<'c>(
+    cache: &'c TokenCache,
+    config: &Config,
+    account: &AccountInfo,
+    scopes: &[String],
+    tenant: Option<&str>,
+    now: i64,
+    min_left: i64,
+) -> Option<FoundToken<'c>> {
+    let query = AtQuery {
+        home_account_id: &account.home_account_id,
+        environment: &account.environment,
+        client_id: &config.client_id,
+        // Without a tenant: the configured tenant first, then the home tenant, then any realm.
+        realm: match tenant {
+            Some(t) => RealmPreference::Only(t),
+            None => RealmPreference::Prefer {
+                first: &config.tenant,
+                then: account.home_tenant.as_deref(),
+            },
+        },
+        scopes,
+    };
+    cache.find_access_token(&query, now, min_left)
+}

@@ -1,0 +1,48 @@
+//! What the endpoint served since this instance started: a count, and the last client of each
+//! token, for the window.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Event, Tokens};
+use crate::sync::lock;
+
+/// Served tokens: a counter (one atomic add on the request path) and (username, scopes) -> the
+/// client last served.
+#[derive(Debug, Default)]
+pub(super) struct ServedLog {
+    count: AtomicU64,
+    last: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Tokens {
+    /// Counts a token the endpoint served (on the request path: one atomic add).
+    pub fn count_served(&self) {
+        self.served.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that the endpoint served `account`'s token for `scopes` to `client`, and tells
+    /// the UI.
+    pub fn served_to(&self, account: String, scopes: String, client: String) {
+        lock(&self.served.last).insert((account.clone(), scopes.clone()), client.clone());
+        self.emit(Event::TokenServed {
+            account,
+            scopes,
+            client,
+        });
+    }
+
+    /// The client the endpoint last served `account`'s (username) token for `scopes` (the
+    /// entry's target) to, since this instance started.
+    pub fn last_served_to(&self, account: &str, scopes: &str) -> Option<String> {
+        lock(&self.served.last)
+            .get(&(account.to_string(), scopes.to_string()))
+            .cloned()
+    }
+
+    /// Tokens the endpoint served since this instance started.
+    pub fn requests_served(&self) -> u64 {
+        self.served.count.load(Ordering::Relaxed)
+    }
+}
