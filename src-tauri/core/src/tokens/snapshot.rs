@@ -50,7 +50,8 @@ impl Tokens {
         self.reload().map(drop)
     }
 
-    /// Rereads the file if its stamp changed; returns whether the accounts changed.
+    /// Rereads the file if its stamp changed, that is if another process wrote it (this
+    /// process's own writes install their stamp); returns whether it did.
     pub(super) fn reload(&self) -> Result<bool> {
         let current = self.store.stamp();
         let stale = self.snapshot.read().map_or(true, |s| s.stamp != current);
@@ -58,19 +59,15 @@ impl Tokens {
             return Ok(false);
         }
         let (cache, stamp) = blocking(|| self.store.read_stamped())?;
-        Ok(self.install(cache, stamp))
+        self.install(cache, stamp);
+        Ok(true)
     }
 
-    /// Replaces the snapshot; returns whether the accounts (or their state) changed.
-    pub(super) fn install(&self, cache: TokenCache, stamp: Option<Stamp>) -> bool {
+    /// Replaces the snapshot.
+    fn install(&self, cache: TokenCache, stamp: Option<Stamp>) {
         let fresh = Snapshot::new(cache, stamp);
-        match self.snapshot.write() {
-            Ok(mut s) => {
-                let changed = s.accounts != fresh.accounts;
-                *s = fresh;
-                changed
-            }
-            Err(_) => false,
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = fresh;
         }
     }
 
@@ -98,7 +95,7 @@ impl Tokens {
 
     /// Keeps the snapshot current with the file, every `period`, until `shutdown`: another
     /// process's sign-in, switch, sign-out or refresh is seen within `period` and announced as
-    /// [`Event::AccountsChanged`] like this instance's own. Meanwhile requests are answered from
+    /// [`Event::AccountsChanged`], so the window and tray show it. Meanwhile requests are answered from
     /// the snapshot alone, so a lock held by another process never delays them.
     pub async fn watch_for_changes(
         self: Arc<Self>,
