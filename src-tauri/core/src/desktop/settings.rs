@@ -146,18 +146,18 @@ impl Desktop {
         }
         // The one authority check, first with a tenant known to be good, then with the new one,
         // so the error names the setting that is wrong.
+        let check = |candidate: &Config, field| {
+            Authority::from_config(candidate).map_err(|e| match e {
+                Error::Config { detail, .. } => Error::InvalidSetting { field, detail },
+                other => other,
+            })
+        };
         let mut candidate = config.clone();
         candidate.authority.clone_from(&settings.authority);
         candidate.tenant = crate::config::DEFAULT_TENANT.into();
-        for field in [Setting::Authority, Setting::Tenant] {
-            if field == Setting::Tenant {
-                candidate.tenant.clone_from(&settings.tenant);
-            }
-            Authority::from_config(&candidate).map_err(|e| match e {
-                Error::Config { detail, .. } => Error::InvalidSetting { field, detail },
-                other => other,
-            })?;
-        }
+        check(&candidate, Setting::Authority)?;
+        candidate.tenant.clone_from(&settings.tenant);
+        check(&candidate, Setting::Tenant)?;
         let backend = self.tokens.store().backend();
         if backend == crate::persist::Backend::Plaintext && !input.plaintext {
             return Err(invalid(
