@@ -59,5 +59,5 @@ AMBER = (217, 119, 6)
 for name, size in [("32x32.png", 32), ("64x64.png", 64), ("128x128.png", 128), ("128x128@2x.png", 256), ("icon.png", 512)]:
     png(os.path.join(HERE, name), size, badge(BLUE))
 for name, pixel in [("tray-signed-in.png", badge(BLUE)), ("tray-no-account.png", badge(GREY)),
-                    ("tray-attention.png", badge(BLUE, dot=AMBER))]:
+                    ("tray-attention.png", badge(BLUE, dot=AMBER)), ("tray-retrying.png", badge(BLUE, dot=GREY))]:
     png(os.path.join(HERE, name), 64, pixel)

@@ -299,11 +299,12 @@ function renderAccounts(accounts) {
 function accountCard(account, index) {
   const nameId = `account-${index}-name`;
   const display = account.name || account.username;
-  const needs = account.needs_sign_in;
+  const health = account.health ?? { state: 'ok' };
+  const needs = health.state === 'needs_sign_in';
   const signingIn = state.signIn !== null;
 
   const actions = h('div', { class: 'account-actions' },
-    needs != null && h('button', {
+    needs && h('button', {
       type: 'button', class: 'primary', 'data-action': 'sign-in-again', 'aria-describedby': nameId,
       disabled: signingIn,
     }, 'Sign in again…'),
@@ -318,12 +319,11 @@ function accountCard(account, index) {
     h('div', {}, h('dt', {}, 'Environment'), h('dd', {}, account.environment || '—')),
   );
 
-  const stateLine = needs != null
-    ? h('p', { class: 'state warn' }, `Needs sign-in: ${needs || 'sign in again to keep using this account.'}`)
-    : h('p', { class: 'state ok' }, 'Signed in');
+  const stateLine = healthLine(health);
 
   return h('li', {
-    class: `account card${account.is_default ? ' is-default' : ''}${needs != null ? ' needs-sign-in' : ''}`,
+    class: `account card${account.is_default ? ' is-default' : ''}${needs ? ' needs-sign-in' : ''}`,
+    'data-health': health.state,
     'data-account': account.home_account_id,
     'data-username': account.username,
     'aria-labelledby': nameId,
@@ -337,8 +337,38 @@ function accountCard(account, index) {
         meta),
       actions),
     stateLine,
+    failingList(account.failing ?? []),
     tokenTable(account, display),
   );
+}
+
+/** The account's health: a one-line summary, and what Entra ID said behind "Details". */
+function healthLine(health) {
+  const details = (text) => text && h('details', { class: 'health-details' },
+    h('summary', {}, 'Details'), h('p', {}, text));
+  switch (health.state) {
+    case 'needs_sign_in':
+      return h('div', { class: 'state warn health' },
+        h('span', { class: 'health-summary' }, `Needs sign-in: ${health.summary}`),
+        details(health.details));
+    case 'retrying':
+      return h('div', { class: 'state warn health' },
+        h('span', { class: 'health-summary' },
+          `Can't reach Entra ID, retrying at ${formatLocalTime(health.at)} (try ${health.attempt}). `
+          + 'Cached tokens are still served until they expire.'),
+        details(health.reason));
+    case 'refreshing':
+      return h('p', { class: 'state ok health' }, h('span', { class: 'health-summary' }, 'Signed in, refreshing…'));
+    default:
+      return h('p', { class: 'state ok health' }, h('span', { class: 'health-summary' }, 'Signed in'));
+  }
+}
+
+/** Requests of the account that fail on their own (consent, Conditional Access, a bad scope). */
+function failingList(failing) {
+  if (!failing.length) return null;
+  return h('ul', { class: 'failing' }, failing.map((f) => h('li', {},
+    h('strong', {}, breakable(f.scopes)), f.tenant ? ` (tenant ${f.tenant})` : '', `: ${f.reason}`)));
 }
 
 function tokenTable(account, display) {

@@ -136,7 +136,11 @@ async fn forward<R: Runtime>(app: AppHandle<R>, desktop: Arc<Desktop>) {
         let _ = app.emit(CHANGED, &event);
         if matches!(
             event,
-            Event::AccountsChanged | Event::NeedsSignIn { .. } | Event::SignedIn { .. }
+            Event::AccountsChanged
+                | Event::NeedsSignIn { .. }
+                | Event::SignedIn { .. }
+                | Event::RefreshFailed { .. }
+                | Event::TokenRefreshed { .. }
         ) {
             tray::update(&app, &desktop);
         }

@@ -24,12 +24,13 @@ fn icon(state: TrayState) -> tauri::Result<Image<'static>> {
         TrayState::NoAccount => include_bytes!("../../icons/tray-no-account.png"),
         TrayState::SignedIn => include_bytes!("../../icons/tray-signed-in.png"),
         TrayState::Attention => include_bytes!("../../icons/tray-attention.png"),
+        TrayState::Retrying => include_bytes!("../../icons/tray-retrying.png"),
     };
     Image::from_bytes(bytes)
 }
 
 fn model(desktop: &Desktop) -> Tray {
-    match desktop.tokens().accounts() {
+    match desktop.tokens().account_states() {
         Ok(accounts) => Tray::for_accounts(&accounts),
         Err(e) => {
             tracing::warn!("tray: cannot read the accounts: {e}");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use tokentray_core::ErrorCode;
-use tokentray_core::tokens::{Event, TokenRequest};
+use tokentray_core::tokens::{AccountState, Event, Health, TokenRequest};
 use tokentray_tests::fake_entra::{Endpoint, Fault, FaultRule};
 
 use crate::sign_in::{ALICE, ARM, BOB, GRAPH, Instance, PW, fake, outage, quick, token_requests};
@@ -22,6 +22,13 @@ fn needs_sign_in(me: &Instance) -> Vec<Option<String>> {
         .into_iter()
         .map(|a| a.needs_sign_in)
         .collect()
+}
+
+/// The one account's state.
+fn state(me: &Instance) -> AccountState {
+    let mut states = me.tokens.account_states().unwrap();
+    assert_eq!(states.len(), 1, "{states:?}");
+    states.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,6 +46,26 @@ async fn an_outage_serves_a_token_with_minutes_left_until_it_really_expires() {
         needs_sign_in(&me),
         [None],
         "an outage is not the account's fault"
+    );
+    let Health::Retrying {
+        at,
+        attempt,
+        reason,
+    } = state(&me).health
+    else {
+        panic!("the health says the refresh failed: {:?}", state(&me));
+    };
+    assert_eq!(attempt, 2, "the next try is the second");
+    assert!(at >= me.tokens.now(), "not before now");
+    assert!(reason.contains("unavailable"), "{reason}");
+    assert!(
+        Health::Retrying {
+            at,
+            attempt,
+            reason
+        }
+        .line()
+        .starts_with("can't reach Entra ID, retrying at ")
     );
 
     me.advance(261); // really expired now
@@ -93,6 +120,11 @@ async fn a_bad_scope_fails_alone_and_a_good_one_right_after_is_served() {
     let graph = me.token(GRAPH).await;
     assert!(graph.is_ok(), "another scope, at once: {:?}", graph.err());
     assert_eq!(needs_sign_in(&me), [None]);
+    let after = state(&me);
+    assert_eq!(after.health, Health::Ok, "the account is fine");
+    assert_eq!(after.failing.len(), 1, "{:?}", after.failing);
+    assert_eq!(after.failing[0].scopes, "a/b");
+    assert!(after.failing[0].reason.contains("70011"), "{after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +164,10 @@ async fn a_claims_challenge_on_one_resource_leaves_the_others_refreshing() {
     let arm = me.token(ARM).await;
     assert!(arm.is_ok(), "ARM still refreshes: {:?}", arm.err());
     assert!(arm.unwrap().refreshed);
+    let after = state(&me);
+    assert_eq!(after.health, Health::Ok);
+    let failing: Vec<&str> = after.failing.iter().map(|f| f.scopes.as_str()).collect();
+    assert_eq!(failing, [GRAPH], "Graph alone is shown failing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,6 +187,14 @@ async fn a_revoked_refresh_token_is_not_retried_until_the_user_signs_in() {
         1,
         "no request storm"
     );
+    let Health::NeedsSignIn { summary, details } = state(&me).health else {
+        panic!("{:?}", state(&me));
+    };
+    assert!(
+        summary.starts_with("the refresh token was revoked"),
+        "{summary}"
+    );
+    assert!(details.contains("AADSTS50173"), "{details}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

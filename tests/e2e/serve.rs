@@ -549,6 +549,31 @@ async fn an_outage_serves_a_token_with_minutes_left_to_the_cli_and_to_sdks() {
     let host = d.host();
     let (status, _, body) = d.get(MSI, &[("Host", &host), ("X-IDENTITY-HEADER", &d.secret)]);
     assert_eq!(status, 200, "and so does the endpoint: {body}");
+
+    // The failed refresh shows: the daemon's /v1/accounts, and the CLI, which asks the daemon.
+    let bearer = format!("Bearer {}", d.secret);
+    let (status, _, body) = d.get(
+        "/v1/accounts",
+        &[("Host", &host), ("Authorization", &bearer)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let accounts: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(accounts[0]["username"], ALICE, "{body}");
+    assert_eq!(accounts[0]["health"]["state"], "retrying", "{body}");
+    assert_eq!(accounts[0]["health"]["attempt"], 2, "{body}");
+    for command in ["accounts", "status"] {
+        let text = home.ok(&[command]);
+        assert!(
+            text.contains("can't reach Entra ID, retrying at") && text.contains("(try 2)"),
+            "{command}: {text}"
+        );
+        assert!(
+            text.contains("cached tokens are served"),
+            "{command}: {text}"
+        );
+    }
+    let listed: Value = serde_json::from_str(&home.ok(&["--json", "accounts"])).unwrap();
+    assert_eq!(listed[0]["health"]["state"], "retrying");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,3 +165,60 @@ def test_second_start_focuses_the_first_and_exits(launch, app_env):
     assert time.monotonic() - started < 10
     # The first instance is unaffected and still answers.
     assert driver.find_element(By.ID, "tab-accounts").is_displayed()
+
+
+def cli(app_env, *args, **kwargs):
+    """`tokentray ARGS` as another process, with the app's environment."""
+    return subprocess.run([str(APP), *args], env={**os.environ, **app_env}, capture_output=True,
+                          text=True, timeout=60, **kwargs)
+
+
+def test_the_window_follows_other_processes_and_shows_an_outage(launch, fake, home, app_env):
+    os.environ["REQUESTS_CA_BUNDLE"] = str(fake.ca_path)
+    driver = launch()
+    wait(driver, lambda d: d.find_element(By.ID, "tab-accounts").is_displayed(), "the window")
+    before = usernames(driver)
+    assert ALICE[0] not in before, before
+
+    # A device-code sign-in in a terminal: the window shows Alice without being touched.
+    login = subprocess.Popen([str(APP), "--json", "login", "--device-code"], env={**os.environ, **app_env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = json.loads(login.stdout.readline())["user_code"]
+    fake.approve_device_code(code, *ALICE)
+    assert login.wait(timeout=60) == 0, login.stderr.read()
+    signed_in = time.monotonic()
+    wait(driver, lambda d: account(d, ALICE[0]), "Alice, signed in by another process", timeout=5)
+    assert time.monotonic() - signed_in < 3, "seen within a second or so (3 s for a loaded machine)"
+
+    # A switch in the terminal moves the default marker.
+    assert cli(app_env, "switch", ALICE[0]).returncode == 0
+    wait(driver, lambda d: default_of(d) == [ALICE[0]], "Alice to be the default", timeout=5)
+    shot(driver, "11-after-terminal-login-and-switch")
+
+    # Entra ID answers 503: a tool asking for an uncached resource fails, and the card says so,
+    # with when the next try is and what Entra said behind "Details".
+    fake.queue_fault({"endpoint": "token", "count": 1000, "fault": {"kind": "status", "status": 503}})
+    endpoint = json.loads((home / "run" / "endpoint.json").read_text())
+    r = requests.get(endpoint["url"] + "/msi/token",
+                     params={"api-version": "2019-08-01", "resource": "https://vault.azure.net"},
+                     headers={"X-IDENTITY-HEADER": endpoint["secret"]}, timeout=30)
+    assert r.status_code == 503, r.text
+    wait(driver, lambda d: account(d, ALICE[0]).get_attribute("data-health") == "retrying",
+         "Alice's card to show the outage", timeout=5)
+    card = account(driver, ALICE[0])
+    line = card.find_element(By.CSS_SELECTOR, ".health-summary").text
+    assert re.search(r"Can't reach Entra ID, retrying at .+ \(try 2\)", line), line
+    assert "still served" in line, line
+    card.find_element(By.CSS_SELECTOR, ".health-details summary").click()
+    details = card.find_element(By.CSS_SELECTOR, ".health-details p")
+    wait(driver, lambda d: details.is_displayed(), "the details")
+    assert "unavailable" in details.text.lower(), details.text
+    shot(driver, "12-outage")
+    # The terminal sees the same health: `tokentray accounts` asks the running app.
+    listed = cli(app_env, "accounts")
+    assert "can't reach Entra ID, retrying at" in listed.stdout, listed.stdout + listed.stderr
+    fake.control("DELETE", "faults")
+
+    # A sign-out in the terminal removes the card.
+    assert cli(app_env, "logout", ALICE[0]).returncode == 0
+    wait(driver, lambda d: ALICE[0] not in usernames(d), "Alice to be gone", timeout=5)

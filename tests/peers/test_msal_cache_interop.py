@@ -4,6 +4,9 @@
   imported, and its accounts and valid access tokens are served by `tokentray token`.
 - A cache tokentray exports is deserialized by MSAL Python and `search()` finds the same accounts
   and tokens.
+- ARM's spellings (`R//.default` as Azure CLI asks, `R/.default` as azure-identity asks) are one
+  token to tokentray, which normalises at lookup and writes entries as MSAL wrote them, so MSAL
+  Python still finds each under its own spelling.
 - The golden fixtures in tests/fixtures/msal_python are still what the installed MSAL writes.
 """
 import importlib.util
@@ -32,14 +35,17 @@ USERS = {
 }
 
 
-def msal_cache():
-    """A cache written by MSAL Python: Alice (ARM + Graph, FOCI) and Bob (ARM)."""
+def msal_cache(grants=None):
+    """A cache written by MSAL Python: by default Alice (ARM + Graph, FOCI) and Bob (ARM);
+    `grants` is a list of (username, granted scope, realm[, expires_in])."""
     cache = msal.SerializableTokenCache()
-    for username, scope, realm in [("alice@contoso.example", ARM_GRANTED, "organizations"),
-                                   ("alice@contoso.example", GRAPH, USERS["alice@contoso.example"][1]),
-                                   ("bob@fabrikam.example", ARM_GRANTED, "organizations")]:
+    for username, scope, realm, *life in grants or [
+            ("alice@contoso.example", ARM_GRANTED, "organizations"),
+            ("alice@contoso.example", GRAPH, USERS["alice@contoso.example"][1]),
+            ("bob@fabrikam.example", ARM_GRANTED, "organizations")]:
         oid, tid = USERS[username]
         now = int(time.time())
+        expires_in = life[0] if life else 3600
         cache.add({
             "client_id": CLIENT,
             "scope": scope.split(),
@@ -47,7 +53,7 @@ def msal_cache():
             "environment": "login.microsoftonline.com",
             "grant_type": "authorization_code",
             "response": {
-                "token_type": "Bearer", "scope": scope, "expires_in": 3600, "ext_expires_in": 3600,
+                "token_type": "Bearer", "scope": scope, "expires_in": expires_in, "ext_expires_in": expires_in,
                 "access_token": f"at|{username}|{scope.split()[0]}", "refresh_token": f"rt|{username}",
                 "id_token": id_token(CLIENT, oid, tid, username, username.split("@")[0].title(),
                                      iat=now, exp=now + 3600),
@@ -121,6 +127,47 @@ def test_tokentray_export_is_read_by_msal_python(home):
         "client_id": CLIENT, "environment": "login.microsoftonline.com", "realm": "organizations",
         "home_account_id": f"{oid}.{tid}"}))
     assert [e["secret"] for e in found] == [f"at|alice@contoso.example|{ARM}"]
+
+
+ARM_SDK = "https://management.core.windows.net/.default"  # azure-identity's spelling
+
+
+def test_arms_two_spellings_are_one_token_and_msal_still_finds_each(home):
+    """MSAL wrote one token under each spelling. tokentray serves either request from the cache
+    (the authority is unreachable, so a refresh would fail) with the longer-lived token, and its
+    export keeps both entries as MSAL wrote them."""
+    alice = "alice@contoso.example"
+    path = home.tmp / "msal_cache.json"
+    path.write_text(msal_cache([(alice, ARM, "organizations", 1800),
+                                (alice, ARM_SDK, "organizations", 3600)]).serialize())
+    home("cache", "import", str(path))
+    served = {
+        spelling: home("token", "--scope", spelling, "--format", "raw").stdout.strip()
+        for spelling in (ARM, ARM_SDK)
+    }
+    by_resource = home("token", "--resource", "https://management.core.windows.net",
+                       "--format", "raw").stdout.strip()
+    assert set(served.values()) == {f"at|{alice}|{ARM_SDK}"} == {by_resource}, served
+
+    # Only one spelling cached: the other request is served it too.
+    path.write_text(msal_cache([(alice, ARM, "organizations")]).serialize())
+    home("cache", "reset")
+    home("cache", "import", str(path))
+    assert home("token", "--scope", ARM_SDK, "--format", "raw").stdout.strip() == f"at|{alice}|{ARM}"
+
+    # What tokentray writes back, MSAL Python finds under the spelling it was granted for.
+    path.write_text(msal_cache([(alice, ARM, "organizations", 1800),
+                                (alice, ARM_SDK, "organizations", 3600)]).serialize())
+    home("cache", "reset")
+    home("cache", "import", str(path))
+    out = home.tmp / "export.json"
+    home("cache", "export", "--out", str(out))
+    cache = msal.SerializableTokenCache()
+    cache.deserialize(out.read_text())
+    AT = msal.TokenCache.CredentialType.ACCESS_TOKEN
+    for spelling in (ARM, ARM_SDK):
+        found = [e["secret"] for e in cache.search(AT, target=[spelling], query={"client_id": CLIENT})]
+        assert f"at|{alice}|{spelling}" in found, (spelling, found)
 
 
 def test_golden_fixtures_are_what_this_msal_writes(tmp_path):

@@ -5,7 +5,7 @@ use super::{IdTokenClaims, TokenCache};
 use crate::{Error, Result};
 
 /// An account as the user sees it (Account entries of one `home_account_id`, grouped).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountInfo {
     /// `{uid}.{utid}`: the stable id.
     pub home_account_id: String,

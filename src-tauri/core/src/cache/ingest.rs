@@ -6,7 +6,8 @@ use serde::Deserialize;
 use super::json::null_raw;
 use super::{
     AccessToken, Account, AppMetadata, ClientInfo, DEVICE_CODE_GRANT, IdToken, IdTokenClaims,
-    RefreshToken, TokenCache, account_key, app_metadata_key, id_token_key, refresh_token_key,
+    MAX_TOKEN_LIFE_SECS, RefreshToken, TokenCache, account_key, app_metadata_key, id_token_key,
+    refresh_token_key,
 };
 use crate::secret::Secret;
 use crate::{Error, Result};
@@ -171,8 +172,13 @@ impl TokenCache {
         now: i64,
     ) {
         let default_expires_in = response.expires_on.map_or(600, |on| on.saturating_sub(now));
-        let expires_in = response.expires_in.unwrap_or(default_expires_in);
-        let ext_expires_in = response.ext_expires_in.unwrap_or(expires_in);
+        // A lifetime out of range (negative, or longer than any token lives) counts as expired.
+        let in_range = |secs: i64| Some(secs).filter(|s| (0..=MAX_TOKEN_LIFE_SECS).contains(s));
+        let expires_in = in_range(response.expires_in.unwrap_or(default_expires_in)).unwrap_or(0);
+        let ext_expires_in = response
+            .ext_expires_in
+            .and_then(in_range)
+            .unwrap_or(expires_in);
         let mut at = AccessToken {
             credential_type: Some("AccessToken".into()),
             secret: Some(access_token),

@@ -1,7 +1,7 @@
 //! Finding the access token and refresh tokens for a request.
 
 use super::environment::{environment_aliases, same_environment};
-use super::{AccessToken, RESERVED_SCOPES, RefreshToken, TokenCache, epoch};
+use super::{AccessToken, MAX_TOKEN_LIFE_SECS, RESERVED_SCOPES, RefreshToken, TokenCache, epoch};
 
 /// Whether two scopes name the same permission: equal, or `.default` of the same resource
 /// however many slashes precede it (`R/.default`, azure-identity's spelling of a resource, and
@@ -130,7 +130,8 @@ impl TokenCache {
             let Some(expires_on) = epoch(&at.expires_on) else {
                 continue;
             };
-            if expires_on - now < min_left {
+            let left = expires_on.saturating_sub(now);
+            if left < min_left || left > MAX_TOKEN_LIFE_SECS {
                 continue;
             }
             let better = best.as_ref().is_none_or(|(r, b)| {

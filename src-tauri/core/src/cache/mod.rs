@@ -42,6 +42,11 @@ use crate::secret::Secret;
 /// An access token with less than this many seconds left is treated as expired (MSAL: 5 minutes).
 pub const EXPIRY_SKEW_SECS: i64 = 300;
 
+/// The longest an access token may have left (Entra's longest-lived, CAE tokens, live up to 28
+/// hours). A cached token claiming more, from a damaged or hostile file or a broken server,
+/// counts as expired; so does one whose time is not a number.
+pub const MAX_TOKEN_LIFE_SECS: i64 = 48 * 3600;
+
 /// The device code grant type (RFC 8628), also the `account_source` of accounts it signs in.
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 

@@ -138,6 +138,37 @@ fn an_id_token_for_another_client_is_refused_and_nothing_is_written() {
 }
 
 #[test]
+fn expiry_times_out_of_range_count_as_expired() {
+    let scopes = vec!["https://management.core.windows.net//.default".to_string()];
+    let query = AtQuery {
+        home_account_id: "oid1.tid1",
+        environment: "login.windows.net",
+        client_id: CLIENT,
+        realm: RealmPreference::Any,
+        scopes: &scopes,
+    };
+    for (expires_on, found) in [
+        (i64::MIN.to_string(), false),
+        (i64::MAX.to_string(), false),
+        ((NOW + MAX_TOKEN_LIFE_SECS + 1).to_string(), false),
+        ("soon".to_string(), false),
+        ((NOW + 3600).to_string(), true),
+    ] {
+        let mut cache = signed_in("oid1", "alice@contoso.example");
+        for at in cache.access_tokens.values_mut() {
+            at.expires_on = Some(expires_on.clone());
+        }
+        assert_eq!(
+            cache
+                .find_access_token(&query, NOW, EXPIRY_SKEW_SECS)
+                .is_some(),
+            found,
+            "expires_on {expires_on}"
+        );
+    }
+}
+
+#[test]
 fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
     let cache = signed_in("oid1", "alice@contoso.example");
     let q = |scopes: &[&str]| -> Vec<String> { scopes.iter().map(|s| s.to_string()).collect() };

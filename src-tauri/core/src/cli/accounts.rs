@@ -1,36 +1,91 @@
 //! `tokentray accounts`, `switch` and `logout`.
 
 use super::{Out, open, open_tokens};
-use crate::Result;
 use crate::cache::select_account;
+use crate::instance::{self, Endpoint};
+use crate::paths::Paths;
+use crate::tokens::{AccountState, Health};
+use crate::{Error, Result};
 
-/// Lists the signed-in accounts, the default marked `*`.
-pub(super) fn accounts(out: &mut Out<'_>) -> Result<()> {
-    let (_, store) = open()?;
-    let accounts = store.read()?.accounts();
+/// Lists the signed-in accounts with their health, the default marked `*`.
+pub(super) async fn accounts(out: &mut Out<'_>) -> Result<()> {
+    let (states, _) = account_states(&Paths::from_env()?).await?;
     if out.json {
-        return out.json(&accounts);
+        return out.json(&states);
     }
-    if accounts.is_empty() {
+    if states.is_empty() {
         return out.line(
             "No accounts. Sign in with `tokentray login`, or import a cache with `tokentray cache import FILE`.",
         );
     }
-    for a in &accounts {
-        let state = match &a.needs_sign_in {
-            Some(reason) => format!("needs sign-in: {reason}"),
-            None => "signed in".into(),
-        };
+    for s in &states {
+        let a = &s.account;
         out.line(format_args!(
-            "{} {}\t{}\ttenant {}\t{}\t{state}",
+            "{} {}\t{}\ttenant {}\t{}\t{}",
             if a.is_default { "*" } else { " " },
             a.username,
             a.name.as_deref().unwrap_or("-"),
             a.home_tenant.as_deref().unwrap_or("-"),
             a.environment,
+            s.health.line(),
+        ))?;
+        health_details(s, out)?;
+    }
+    Ok(())
+}
+
+/// The lines under an account's: what Entra said, what fails on its own, what to do.
+pub(super) fn health_details(state: &AccountState, out: &mut Out<'_>) -> Result<()> {
+    match &state.health {
+        Health::NeedsSignIn { details, .. } => {
+            out.line(format_args!("    details: {details}"))?;
+            out.line(format_args!(
+                "    fix: tokentray login --login-hint {}",
+                state.account.username
+            ))?;
+        }
+        Health::Retrying { reason, .. } => {
+            out.line(format_args!(
+                "    last try: {reason}; cached tokens are served until they expire"
+            ))?;
+        }
+        _ => {}
+    }
+    for f in &state.failing {
+        out.line(format_args!(
+            "    failing: {}{}: {}",
+            f.scopes,
+            f.tenant
+                .as_deref()
+                .map(|t| format!(" (tenant {t})"))
+                .unwrap_or_default(),
+            f.reason
         ))?;
     }
     Ok(())
+}
+
+/// The accounts with their health, and the instance they came from: the running app's or
+/// daemon's view when one answers (it knows its refreshes and backoff), else the cache file's
+/// (ok or needs sign-in).
+pub(super) async fn account_states(paths: &Paths) -> Result<(Vec<AccountState>, Option<Endpoint>)> {
+    if let Some(endpoint) = Endpoint::running(paths) {
+        match instance::account_states(&endpoint).await {
+            Ok(states) => return Ok((states, Some(endpoint))),
+            Err(e @ Error::InstanceUnreachable { .. }) => {
+                tracing::debug!("reading the cache file instead: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (_, store) = open()?;
+    let states = store
+        .read()?
+        .accounts()
+        .into_iter()
+        .map(AccountState::at_rest)
+        .collect();
+    Ok((states, None))
 }
 
 /// Makes the account `query` names the default.

@@ -218,14 +218,14 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         Command::Login(args) => login::login(args, out).await,
         Command::Switch { account } => accounts::switch(&account, out),
         Command::Logout { account, all } => accounts::logout(account.as_deref(), all, out),
-        Command::Accounts => accounts::accounts(out),
+        Command::Accounts => accounts::accounts(out).await,
         Command::Token(args) => token::token(&args, out).await,
         Command::Cache(CacheCommand::Import { file }) => cache::import(&file, out),
         Command::Cache(CacheCommand::Export { out: target }) => {
             cache::export(target.as_deref(), out)
         }
         Command::Cache(CacheCommand::Reset) => cache::reset(out),
-        Command::Status => status::status(out),
+        Command::Status => status::status(out).await,
         Command::Env { shell, rotate } => instance::env(shell, rotate, out),
         Command::Daemon => instance::daemon().await,
     }

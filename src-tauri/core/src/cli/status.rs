@@ -2,17 +2,26 @@
 
 use serde_json::json;
 
+use super::accounts::{account_states, health_details};
 use super::{Out, open};
 use crate::Result;
+use crate::paths::Paths;
 
-/// Prints the store (backend, what survives a reboot, file, counts, files kept aside) and the
-/// configuration.
-pub(super) fn status(out: &mut Out<'_>) -> Result<()> {
+/// Prints the store (backend, what survives a reboot, file, counts, files kept aside), the
+/// running instance, each account's health and the configuration.
+pub(super) async fn status(out: &mut Out<'_>) -> Result<()> {
     let (config, store) = open()?;
     let status = store.status()?;
+    let (states, instance) = account_states(&Paths::from_env()?).await?;
     if out.json {
+        let accounts: Vec<_> = states
+            .iter()
+            .map(|s| json!({"username": s.account.username, "health": s.health, "failing": s.failing}))
+            .collect();
         return out.json(&json!({
             "store": status,
+            "instance": instance.as_ref().map(|e| json!({"url": e.url, "pid": e.pid})),
+            "accounts": accounts,
             "authority": config.authority,
             "tenant": config.tenant,
             "client_id": config.client_id,
@@ -32,6 +41,25 @@ pub(super) fn status(out: &mut Out<'_>) -> Result<()> {
     ))?;
     for kept in &status.moved_aside {
         out.line(format_args!("Kept aside:  {}", kept.display()))?;
+    }
+    match &instance {
+        Some(e) => out.line(format_args!("Running:     {} (pid {})", e.url, e.pid))?,
+        None => out.line(
+            "Running:     no (start the app, or `tokentray daemon`; tools then get tokens from it)",
+        )?,
+    }
+    for s in &states {
+        out.line(format_args!(
+            "Account:     {}{}: {}",
+            s.account.username,
+            if s.account.is_default {
+                " (default)"
+            } else {
+                ""
+            },
+            s.health.line()
+        ))?;
+        health_details(s, out)?;
     }
     out.line(format_args!(
         "Authority:   {} (tenant {})",

@@ -5,10 +5,11 @@ use serde::Serialize;
 use super::Desktop;
 use super::settings::SettingsView;
 use crate::Result;
-use crate::cache::{AccountInfo, RESERVED_SCOPES, TokenCache, epoch};
+use crate::cache::{RESERVED_SCOPES, TokenCache, epoch};
 use crate::env::{Shell, env_lines};
 use crate::instance::{Endpoint, endpoint_url};
 use crate::sync::lock;
+use crate::tokens::{AccountState, FailingRequest, Health};
 
 /// Everything the window shows, as of `now`.
 #[derive(Debug, Clone, Serialize)]
@@ -38,8 +39,10 @@ pub struct AccountView {
     pub environment: String,
     /// Whether tools get this account when they name none.
     pub is_default: bool,
-    /// Why the account must sign in again, if it must.
-    pub needs_sign_in: Option<String>,
+    /// Its health: ok, refreshing, retrying (when, which try) or needs sign-in (why).
+    pub health: Health,
+    /// Requests of it that fail on their own, with why.
+    pub failing: Vec<FailingRequest>,
     /// Its access tokens, soonest expiry first.
     pub tokens: Vec<TokenView>,
 }
@@ -86,7 +89,7 @@ impl Desktop {
         let cache = self.tokens.cache();
         let mut accounts: Vec<AccountView> = self
             .tokens
-            .accounts()?
+            .account_states()?
             .into_iter()
             .map(|a| self.account_view(&cache, a))
             .collect();
@@ -99,7 +102,12 @@ impl Desktop {
         })
     }
 
-    fn account_view(&self, cache: &TokenCache, account: AccountInfo) -> AccountView {
+    fn account_view(&self, cache: &TokenCache, state: AccountState) -> AccountView {
+        let AccountState {
+            account,
+            health,
+            failing,
+        } = state;
         let mut tokens: Vec<TokenView> = cache
             .access_tokens()
             .values()
@@ -124,7 +132,8 @@ impl Desktop {
             tenant: account.home_tenant,
             environment: account.environment,
             is_default: account.is_default,
-            needs_sign_in: account.needs_sign_in,
+            health,
+            failing,
             tokens,
         }
     }

@@ -1,7 +1,7 @@
 //! The tray's icon state and menu, as data: the shell builds the real menu from it and maps
 //! clicks back through [`TrayAction`].
 
-use crate::cache::AccountInfo;
+use crate::tokens::{AccountState, Health};
 
 /// The tray's icon and menu.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum TrayState {
     SignedIn,
     /// An account needs sign-in.
     Attention,
+    /// Entra ID cannot be reached for an account; its cached tokens are still served.
+    Retrying,
 }
 
 /// An account in the tray menu.
@@ -89,34 +91,45 @@ impl TrayAction {
 }
 
 impl Tray {
-    /// The tray for `accounts`.
-    pub fn for_accounts(accounts: &[AccountInfo]) -> Self {
-        let attention: Vec<&str> = accounts
-            .iter()
-            .filter(|a| a.needs_sign_in.is_some())
-            .map(|a| a.username.as_str())
-            .collect();
-        let (state, tooltip) = match (accounts.iter().find(|a| a.is_default), attention.first()) {
-            _ if accounts.is_empty() => (TrayState::NoAccount, "tokentray: not signed in".into()),
-            (_, Some(who)) => (
+    /// The tray for `accounts`: attention when one needs sign-in, retrying when Entra ID
+    /// cannot be reached for one (its tokens are still served), else signed in.
+    pub fn for_accounts(accounts: &[AccountState]) -> Self {
+        let first = |wanted: fn(&Health) -> bool| {
+            accounts
+                .iter()
+                .find(|a| wanted(&a.health))
+                .map(|a| (a.account.username.as_str(), a.health.line()))
+        };
+        let needs = first(|h| matches!(h, Health::NeedsSignIn { .. }));
+        let retrying = first(|h| matches!(h, Health::Retrying { .. }));
+        let default = accounts.iter().find(|a| a.account.is_default);
+        let (state, tooltip) = if accounts.is_empty() {
+            (TrayState::NoAccount, "tokentray: not signed in".into())
+        } else if let Some((who, _)) = needs {
+            (
                 TrayState::Attention,
                 format!("tokentray: {who} needs sign-in"),
-            ),
-            (Some(default), None) => (
+            )
+        } else if let Some((who, line)) = retrying {
+            (TrayState::Retrying, format!("tokentray: {who}: {line}"))
+        } else if let Some(d) = default {
+            (
                 TrayState::SignedIn,
-                format!("tokentray: {}", default.username),
-            ),
-            (None, None) => (TrayState::SignedIn, "tokentray: signed in".into()),
+                format!("tokentray: {}", d.account.username),
+            )
+        } else {
+            (TrayState::SignedIn, "tokentray: signed in".into())
         };
         let mut listed: Vec<TrayAccount> = accounts
             .iter()
             .map(|a| TrayAccount {
-                id: a.home_account_id.clone(),
-                label: match &a.needs_sign_in {
-                    Some(_) => format!("{} (needs sign-in)", a.username),
-                    None => a.username.clone(),
+                id: a.account.home_account_id.clone(),
+                label: match &a.health {
+                    Health::NeedsSignIn { .. } => format!("{} (needs sign-in)", a.account.username),
+                    Health::Retrying { .. } => format!("{} (retrying)", a.account.username),
+                    _ => a.account.username.clone(),
                 },
-                is_default: a.is_default,
+                is_default: a.account.is_default,
             })
             .collect();
         listed.sort_by_key(|a| !a.is_default);
@@ -131,9 +144,10 @@ impl Tray {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::AccountInfo;
 
-    fn account(user: &str, default: bool, needs: Option<&str>) -> AccountInfo {
-        AccountInfo {
+    fn account(user: &str, default: bool, needs: Option<&str>) -> AccountState {
+        AccountState::at_rest(AccountInfo {
             home_account_id: format!("{user}.tid"),
             environment: "login.microsoftonline.com".into(),
             username: user.into(),
@@ -143,7 +157,7 @@ mod tests {
             realms: vec![],
             is_default: default,
             needs_sign_in: needs.map(str::to_string),
-        }
+        })
     }
 
     #[test]
@@ -161,6 +175,33 @@ mod tests {
         let attention = Tray::for_accounts(&[account("a@x", true, Some("expired"))]);
         assert_eq!(attention.state, TrayState::Attention);
         assert_eq!(attention.accounts[0].label, "a@x (needs sign-in)");
+
+        let both = Tray::for_accounts(&[retrying("a@x"), account("b@x", false, Some("revoked"))]);
+        assert_eq!(
+            both.state,
+            TrayState::Attention,
+            "sign-in needs the user first"
+        );
+        assert_eq!(both.accounts[0].label, "a@x (retrying)");
+        let offline = Tray::for_accounts(&[retrying("a@x")]);
+        assert_eq!(offline.state, TrayState::Retrying);
+        assert!(
+            offline
+                .tooltip
+                .starts_with("tokentray: a@x: can't reach Entra ID, retrying at"),
+            "{}",
+            offline.tooltip
+        );
+    }
+
+    fn retrying(user: &str) -> AccountState {
+        let mut a = account(user, true, None);
+        a.health = Health::Retrying {
+            at: 0,
+            attempt: 2,
+            reason: "503".into(),
+        };
+        a
     }
 
     #[test]

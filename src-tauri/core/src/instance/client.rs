@@ -1,17 +1,47 @@
-//! The client of a running instance's native API (`GET /v1/token`), for the CLI: plain HTTP/1.1
-//! over loopback, no proxy, no TLS (so no root certificates are loaded).
+//! The client of a running instance's native API (`GET /v1/token`, `GET /v1/accounts`), for
+//! the CLI: plain HTTP/1.1 over loopback, no proxy, no TLS (so no root certificates are loaded).
+
+use serde::de::DeserializeOwned;
 
 use super::Endpoint;
 use crate::serve::{ErrorBody, TokenBody};
-use crate::tokens::TokenRequest;
+use crate::tokens::{AccountState, TokenRequest};
 use crate::{Error, Result};
 
 /// Asks the running instance at `endpoint` for the token `request` names.
 ///
 /// # Errors
-/// [`Error::InstanceUnreachable`] if the instance does not answer; [`Error::Remote`] with the
-/// instance's `{code, message}` if it refuses; [`Error::Protocol`] if the answer is not JSON.
+/// Those of [`get`].
 pub async fn native_token(endpoint: &Endpoint, request: &TokenRequest<'_>) -> Result<TokenBody> {
+    let mut query = vec![("scope", request.scopes.join(" "))];
+    if let Some(account) = request.account {
+        query.push(("account", account.to_string()));
+    }
+    if let Some(tenant) = request.tenant {
+        query.push(("tenant", tenant.to_string()));
+    }
+    get(endpoint, "/v1/token", &query).await
+}
+
+/// The running instance's accounts with their health (it knows its refreshes and backoff).
+///
+/// # Errors
+/// Those of [`get`].
+pub async fn account_states(endpoint: &Endpoint) -> Result<Vec<AccountState>> {
+    get(endpoint, "/v1/accounts", &[]).await
+}
+
+/// `GET path?query` of the instance at `endpoint`, with its secret.
+///
+/// # Errors
+/// [`Error::InstanceUnreachable`] if the instance does not answer; [`Error::Remote`] with the
+/// instance's `{code, message}` if it refuses; [`Error::Protocol`] if the answer is not the
+/// JSON expected.
+async fn get<T: DeserializeOwned>(
+    endpoint: &Endpoint,
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<T> {
     let unreachable = |e: reqwest::Error| Error::InstanceUnreachable {
         url: endpoint.url.clone(),
         detail: e.to_string(),
@@ -22,16 +52,9 @@ pub async fn native_token(endpoint: &Endpoint, request: &TokenRequest<'_>) -> Re
         .tls_built_in_root_certs(false)
         .build()
         .map_err(unreachable)?;
-    let mut query = vec![("scope", request.scopes.join(" "))];
-    if let Some(account) = request.account {
-        query.push(("account", account.to_string()));
-    }
-    if let Some(tenant) = request.tenant {
-        query.push(("tenant", tenant.to_string()));
-    }
     let response = client
-        .get(format!("{}/v1/token", endpoint.url))
-        .query(&query)
+        .get(format!("{}{path}", endpoint.url))
+        .query(query)
         .bearer_auth(endpoint.secret.expose())
         .send()
         .await

@@ -19,7 +19,7 @@ use crate::files::{ensure_private_dir, write_atomic};
 use crate::paths::Paths;
 use crate::secret::Secret;
 
-pub use client::native_token;
+pub use client::{account_states, native_token};
 pub use run::{run, shutdown_signal};
 
 /// What `endpoint.json` holds.

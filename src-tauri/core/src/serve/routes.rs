@@ -194,9 +194,9 @@ pub(super) async fn v1_token(
     }
 }
 
-/// `GET /v1/accounts`.
+/// `GET /v1/accounts`: the accounts with their health ([`crate::tokens::AccountState`]).
 pub(super) async fn v1_accounts(State(state): State<Arc<EndpointState>>) -> Response {
-    match state.tokens.accounts() {
+    match state.tokens.account_states() {
         Ok(accounts) => Json(accounts).into_response(),
         Err(e) => error_response(&e),
     }

@@ -16,9 +16,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::Error;
+use crate::cache::AccountInfo;
 use crate::flow::OAuthError;
 
 /// Longest wait after a failing authority before trying again.
@@ -94,43 +96,234 @@ pub(crate) fn classify(e: &OAuthError) -> FailureClass {
     }
 }
 
+/// Why a refresh token stops working, one line per AADSTS code (the rest get a generic line).
+const SIGN_IN_REASONS: &[(u64, &str)] = &[
+    (
+        50173,
+        "the refresh token was revoked (a password change or an admin)",
+    ),
+    (
+        700082,
+        "the refresh token expired after 90 days without use",
+    ),
+    (70008, "the refresh token expired"),
+    (
+        70043,
+        "a sign-in frequency policy requires signing in again",
+    ),
+    (700084, "the refresh token reached its lifetime limit"),
+    (
+        50132,
+        "the session was revoked (a password change or an admin)",
+    ),
+    (50133, "the session was revoked after a password change"),
+    (50055, "the password expired"),
+    (50144, "the password expired"),
+    (50089, "the sign-in session expired"),
+    (50057, "the account is disabled"),
+    (50053, "the account is locked"),
+    (70000, "Entra ID no longer accepts the refresh token"),
+];
+
+/// An account's health, as the process that holds it sees it. A one-shot CLI process knows
+/// only [`Health::Ok`] and [`Health::NeedsSignIn`] (persisted); a running app or daemon also
+/// knows its refreshes in flight and its backoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Health {
+    /// Tokens are served from the cache and renewed ahead of expiry.
+    Ok,
+    /// A refresh token is being redeemed right now.
+    Refreshing,
+    /// Entra ID could not be reached or is throttling. Cached tokens are still served until
+    /// their real expiry; the next try is not before `at`.
+    Retrying {
+        /// Earliest next try, epoch seconds (now when it is due).
+        at: i64,
+        /// The number of the next try (failures in a row + 1).
+        attempt: u32,
+        /// What the last try got.
+        reason: String,
+    },
+    /// The refresh token is dead: only signing in again helps.
+    NeedsSignIn {
+        /// Why, in a few words.
+        summary: String,
+        /// Entra's text (the AADSTS code and description).
+        details: String,
+    },
+}
+
+impl Health {
+    /// The health of an account as the cache file records it: ok, or needs sign-in.
+    pub fn at_rest(account: &AccountInfo) -> Self {
+        match &account.needs_sign_in {
+            Some(details) => Self::NeedsSignIn {
+                summary: sign_in_summary(details),
+                details: details.clone(),
+            },
+            None => Self::Ok,
+        }
+    }
+
+    /// One line for people: `ok`, `refreshing`, `can't reach Entra ID, retrying at 14:32 (try
+    /// 3)`, `needs sign-in: the refresh token was revoked (...)`. Times are local.
+    pub fn line(&self) -> String {
+        match self {
+            Self::Ok => "ok".into(),
+            Self::Refreshing => "refreshing".into(),
+            Self::Retrying { at, attempt, .. } => {
+                format!(
+                    "can't reach Entra ID, retrying at {} (try {attempt})",
+                    local_hh_mm(*at)
+                )
+            }
+            Self::NeedsSignIn { summary, .. } => format!("needs sign-in: {summary}"),
+        }
+    }
+}
+
+/// `HH:MM` in local time of epoch seconds `at`.
+fn local_hh_mm(at: i64) -> String {
+    use chrono::TimeZone as _;
+    chrono::Local
+        .timestamp_opt(at, 0)
+        .single()
+        .map_or_else(|| "?".into(), |t| t.format("%H:%M").to_string())
+}
+
+/// The few words of [`SIGN_IN_REASONS`] for a recorded reason (Entra's first line, which
+/// starts with its AADSTS code), or a generic line.
+fn sign_in_summary(details: &str) -> String {
+    let code = details
+        .find("AADSTS")
+        .map(|i| &details[i + 6..])
+        .and_then(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            rest[..digits].parse::<u64>().ok()
+        });
+    let known = code.and_then(|c| SIGN_IN_REASONS.iter().find(|(k, _)| *k == c));
+    match known {
+        Some((_, why)) => (*why).to_string(),
+        None if code.is_some() => "Entra ID no longer accepts the refresh token".into(),
+        None => details.to_string(),
+    }
+}
+
+/// An account with its health, and the requests of it that fail on their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// The account.
+    #[serde(flatten)]
+    pub account: AccountInfo,
+    /// Its health.
+    pub health: Health,
+    /// Requests that failed for a reason of their own (consent, Conditional Access, a bad
+    /// scope or tenant) while the account is otherwise fine; not renewed in the background.
+    pub failing: Vec<FailingRequest>,
+}
+
+impl AccountState {
+    /// The state as the cache file records it (no refreshes, backoff or failures known).
+    pub fn at_rest(account: AccountInfo) -> Self {
+        Self {
+            health: Health::at_rest(&account),
+            account,
+            failing: Vec::new(),
+        }
+    }
+}
+
+/// A request that failed on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailingRequest {
+    /// The scopes asked for, space-separated.
+    pub scopes: String,
+    /// The tenant asked for, if one was named.
+    pub tenant: Option<String>,
+    /// What Entra ID said, and what to do.
+    pub reason: String,
+}
+
+/// One account's run of transient failures.
+#[derive(Debug)]
+struct Streak {
+    until: Instant,
+    failures: u32,
+    reason: String,
+}
+
 /// Per-account backoff after transient failures: how long to leave Entra alone.
 #[derive(Debug, Default)]
 pub(crate) struct Backoff {
-    /// home_account_id -> (try again at, failures in a row).
-    accounts: HashMap<String, (Instant, u32)>,
+    /// home_account_id -> its streak.
+    accounts: HashMap<String, Streak>,
 }
 
 impl Backoff {
     /// How much longer `account` waits, if it waits.
     pub(crate) fn waiting(&self, account: &str) -> Option<Duration> {
-        let (until, _) = self.accounts.get(account)?;
-        until
+        let streak = self.accounts.get(account)?;
+        streak
+            .until
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
     }
 
-    /// Records a transient failure `e`; returns the wait and the failure count.
+    /// `account`'s health as its streak says (`now`: epoch seconds), if it has one.
+    pub(crate) fn health(&self, account: &str, now: i64) -> Option<Health> {
+        let streak = self.accounts.get(account)?;
+        let wait = self.waiting(account).unwrap_or_default();
+        Some(Health::Retrying {
+            at: now.saturating_add(i64::try_from(wait.as_secs()).unwrap_or(i64::MAX)),
+            attempt: streak.failures.saturating_add(1),
+            reason: streak.reason.clone(),
+        })
+    }
+
+    /// Records a transient failure `e`; returns the wait and the failure count. The wait is
+    /// `Retry-After` when Entra sent one (never less), else exponential from 10 s, at most 5
+    /// minutes; each gets up to a tenth more at random, so that tools failing together do not retry together.
     pub(crate) fn failed(&mut self, account: &str, e: &Error) -> (Duration, u32) {
-        let streak = self.accounts.get(account).map_or(0, |(_, n)| *n) + 1;
-        let exponential = Duration::from_secs(5u64 << streak.min(6));
-        let wait = match e {
+        let failures = self
+            .accounts
+            .get(account)
+            .map_or(0, |s| s.failures)
+            .saturating_add(1);
+        let base = match e {
             Error::AuthorityUnavailable {
                 retry_after: Some(s),
                 ..
             } => Duration::from_secs(*s),
-            _ => exponential,
+            _ => Duration::from_secs(5u64 << failures.min(6)),
         }
         .min(MAX_BACKOFF);
-        self.accounts
-            .insert(account.to_string(), (Instant::now() + wait, streak));
-        (wait, streak)
+        let wait = base + jitter(base / 10);
+        self.accounts.insert(
+            account.to_string(),
+            Streak {
+                until: Instant::now() + wait,
+                failures,
+                reason: e.to_string(),
+            },
+        );
+        (wait, failures)
     }
 
     /// Forgets `account`'s failures (a success, a sign-in, a sign-out).
     pub(crate) fn clear(&mut self, account: &str) {
         self.accounts.remove(account);
     }
+}
+
+/// A random duration up to `max` (none if the system has no randomness to give).
+fn jitter(max: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    if crate::secret::random_bytes(&mut b).is_err() {
+        return Duration::ZERO;
+    }
+    max.mul_f64(f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX))
 }
 
 #[cfg(test)]
@@ -252,6 +445,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_dead_refresh_token_says_why_in_a_few_words() {
+        let revoked = "AADSTS50173: The provided grant has expired due to it being revoked.";
+        assert_eq!(
+            sign_in_summary(revoked),
+            "the refresh token was revoked (a password change or an admin)"
+        );
+        assert_eq!(
+            sign_in_summary("AADSTS99999: something new"),
+            "Entra ID no longer accepts the refresh token"
+        );
+        assert_eq!(sign_in_summary("no refresh token"), "no refresh token");
+        assert_eq!(
+            sign_in_summary("AADSTS"),
+            "AADSTS",
+            "no code: the text as it is"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn backoff_honours_retry_after_and_grows_without_it() {
         let mut b = Backoff::default();
@@ -259,9 +471,13 @@ mod tests {
             detail: "429".into(),
             retry_after: Some(42),
         };
-        assert_eq!(b.failed("a", &limited).0, Duration::from_secs(42));
+        let wait = b.failed("a", &limited).0;
+        assert!(
+            (42.0..=46.2).contains(&wait.as_secs_f64()),
+            "Retry-After and at most a tenth more: {wait:?}"
+        );
         assert!(b.waiting("a").is_some());
-        tokio::time::advance(Duration::from_secs(43)).await;
+        tokio::time::advance(Duration::from_secs(47)).await;
         assert_eq!(b.waiting("a"), None, "waited out");
         let down = Error::AuthorityUnavailable {
             detail: "503".into(),
@@ -270,6 +486,11 @@ mod tests {
         let (second, streak) = b.failed("a", &down);
         assert_eq!(streak, 2);
         assert!(b.failed("a", &down).0 > second, "grows");
+        let Some(Health::Retrying { at, attempt, .. }) = b.health("a", 1_000) else {
+            unreachable!("a streak is retrying");
+        };
+        assert_eq!(attempt, 4, "three failures: the next is the fourth try");
+        assert!(at > 1_000, "in the future");
         assert_eq!(b.waiting("b"), None, "per account");
         b.clear("a");
         assert_eq!(b.waiting("a"), None);

@@ -44,6 +44,7 @@ use crate::secret::Secret;
 use crate::sync::lock;
 use crate::{Error, Result};
 use health::Backoff;
+pub use health::{AccountState, FailingRequest, Health};
 use served_log::ServedLog;
 use snapshot::Snapshot;
 
@@ -180,6 +181,8 @@ pub struct Tokens {
     backoff: Mutex<Backoff>,
     /// Keys asked for recently, renewed in the background.
     in_use: Mutex<HashMap<FlightKey, Instant>>,
+    /// Keys whose last refresh failed for a reason of their own, with the error's text.
+    failing: Mutex<HashMap<FlightKey, String>>,
     served: ServedLog,
     events: broadcast::Sender<Event>,
     clock: Clock,
@@ -223,6 +226,7 @@ impl Tokens {
             redeeming: Mutex::default(),
             backoff: Mutex::default(),
             in_use: Mutex::default(),
+            failing: Mutex::default(),
             served: ServedLog::default(),
             events,
             clock,
@@ -292,6 +296,42 @@ impl Tokens {
     pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
         self.reload_if_changed()?;
         Ok(self.with_snapshot(|_, accounts| accounts.to_vec()))
+    }
+
+    /// The accounts with their health as this process sees it: needs sign-in (persisted),
+    /// refreshing (a redemption in flight here), retrying (this process's backoff), else ok;
+    /// and the requests that failed on their own.
+    ///
+    /// # Errors
+    /// Those of [`Tokens::accounts`].
+    pub fn account_states(&self) -> Result<Vec<AccountState>> {
+        let now = (self.clock)();
+        let accounts = self.accounts()?;
+        Ok(accounts
+            .into_iter()
+            .map(|a| {
+                let hid = a.home_account_id.clone();
+                let mut state = AccountState::at_rest(a);
+                if state.health == Health::Ok {
+                    if self.is_redeeming(&hid) {
+                        state.health = Health::Refreshing;
+                    } else if let Some(retrying) = lock(&self.backoff).health(&hid, now) {
+                        state.health = retrying;
+                    }
+                }
+                state.failing = lock(&self.failing)
+                    .iter()
+                    .filter(|(k, _)| k.account == hid)
+                    .map(|(k, reason)| FailingRequest {
+                        scopes: k.scopes.join(" "),
+                        tenant: k.tenant.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect();
+                state.failing.sort_by(|a, b| a.scopes.cmp(&b.scopes));
+                state
+            })
+            .collect())
     }
 
     /// The cache as it is in memory (for views such as the window's token list).
@@ -427,11 +467,18 @@ impl Tokens {
             Ok(gone)
         })?;
         for a in &gone {
-            lock(&self.backoff).clear(&a.home_account_id);
+            self.forget_failures(&a.home_account_id);
             lock(&self.in_use).retain(|k, _| k.account != a.home_account_id);
         }
         self.emit(Event::AccountsChanged);
         Ok(gone)
+    }
+
+    /// Forgets the backoff and failing requests of `account` (home account id): it signed in
+    /// or out.
+    fn forget_failures(&self, account: &str) {
+        lock(&self.backoff).clear(account);
+        lock(&self.failing).retain(|k, _| k.account != account);
     }
 }
 

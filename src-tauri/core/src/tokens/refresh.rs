@@ -158,17 +158,31 @@ impl Tokens {
                 detail: e.summary(),
                 retry_after: None,
             },
-            FailureClass::Request if interactive(&e) => Error::InteractionRequired {
-                account: account.username.clone(),
-                reason: e.summary(),
-                claims: e.claims,
-            },
-            FailureClass::Request => Error::Authority {
-                error: e.error,
-                description: e.error_description,
-                codes: e.error_codes,
-            },
+            FailureClass::Request => {
+                let failure = if interactive(&e) {
+                    Error::InteractionRequired {
+                        account: account.username.clone(),
+                        reason: e.summary(),
+                        claims: e.claims,
+                    }
+                } else {
+                    Error::Authority {
+                        error: e.error,
+                        description: e.error_description,
+                        codes: e.error_codes,
+                    }
+                };
+                lock(&self.failing).insert(FlightKey::new(account, request), failure.to_string());
+                failure
+            }
         })
+    }
+
+    /// Whether a refresh token of `account` (home account id) is being redeemed now.
+    pub(super) fn is_redeeming(&self, account: &str) -> bool {
+        lock(&self.redeeming)
+            .get(account)
+            .is_some_and(|gate| gate.try_lock().is_err())
     }
 
     /// The account's refresh tokens in the order to try them: (cache key, secret).
@@ -227,6 +241,7 @@ impl Tokens {
         response: TokenResponse,
     ) -> Result<ServedToken> {
         let now = (self.clock)();
+        lock(&self.failing).remove(&FlightKey::new(account, request));
         let env = self.entra.authority().environment();
         let scopes = request.scopes.to_vec();
         let hid = account.home_account_id.clone();

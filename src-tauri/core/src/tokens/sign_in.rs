@@ -7,7 +7,6 @@ use url::Url;
 use super::{Event, Tokens};
 use crate::cache::{AccountInfo, Grant, TokenEvent, TokenResponse};
 use crate::flow;
-use crate::sync::lock;
 use crate::{Error, Result};
 
 impl Tokens {
@@ -42,7 +41,7 @@ impl Tokens {
             }
             Ok(hid)
         })?;
-        lock(&self.backoff).clear(&hid);
+        self.forget_failures(&hid);
         let account = self
             .with_snapshot(|_, accounts| {
                 accounts.iter().find(|a| a.home_account_id == hid).cloned()
