@@ -405,7 +405,10 @@ async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
     else {
         panic!("{err:?}")
     };
-    assert!(*secs > 0 && *secs <= 120);
+    assert!(
+        *secs > 0 && *secs <= 132,
+        "Retry-After's 120 s, and at most a tenth more: {secs}"
+    );
     assert_eq!(token_requests(&fake, "refresh_token"), 1);
     assert_eq!(
         me.tokens.cache().access_tokens().len(),
