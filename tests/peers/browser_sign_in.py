@@ -5,11 +5,19 @@ tokentray (via the `webbrowser` crate) runs `browser_sign_in.sh URL`. This opens
 Chromium driven by Playwright, fills the sign-in form with $SIGNIN_USER / $SIGNIN_PASSWORD (or
 clicks cancel when $SIGNIN_ACTION=cancel), submits, and waits until the browser lands on
 tokentray's loopback page. Everything is logged to $SIGNIN_LOG (webbrowser discards output).
+With $SIGNIN_INTERFERE=1 it first plays another program that found the listener's port: a
+forged answer (wrong state; tokentray must refuse it with 400 and keep waiting) and a request
+whose headers are never finished, held open for two minutes by a detached process.
 Never downloads a browser: executable_path is /usr/bin/chromium.
 """
 import os
+import socket
+import subprocess
 import sys
 import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
 
 from playwright.sync_api import sync_playwright
 
@@ -24,7 +32,30 @@ def log(msg):
         f.write(msg + "\n")
 
 
+HOLD = """
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /?code=x&state=y HTTP/1.1\\r\\nHost: loc")
+time.sleep(120)
+"""
+
+
+def interfere(url):
+    redirect = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["redirect_uri"][0]
+    port = urllib.parse.urlparse(redirect).port
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/?code=forged&state=forged", timeout=10)
+        log("forged answer: accepted (it must be refused)")
+    except urllib.error.HTTPError as e:
+        log(f"forged answer: refused with {e.code}: {e.read().decode(errors='replace')[:200]}")
+    subprocess.Popen([sys.executable, "-c", HOLD, str(port)], start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log("half-sent request: held open")
+
+
 def main(url):
+    if os.environ.get("SIGNIN_INTERFERE") == "1":
+        interfere(url)
     user = os.environ.get("SIGNIN_USER", "")
     password = os.environ.get("SIGNIN_PASSWORD", "")
     action = os.environ.get("SIGNIN_ACTION", "approve")

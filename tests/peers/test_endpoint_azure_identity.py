@@ -88,8 +88,9 @@ def test_managed_identity_and_default_credentials_get_tokentrays_tokens(daemon, 
 
     time.sleep(0.5)  # the audit line is written off the request path
     text = log.read_text()
-    assert "served route=/msi/token account=alice@contoso.example" in text, text
-    assert "client=pid " in text, text
+    assert 'served route=/msi/token account="alice@contoso.example"' in text, text
+    # The client is this test process, named while it was still connected.
+    assert f'client="pid {os.getpid()} (' in text, text
     for token in (held, graph.token):
         assert token not in text and token[-40:] not in text, "no token in the logs"
 

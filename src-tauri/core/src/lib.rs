@@ -10,6 +10,10 @@
 //! - `sync`: locking that survives a panic elsewhere.
 //! - [`files`]: private files and directories, atomic writes, moving aside, the cache lock.
 //! - [`paths`]: where every file lives (`TOKENTRAY_HOME` relocates all of them).
+//! - `peer`: who is behind a loopback connection: the owner of the peer's socket (decided
+//!   before a byte is read) and, for the audit, its process.
+//! - `loopback`: serving HTTP on loopback to this user's processes only, each connection
+//!   bounded by deadlines (the endpoint and the browser sign-in's redirect listener).
 //! - [`cache`]: MSAL's unified token cache schema; pure, takes `now`, never reads the clock.
 //! - [`persist`]: opaque encrypted bytes at rest (Secret Service, kernel keyring, DPAPI,
 //!   Keychain, or explicit plaintext) and [`persist::PersistedCache`], the cross-process locked
@@ -19,7 +23,6 @@
 //! - [`flow`]: the token endpoint client, browser (auth code + PKCE) and device code sign-in.
 //! - [`tokens`]: [`tokens::Tokens`], the one owner of the cache in a running instance: silent
 //!   acquisition, single-flight refresh, accounts, sign-in and sign-out, events.
-//! - `peer`: which local process is behind a loopback connection (audit log).
 //! - `serve`: the loopback endpoint (App Service managed-identity protocol + native API).
 //! - [`instance`]: running one (endpoint, background refresh, `endpoint.json`), finding the
 //!   running one, and the CLI's client of it.
@@ -43,6 +46,7 @@ pub mod error;
 pub mod files;
 pub mod flow;
 pub mod instance;
+pub(crate) mod loopback;
 pub mod paths;
 pub(crate) mod peer;
 pub mod persist;

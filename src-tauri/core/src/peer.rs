@@ -1,17 +1,93 @@
-//! Which local process is on the other end of a loopback TCP connection, for the audit log.
+//! Who is on the other end of a loopback TCP connection: the owner (uid) of the peer's socket,
+//! found before a byte of the request is read, and, for the audit, the process holding it.
 //!
-//! Linux: the peer's socket is found in `/proc/net/tcp{,6}` by its address (our peer address is
-//! its local address), then the process holding that socket inode in `/proc/*/fd`. This scans
-//! every process's descriptors, so callers run it off the request path. Elsewhere: unknown.
+//! - Linux: the kernel looks the peer's socket up by its exact 4-tuple (`NETLINK_SOCK_DIAG`,
+//!   `SOCK_DIAG_BY_FAMILY` without `NLM_F_DUMP`: one socket, constant time, whatever the number
+//!   of sockets on the host) and answers its owner's uid and inode; if sock_diag is unavailable,
+//!   `/proc/net/tcp{,6}` is read instead (linear in the sockets). The process is then the one
+//!   holding `socket:[inode]` in `/proc/*/fd`: a scan of every process, so it runs only for
+//!   connections that were served a token, on a blocking thread, cached per inode.
+//! - Other systems: not implemented here. [`socket_of`] answers `None` and [`admits`] lets the
+//!   connection through, so the endpoint relies on its secret alone there (macOS would use
+//!   libproc's `proc_pidfdinfo` socket info, Windows `GetExtendedTcpTable` with the owning
+//!   process's token SID; the README states the limitation).
 
 use std::net::SocketAddr;
 
-/// `pid N (exe)` of the process owning the local socket `peer`, when the OS tells.
-pub fn describe(peer: SocketAddr) -> Option<String> {
+/// The peer's socket: its owner and its inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerSocket {
+    /// The uid owning the peer's socket.
+    pub uid: u32,
+    /// The socket's inode (names it in `/proc/PID/fd`).
+    pub inode: u64,
+}
+
+/// Whether a connection from `peer` to our `local` address may be served: on Linux only when
+/// the peer's socket belongs to this process's uid (a socket that cannot be found is refused);
+/// elsewhere always (see the module doc). Blocking (one netlink round trip): call it on a
+/// blocking thread.
+pub(crate) fn admits(peer: SocketAddr, local: SocketAddr) -> Admission {
     #[cfg(target_os = "linux")]
     {
-        let inode = socket_inode(peer)?;
-        let pid = owner(inode)?;
+        let me = rustix::process::getuid().as_raw();
+        match socket_of(peer, local) {
+            Some(s) if s.uid == me => Admission::Own(s),
+            Some(s) => Admission::OtherUser(s.uid),
+            None => Admission::Unknown,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (peer, local);
+        Admission::Unchecked
+    }
+}
+
+/// What [`admits`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// This user's process: serve it.
+    Own(PeerSocket),
+    /// Another user's (uid): refuse without reading.
+    OtherUser(u32),
+    /// The peer's socket is not found (gone already, or no way to ask): refuse.
+    Unknown,
+    /// This system cannot tell (not Linux): the secret decides alone.
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    Unchecked,
+}
+
+impl Admission {
+    /// Whether the connection is served.
+    pub(crate) fn allowed(self) -> bool {
+        matches!(self, Self::Own(_) | Self::Unchecked)
+    }
+
+    /// The peer's socket inode, when known.
+    pub(crate) fn inode(self) -> Option<u64> {
+        match self {
+            Self::Own(s) => Some(s.inode),
+            _ => None,
+        }
+    }
+}
+
+/// The socket of the local process connected from `peer` to our `local` address.
+#[cfg(target_os = "linux")]
+pub(crate) fn socket_of(peer: SocketAddr, local: SocketAddr) -> Option<PeerSocket> {
+    match sock_diag::lookup(peer, local) {
+        Ok(found) => found,
+        // No sock_diag (an old or restricted kernel): the socket tables.
+        Err(_) => proc_net_tcp(peer, local),
+    }
+}
+
+/// `pid N (exe)` of the process holding the socket `inode`, when one does (Linux).
+pub(crate) fn process_of(inode: u64) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let pid = holder(inode)?;
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         Some(match exe {
             Some(exe) => format!("pid {pid} ({})", exe.display()),
@@ -20,42 +96,57 @@ pub fn describe(peer: SocketAddr) -> Option<String> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = peer;
+        let _ = inode;
         None
     }
 }
 
+/// `/proc/net/tcp{,6}`: the row whose local address is `peer` and remote is `local`.
 #[cfg(target_os = "linux")]
-fn socket_inode(peer: SocketAddr) -> Option<u64> {
-    let (table, want) = match peer {
-        SocketAddr::V4(a) => (
-            "/proc/net/tcp",
-            format!(
+fn proc_net_tcp(peer: SocketAddr, local: SocketAddr) -> Option<PeerSocket> {
+    fn hex(a: SocketAddr) -> String {
+        match a {
+            SocketAddr::V4(a) => format!(
                 "{:08X}:{:04X}",
                 u32::from_le_bytes(a.ip().octets()),
                 a.port()
             ),
-        ),
-        SocketAddr::V6(a) => {
-            let o = a.ip().octets();
-            let words: String = o
-                .chunks(4)
-                .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
-                .collect();
-            ("/proc/net/tcp6", format!("{words}:{:04X}", a.port()))
+            SocketAddr::V6(a) => {
+                let words: String = a
+                    .ip()
+                    .octets()
+                    .chunks(4)
+                    .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+                    .collect();
+                format!("{words}:{:04X}", a.port())
+            }
         }
+    }
+    let table = if peer.is_ipv4() {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/tcp6"
     };
+    let (want_local, want_remote) = (hex(peer), hex(local));
     let text = std::fs::read_to_string(table).ok()?;
     text.lines().skip(1).find_map(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        (cols.get(1) == Some(&want.as_str()))
-            .then(|| cols.get(9)?.parse().ok())
+        let matches =
+            cols.get(1) == Some(&want_local.as_str()) && cols.get(2) == Some(&want_remote.as_str());
+        matches
+            .then(|| {
+                Some(PeerSocket {
+                    uid: cols.get(7)?.parse().ok()?,
+                    inode: cols.get(9)?.parse().ok()?,
+                })
+            })
             .flatten()
     })
 }
 
+/// The pid holding `socket:[inode]`.
 #[cfg(target_os = "linux")]
-fn owner(inode: u64) -> Option<u32> {
+fn holder(inode: u64) -> Option<u32> {
     let needle = format!("socket:[{inode}]");
     std::fs::read_dir("/proc")
         .ok()?
@@ -71,18 +162,128 @@ fn owner(inode: u64) -> Option<u32> {
         })
 }
 
+/// One exact socket lookup over `NETLINK_SOCK_DIAG` (linux/inet_diag.h).
+#[cfg(target_os = "linux")]
+mod sock_diag {
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
+
+    use rustix::net::{
+        AddressFamily, RecvFlags, SendFlags, SocketType, netlink, recv, send, sockopt,
+    };
+
+    use super::PeerSocket;
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLMSG_ERROR: u16 = 2;
+    const NLM_F_REQUEST: u16 = 1;
+    const IPPROTO_TCP: u8 = 6;
+    const HEADER: usize = 16;
+    /// `struct inet_diag_msg`: uid at 64, inode at 68, 72 bytes in all.
+    const MSG_LEN: usize = 72;
+
+    /// The socket from `peer` to `local`; `Ok(None)` when the kernel has none; `Err` when
+    /// sock_diag cannot be used at all.
+    pub(super) fn lookup(
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> std::io::Result<Option<PeerSocket>> {
+        let fd = rustix::net::socket(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            Some(netlink::SOCK_DIAG),
+        )?;
+        sockopt::set_socket_timeout(
+            &fd,
+            sockopt::Timeout::Recv,
+            Some(Duration::from_millis(500)),
+        )?;
+        send(&fd, &request(peer, local), SendFlags::empty())?;
+        let mut answer = [0u8; 512];
+        let n = recv(&fd, &mut answer, RecvFlags::empty())?.0;
+        Ok(parse(answer.get(..n).unwrap_or_default()))
+    }
+
+    /// `nlmsghdr` + `inet_diag_req_v2` for the socket whose source is `peer` and destination
+    /// `local` (the kernel's `inet_diag_find_one_icsk`).
+    fn request(peer: SocketAddr, local: SocketAddr) -> Vec<u8> {
+        let (family, src, dst) = match (peer.ip(), local.ip()) {
+            (IpAddr::V4(p), IpAddr::V4(l)) => (2u8, pad(&p.octets()), pad(&l.octets())),
+            (p, l) => (10u8, v6(p), v6(l)),
+        };
+        let mut m = Vec::with_capacity(HEADER + 56);
+        let len = u32::try_from(HEADER + 56).unwrap_or(u32::MAX);
+        m.extend(len.to_ne_bytes());
+        m.extend(SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        m.extend(NLM_F_REQUEST.to_ne_bytes());
+        m.extend(1u32.to_ne_bytes()); // sequence
+        m.extend(0u32.to_ne_bytes()); // port id: the kernel assigns
+        m.extend([family, IPPROTO_TCP, 0, 0]);
+        m.extend(u32::MAX.to_ne_bytes()); // every TCP state
+        m.extend(peer.port().to_be_bytes());
+        m.extend(local.port().to_be_bytes());
+        m.extend(src);
+        m.extend(dst);
+        m.extend(0u32.to_ne_bytes()); // any interface
+        m.extend([0xff; 8]); // INET_DIAG_NOCOOKIE
+        m
+    }
+
+    fn pad(v4: &[u8; 4]) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..4].copy_from_slice(v4);
+        out
+    }
+
+    fn v6(ip: IpAddr) -> [u8; 16] {
+        match ip {
+            IpAddr::V6(a) => a.octets(),
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        }
+    }
+
+    fn parse(answer: &[u8]) -> Option<PeerSocket> {
+        let kind = u16::from_ne_bytes(answer.get(4..6)?.try_into().ok()?);
+        if kind == NLMSG_ERROR || kind != SOCK_DIAG_BY_FAMILY {
+            return None;
+        }
+        let msg = answer.get(HEADER..HEADER + MSG_LEN)?;
+        let word = |at: usize| -> Option<u32> {
+            Some(u32::from_ne_bytes(msg.get(at..at + 4)?.try_into().ok()?))
+        };
+        Some(PeerSocket {
+            uid: word(64)?,
+            inode: u64::from(word(68)?),
+        })
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    use super::*;
+
     #[test]
-    fn finds_this_process_behind_a_loopback_connection() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (_server_side, peer) = listener.accept().unwrap();
-        assert_eq!(peer, client.local_addr().unwrap());
-        let who = super::describe(peer).expect("the peer is found");
-        assert!(
-            who.starts_with(&format!("pid {} (", std::process::id())),
-            "{who}"
-        );
+    fn finds_this_users_process_behind_a_loopback_connection() {
+        for host in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(listener) = std::net::TcpListener::bind(host) else {
+                continue; // no IPv6 loopback here
+            };
+            let local = listener.local_addr().unwrap();
+            let client = std::net::TcpStream::connect(local).unwrap();
+            let (_server_side, peer) = listener.accept().unwrap();
+            assert_eq!(peer, client.local_addr().unwrap());
+            let by_kernel = sock_diag::lookup(peer, local).unwrap().expect("sock_diag");
+            assert_eq!(Some(by_kernel), proc_net_tcp(peer, local), "{host}");
+            assert_eq!(by_kernel.uid, rustix::process::getuid().as_raw());
+            assert_eq!(admits(peer, local), Admission::Own(by_kernel));
+            let who = process_of(by_kernel.inode).expect("the holder is found");
+            assert!(
+                who.starts_with(&format!("pid {} (", std::process::id())),
+                "{who}"
+            );
+            // No such connection: refused.
+            let nobody = SocketAddr::new(peer.ip(), 1);
+            assert_eq!(admits(nobody, local), Admission::Unknown, "{host}");
+        }
     }
 }

@@ -3,9 +3,11 @@
 //! A listener on `127.0.0.1` (random port) receives the redirect to `http://localhost:PORT`. Any
 //! path is accepted; a request is the authorization response only if it carries `code`, `error`
 //! or `state` (a stray `/favicon.ico` is answered 404 and ignored). Query and `form_post`
-//! delivery both work. The `state` and the id_token `nonce` must match what was sent. The flow
-//! ends on the first response, on cancel or on timeout, and the port is released before the
-//! code is redeemed.
+//! delivery both work. The listener serves only this user's processes, with deadlines on every
+//! connection. An answer whose `state` is not this sign-in's is refused with a page saying so
+//! and the flow keeps waiting; the id_token `nonce` must match too. The flow ends on the first
+//! answer with the right `state`, on cancel or on timeout, and the port is released (stuck
+//! connections cut) before the code is redeemed.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,7 +18,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use url::Url;
 
 use super::{Entra, Failure, Pkce, scope_param};
@@ -128,20 +130,14 @@ async fn await_redirect(
     cancel: impl Future<Output = ()>,
 ) -> Result<crate::secret::Secret> {
     let (tx, mut rx) = mpsc::channel::<Callback>(1);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let expected_state = state;
     let app = axum::Router::new().fallback(move |req: Request| {
         let tx = tx.clone();
         let expected_state = expected_state.clone();
         async move { callback(req, &expected_state, &tx).await }
     });
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await;
-    });
+    let server = tokio::spawn(listen(listener, app, stop_rx));
 
     let outcome = async {
         open(url)?;
@@ -156,13 +152,57 @@ async fn await_redirect(
     }
     .await;
     // Release the port before anything else happens.
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(true);
     let _ = server.await;
 
     match outcome? {
         Callback::Code(code) => Ok(code),
         Callback::Failed(e) => Err(e),
     }
+}
+
+/// Time to send a `form_post` body.
+const BODY_DEADLINE: Duration = Duration::from_secs(10);
+/// Most connections the redirect listener serves at once (a browser opens a few).
+const MAX_CONNECTIONS: usize = 16;
+/// After the answer, how long the browser's page may take to be written before every
+/// connection is cut.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// The redirect listener: this user's connections only (others are closed unread), each
+/// bounded by [`crate::loopback::serve`]'s deadlines, at most [`MAX_CONNECTIONS`]. On `stop`
+/// it stops accepting, lets the connections finish for up to [`LINGER`], then cuts them: a
+/// stuck or half-sent request never holds the sign-in.
+async fn listen(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                if connections.len() >= MAX_CONNECTIONS {
+                    continue; // dropped
+                }
+                let (app, stop) = (app.clone(), stop.clone());
+                connections.spawn(async move {
+                    if crate::loopback::admit(&stream, peer).await.is_ok() {
+                        crate::loopback::serve(stream, app, stop).await;
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(LINGER, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
 }
 
 /// Checks the id_token echoes our nonce.
@@ -223,9 +263,11 @@ async fn callback(req: Request, expected_state: &str, tx: &mpsc::Sender<Callback
         .into_owned()
         .collect();
     if req.method() == Method::POST {
-        let body: Bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
-            .await
-            .unwrap_or_default();
+        let body = axum::body::to_bytes(req.into_body(), 64 * 1024);
+        let body: Bytes = match tokio::time::timeout(BODY_DEADLINE, body).await {
+            Ok(Ok(body)) => body,
+            _ => return (StatusCode::BAD_REQUEST, "incomplete request").into_response(),
+        };
         params.extend(url::form_urlencoded::parse(&body).into_owned());
     }
     let is_answer = ["code", "error", "state"]
@@ -234,11 +276,16 @@ async fn callback(req: Request, expected_state: &str, tx: &mpsc::Sender<Callback
     if !is_answer {
         return (StatusCode::NOT_FOUND, "not the sign-in answer").into_response();
     }
-    let result = if params.get("state").map(String::as_str) != Some(expected_state) {
-        Callback::Failed(Error::Protocol(
-            "the browser returned a different state than this sign-in sent (a stale or forged redirect)".into(),
-        ))
-    } else if let Some(error) = params.get("error") {
+    if params.get("state").map(String::as_str) != Some(expected_state) {
+        // A stale tab, or another program guessing: not ours. Keep waiting for the real one.
+        let page = page(
+            "Not this sign-in",
+            "This is not the sign-in you started in tokentray (an old tab, or a forged request). \
+             Finish the sign-in in the tab tokentray opened, or start it again.",
+        );
+        return (StatusCode::BAD_REQUEST, page).into_response();
+    }
+    let result = if let Some(error) = params.get("error") {
         let description = params.get("error_description").cloned().unwrap_or_default();
         let first = crate::error::first_line(&description);
         Callback::Failed(Error::SignIn {

@@ -1,12 +1,21 @@
-//! The audit log: one line per token served (target `tokentray::audit`), never a secret,
-//! written on one thread off the request path.
+//! The audit log: one line per token served (target `tokentray::audit`), never a secret, its
+//! fields escaped (`{:?}`: an executable path or a username cannot forge a line), written on
+//! one thread off the request path from a bounded queue that drops, and counts, rather than
+//! blocks a request.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::{EndpointState, Peer};
 use crate::tokens::{ServedToken, Tokens};
 
+/// Audit lines waiting for the audit thread; past this, new ones are dropped and counted.
+const QUEUE: usize = 1024;
+/// Client names remembered per socket inode (a keep-alive connection is looked up once).
+const KNOWN: usize = 1024;
+
+/// Counts a token served and queues its audit line.
 pub(super) fn audit(
     state: &EndpointState,
     route: &'static str,
@@ -14,20 +23,15 @@ pub(super) fn audit(
     peer: Option<Peer>,
 ) {
     state.tokens.count_served();
-    let _ = state.audit.send(AuditEvent::ServedToken(Audit {
+    let line = Audit {
         route,
         account: served.account.username.clone(),
         scopes: served.scopes.clone(),
-        peer: peer.map(|p| p.0),
-    }));
-}
-
-/// What the audit thread hears about.
-pub(super) enum AuditEvent {
-    /// A connection was accepted from this peer.
-    Connected(SocketAddr),
-    /// A token was served.
-    ServedToken(Audit),
+        inode: peer.and_then(|p| p.inode),
+    };
+    if state.audit.try_send(line).is_err() {
+        state.audit_dropped.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// One token served, for the audit thread.
@@ -35,45 +39,34 @@ pub(super) struct Audit {
     route: &'static str,
     account: String,
     scopes: String,
-    peer: Option<SocketAddr>,
+    /// The client's socket inode, which names its process.
+    inode: Option<u64>,
 }
 
-/// Writes the audit lines on one thread, off the request path: naming the client process scans
-/// `/proc`, so each peer (a connection, reused by keep-alive) is looked up once, when accepted.
-pub(super) fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::Sender<AuditEvent> {
-    let (tx, rx) = std::sync::mpsc::channel::<AuditEvent>();
+/// Writes the audit lines on one thread, off the request path. Naming the client process scans
+/// `/proc`, so it happens here, only for connections served a token, once per socket.
+pub(super) fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::SyncSender<Audit> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Audit>(QUEUE);
     let spawned = std::thread::Builder::new()
         .name("tokentray-audit".into())
         .spawn(move || {
-            let mut known: std::collections::HashMap<SocketAddr, String> =
-                std::collections::HashMap::new();
-            for event in rx {
-                if known.len() > 1024 {
+            let mut known: HashMap<u64, String> = HashMap::new();
+            for a in rx {
+                if known.len() >= KNOWN {
                     known.clear();
                 }
-                let a = match event {
-                    AuditEvent::Connected(peer) => {
-                        if let Some(name) = crate::peer::describe(peer) {
-                            known.insert(peer, name);
-                        } else {
-                            known.remove(&peer);
-                        }
-                        continue;
-                    }
-                    AuditEvent::ServedToken(a) => a,
-                };
-                let client = match a.peer {
-                    Some(peer) => known
-                        .entry(peer)
+                let client = match a.inode {
+                    Some(inode) => known
+                        .entry(inode)
                         .or_insert_with(|| {
-                            crate::peer::describe(peer).unwrap_or_else(|| "unknown".into())
+                            crate::peer::process_of(inode).unwrap_or_else(|| "unknown".into())
                         })
                         .clone(),
                     None => "unknown".into(),
                 };
                 tracing::info!(
                     target: "tokentray::audit",
-                    "served route={} account={} scope={:?} client={client}",
+                    "served route={} account={:?} scope={:?} client={client:?}",
                     a.route,
                     a.account,
                     a.scopes

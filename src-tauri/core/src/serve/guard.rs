@@ -1,6 +1,7 @@
 //! The one security layer in front of every route, and the refusals it (and the handlers) send.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -9,9 +10,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq as _;
 
-use super::EndpointState;
 use super::routes::error_response;
+use super::{EndpointState, Peer};
 use crate::ErrorCode;
+use crate::loopback::MAX_REQUESTS;
 
 /// Longest query string accepted.
 const MAX_QUERY: usize = 2048;
@@ -71,7 +73,10 @@ impl Refusal {
     fn message(self) -> &'static str {
         match self {
             Self::Origin => "requests from web pages are refused",
-            Self::Host => "the Host header must be 127.0.0.1, [::1] or localhost",
+            Self::Host => {
+                "send a path (origin-form) and one Host header: 127.0.0.1, [::1] or localhost, \
+                 with an optional port"
+            }
             Self::QueryTooLong => "the query string is too long",
             Self::Unauthorized => "missing or wrong secret; get it with `tokentray env`",
             Self::Timeout => "the request took too long; retry",
@@ -92,17 +97,38 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The one security layer: origin, host, size, secret, deadline.
+/// The one security layer: origin, target and host, size, secret, deadline; and the
+/// per-connection request cap on the way out.
 pub(super) async fn guard(
     State(state): State<Arc<EndpointState>>,
     req: Request,
     next: Next,
 ) -> Response {
+    let requests = req
+        .extensions()
+        .get::<Peer>()
+        .map(|p| p.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1));
+    let mut response = check(&state, req, next).await;
+    if requests.is_some_and(|n| n >= MAX_REQUESTS) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn check(state: &EndpointState, req: Request, next: Next) -> Response {
     let headers = req.headers();
     if headers.contains_key(header::ORIGIN) {
         return Refusal::Origin.into_response();
     }
-    if !loopback_host(headers.get(header::HOST)) {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(host), None) => Some(host),
+        _ => None,
+    };
+    let origin_form = req.uri().scheme().is_none() && req.uri().authority().is_none();
+    if !origin_form || !host.is_some_and(loopback_host) {
         return Refusal::Host.into_response();
     }
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY) {
@@ -111,9 +137,7 @@ pub(super) async fn guard(
     let presented = if req.uri().path().starts_with("/msi/") {
         headers.get("x-identity-header").map(HeaderValue::as_bytes)
     } else {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        headers.get(header::AUTHORIZATION).and_then(bearer)
     };
     let secret = match state.tokens.endpoint_secret() {
         Ok(secret) => secret,
@@ -130,23 +154,78 @@ pub(super) async fn guard(
     }
 }
 
-fn loopback_host(host: Option<&HeaderValue>) -> bool {
-    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+/// The credentials of `Authorization: Bearer <token>`; the scheme in any case (RFC 7235).
+fn bearer(value: &HeaderValue) -> Option<&[u8]> {
+    let bytes = value.as_bytes();
+    let (scheme, rest) = bytes.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| rest.trim_ascii_start())
+}
+
+/// Whether `host` is exactly `127.0.0.1`, `[::1]` or `localhost` (any case), with an optional
+/// `:port` of 1 to 5 digits, and nothing else.
+fn loopback_host(host: &HeaderValue) -> bool {
+    let Ok(host) = host.to_str() else {
         return false;
     };
-    let name = if host.starts_with('[') {
-        host.split_inclusive(']').next().unwrap_or(host)
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        })
+    let (name, port) = match host.rsplit_once(':') {
+        // `[::1]` alone has colons inside its brackets.
+        Some((name, port)) if !host.ends_with(']') => (name, Some(port)),
+        _ => (host, None),
     };
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "127.0.0.1" | "localhost" | "[::1]"
-    )
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    port_ok && (name == "127.0.0.1" || name == "[::1]" || name.eq_ignore_ascii_case("localhost"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_with_an_optional_port_pass() {
+        let ok = [
+            "127.0.0.1",
+            "127.0.0.1:42117",
+            "[::1]",
+            "[::1]:42117",
+            "localhost",
+            "LOCALHOST:1",
+        ];
+        let refused = [
+            "",
+            "evil.com",
+            "[::1]evil.com",
+            "[::1]evil.com:80",
+            "127.0.0.1:",
+            "127.0.0.1:123456",
+            "127.0.0.1:80x",
+            "127.0.0.1.evil.com",
+            "localhost.evil.com",
+            "localhost:80:80",
+            "[::1]:",
+            "127.0.0.2",
+            "::1",
+        ];
+        for h in ok {
+            assert!(loopback_host(&HeaderValue::from_static(h)), "{h}");
+        }
+        for h in refused {
+            assert!(!loopback_host(&HeaderValue::from_static(h)), "{h}");
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, secret) in [
+            ("Bearer s3cret", Some(&b"s3cret"[..])),
+            ("bearer s3cret", Some(b"s3cret")),
+            ("BEARER  s3cret", Some(b"s3cret")),
+            ("Basic s3cret", None),
+            ("Bearer", None),
+        ] {
+            assert_eq!(bearer(&HeaderValue::from_static(value)), secret, "{value}");
+        }
+    }
 }

@@ -7,19 +7,30 @@
 //! - `GET /v1/token?scope=S[&account=A][&tenant=T]`, `GET /v1/accounts`, `GET /v1/status` with
 //!   `Authorization: Bearer <secret>`: JSON; errors are `{code, message}`.
 //!
-//! Layout: [`run`] here (accept loop, connection limits, graceful stop) and the router;
-//! `guard` (the security layer and its refusals), `routes` (the handlers and their JSON
-//! bodies), `audit` (one audit line per token served, written off the request path).
+//! Layout: [`run`] here (accept loop, admission, graceful stop) and the router (connections
+//! are admitted and bounded by `loopback`), `guard` (the security layer and its
+//! refusals), `routes` (the handlers and their JSON bodies), `audit` (one audit line per token
+//! served, written off the request path).
 //!
-//! Security is one layer in front of every route (`guard`): any `Origin` header is refused
-//! (a web page must never get a token; no CORS), the `Host` must be a loopback literal or
-//! `localhost` (DNS rebinding), the secret is compared in constant time, the query is bounded,
-//! each request has a deadline; the accept loop caps connections and header sizes. Every token
-//! served is logged as one audit line (target `tokentray::audit`) with no secret in it.
+//! Trust at the edge, in order:
+//! 1. At accept, before a byte is read: the peer's socket must belong to this user
+//!    ([`crate::peer`]); another user's process gets its connection closed, even with the
+//!    right secret (a secret harvested by squatting the port while tokentray was down is
+//!    useless).
+//! 2. Per connection: a deadline for headers, for write progress (a client that stops reading
+//!    is dropped) and for idleness, a cap on requests per connection, bounded buffers.
+//! 3. Per request (`guard`): any `Origin` is refused (no web page, no CORS); the target must be
+//!    a path (origin-form) and there must be exactly one `Host`, a loopback literal or
+//!    `localhost` with an optional port (DNS rebinding); the secret is compared in constant
+//!    time (`Bearer`, any case); the query is bounded; the request has a deadline.
+//!
+//! Every token served is logged as one audit line (target `tokentray::audit`), with no secret
+//! and with its fields escaped, from a bounded queue that drops (and counts) rather than
+//! blocks.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 mod audit;
@@ -30,32 +41,42 @@ use axum::middleware;
 use axum::response::IntoResponse as _;
 use axum::routing::get;
 use axum::{Extension, Router};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::peer::Admission;
 use crate::tokens::Tokens;
-use audit::{AuditEvent, audit_thread};
+use audit::{Audit, audit_thread};
 use guard::{Refusal, guard};
 pub use routes::{ErrorBody, TokenBody};
 
-/// Most simultaneous connections.
-const MAX_CONNECTIONS: usize = 256;
+/// Most simultaneous connections (other users' are closed at once and barely count).
+const MAX_CONNECTIONS: usize = 1024;
 
 /// What the security layer and the handlers share.
 struct EndpointState {
     tokens: Arc<Tokens>,
-    audit: std::sync::mpsc::Sender<AuditEvent>,
+    audit: std::sync::mpsc::SyncSender<Audit>,
+    /// Audit lines dropped because the audit thread was behind.
+    audit_dropped: AtomicU64,
+    /// Connections refused because another user's process (or an unknown one) made them.
+    refused_peers: AtomicU64,
     started: std::time::Instant,
 }
 
-/// The peer of a connection.
-#[derive(Debug, Clone, Copy)]
-struct Peer(SocketAddr);
+/// The peer of a connection: its socket's inode (for the audit) and how many requests it has
+/// sent (capped per connection).
+#[derive(Debug, Clone)]
+struct Peer {
+    inode: Option<u64>,
+    requests: Arc<AtomicU32>,
+}
 
 /// Serves the endpoint on `listeners` until `shutdown` completes, then stops accepting and lets
 /// requests in flight finish.
+///
+/// Each connection is admitted before a byte is read: only this user's processes
+/// (`loopback::admit`); others are closed at once. Then `loopback::serve` bounds it.
 ///
 /// # Errors
 /// Only if no listener can accept at all.
@@ -66,11 +87,12 @@ pub async fn run(
 ) -> crate::Result<()> {
     let state = Arc::new(EndpointState {
         audit: audit_thread(tokens.clone()),
+        audit_dropped: AtomicU64::new(0),
+        refused_peers: AtomicU64::new(0),
         tokens,
         started: std::time::Instant::now(),
     });
-    let notes = state.audit.clone();
-    let app = router(state);
+    let app = router(state.clone());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut accepting = Vec::new();
@@ -78,7 +100,7 @@ pub async fn run(
         let app = app.clone();
         let slots = slots.clone();
         let mut stop = stop_rx.clone();
-        let notes = notes.clone();
+        let state = state.clone();
         accepting.push(tokio::spawn(async move {
             loop {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -95,12 +117,23 @@ pub async fn run(
                     },
                     _ = stop.changed() => return,
                 };
-                let _ = stream.set_nodelay(true);
-                // Name the client now, while it is connected: a one-shot client may be gone
-                // by the time its token is audited.
-                let _ = notes.send(AuditEvent::Connected(peer));
-                let service = TowerToHyperService::new(app.clone().layer(Extension(Peer(peer))));
-                tokio::spawn(serve_connection(stream, service, permit, stop.clone()));
+                let app = app.clone();
+                let stop = stop.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let _slot = permit;
+                    let inode = match crate::loopback::admit(&stream, peer).await {
+                        Ok(inode) => inode,
+                        // Closed without reading a byte.
+                        Err(refused) => return refusal(refused, &state),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let peer = Peer {
+                        inode,
+                        requests: Arc::default(),
+                    };
+                    crate::loopback::serve(stream, app.layer(Extension(peer)), stop).await;
+                });
             }
         }));
     }
@@ -118,26 +151,22 @@ pub async fn run(
     Ok(())
 }
 
-/// Serves one connection (HTTP/1.1, bounded headers) until it closes, or until `stop`, when
-/// the request in flight finishes first. Holds its connection slot while it runs.
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    service: TowerToHyperService<Router>,
-    _slot: tokio::sync::OwnedSemaphorePermit,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .max_buf_size(16 * 1024)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+/// Counts and logs a refused connection: the first, then one line per thousand, so that a
+/// flood does not flood the log.
+fn refusal(admission: Admission, state: &EndpointState) {
+    let n = state.refused_peers.fetch_add(1, Ordering::Relaxed);
+    if !n.is_multiple_of(1000) {
+        return;
+    }
+    match admission {
+        Admission::OtherUser(uid) => tracing::warn!(
+            "endpoint: refused a connection from another user's process (uid {uid}); {} so far",
+            n + 1
+        ),
+        _ => tracing::warn!(
+            "endpoint: refused a connection whose process could not be identified; {} so far",
+            n + 1
+        ),
     }
 }
 

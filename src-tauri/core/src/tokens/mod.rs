@@ -392,7 +392,20 @@ impl Tokens {
             Ok((account, cached))
         })?;
         let key = FlightKey::new(&account, request);
-        lock(&self.in_use).insert(key.clone(), Instant::now());
+        {
+            let mut in_use = lock(&self.in_use);
+            if in_use.len() >= refresh::MAX_KEYS && !in_use.contains_key(&key) {
+                // The least recently asked-for key is no longer renewed in the background.
+                let oldest = in_use
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    in_use.remove(&oldest);
+                }
+            }
+            in_use.insert(key.clone(), Instant::now());
+        }
         if let Some(Cached {
             token,
             refresh_due: false,

@@ -19,11 +19,19 @@ const IN_USE_WINDOW: Duration = Duration::from_secs(12 * 3600);
 const RENEW_BEFORE_SECS: i64 = 600;
 /// A token that is still valid is served during an outage while it has at least this left.
 const VALID_SECS: i64 = 1;
+/// Most keys remembered per map (flights, keys in use, failing keys): distinct scope strings
+/// are the caller's to choose, memory is not.
+pub(super) const MAX_KEYS: usize = 256;
 
 impl Tokens {
     /// The gate of `key`'s flight: one refresh at a time per (account, tenant, scopes).
     fn flight(&self, key: &FlightKey) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.flights).entry(key.clone()).or_default().clone()
+        let mut flights = lock(&self.flights);
+        if flights.len() >= MAX_KEYS {
+            // Gates nobody holds or waits on are only memory.
+            flights.retain(|_, gate| Arc::strong_count(gate) > 1);
+        }
+        flights.entry(key.clone()).or_default().clone()
     }
 
     /// Refreshes `request`'s token (single-flight). A failure for lack of Entra serves a cached
@@ -172,7 +180,11 @@ impl Tokens {
                         codes: e.error_codes,
                     }
                 };
-                lock(&self.failing).insert(FlightKey::new(account, request), failure.to_string());
+                let mut failing = lock(&self.failing);
+                if failing.len() >= MAX_KEYS {
+                    failing.clear(); // a flood of distinct bad requests: forget, do not grow
+                }
+                failing.insert(FlightKey::new(account, request), failure.to_string());
                 failure
             }
         })

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{Event, Tokens};
 use crate::sync::lock;
 
+/// Most (username, scopes) pairs remembered; past this the memory starts over.
+const MAX_REMEMBERED: usize = 1024;
+
 /// Served tokens: a counter (one atomic add on the request path) and (username, scopes) -> the
 /// client last served.
 #[derive(Debug, Default)]
@@ -25,7 +28,13 @@ impl Tokens {
     /// Records that the endpoint served `account`'s token for `scopes` to `client`, and tells
     /// the UI.
     pub fn served_to(&self, account: String, scopes: String, client: String) {
-        lock(&self.served.last).insert((account.clone(), scopes.clone()), client.clone());
+        {
+            let mut last = lock(&self.served.last);
+            if last.len() >= MAX_REMEMBERED {
+                last.clear();
+            }
+            last.insert((account.clone(), scopes.clone()), client.clone());
+        }
         self.emit(Event::TokenServed {
             account,
             scopes,

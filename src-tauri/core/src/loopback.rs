@@ -1,0 +1,199 @@
+//! Serving HTTP on a loopback listener to this user's processes only, for the token endpoint
+//! and the browser sign-in's redirect listener.
+//!
+//! [`admit`] decides, before a byte is read, whether a connection comes from this user's
+//! process ([`crate::peer`]). [`serve`] then bounds it so that no caller can hold it: headers must arrive
+//! within [`HEADER_DEADLINE`], a response must make write progress within [`WRITE_STALL`] (a
+//! client that pipelines requests and never reads is dropped), an idle connection closes after
+//! [`IDLE`], any connection after [`LIFETIME`], and after [`MAX_REQUESTS`] requests the last
+//! response says `Connection: close`. Buffers are bounded (16 KiB).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+use crate::peer::{Admission, admits};
+
+/// Time to send a request's headers.
+const HEADER_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest a response may wait for the client to read.
+const WRITE_STALL: Duration = Duration::from_secs(5);
+/// Longest a connection may sit idle between requests.
+const IDLE: Duration = Duration::from_secs(90);
+/// Longest a connection may live (then it finishes its request and closes).
+const LIFETIME: Duration = Duration::from_secs(600);
+/// Requests per connection on the endpoint; the last one's response closes it.
+pub(crate) const MAX_REQUESTS: u32 = 1000;
+
+/// Whether the connection `stream` from `peer` comes from this user's process, decided on a
+/// blocking thread: `Ok` with the peer socket's inode (when known), or `Err` with why not.
+pub(crate) async fn admit(stream: &TcpStream, peer: SocketAddr) -> Result<Option<u64>, Admission> {
+    let local = stream.local_addr().map_err(|_| Admission::Unknown)?;
+    let admission = tokio::task::spawn_blocking(move || admits(peer, local))
+        .await
+        .unwrap_or(Admission::Unknown);
+    if admission.allowed() {
+        Ok(admission.inode())
+    } else {
+        Err(admission)
+    }
+}
+
+/// Serves one admitted connection until it closes, breaks a deadline, or `stop` (then the
+/// request in flight finishes first).
+pub(crate) async fn serve(
+    stream: TcpStream,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let io = TokioIo::new(Deadlines::new(stream));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_DEADLINE)
+        .max_buf_size(16 * 1024)
+        .serve_connection(io, TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.changed() => {}
+        () = tokio::time::sleep(LIFETIME) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    // The request in flight has its own deadline; the write-stall deadline bounds the rest.
+    let _ = conn.await;
+}
+
+/// A stream whose reads fail after [`IDLE`] without data and whose writes fail after
+/// [`WRITE_STALL`] without progress, so a stuck peer cannot keep its task and slot.
+struct Deadlines<S> {
+    inner: S,
+    read_timer: Option<Pin<Box<Sleep>>>,
+    write_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> Deadlines<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            read_timer: None,
+            write_timer: None,
+        }
+    }
+}
+
+/// `Pending` until `timer` (started on first use, `limit` long) runs out, then `TimedOut`.
+fn stalled(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    limit: Duration,
+    cx: &mut Context<'_>,
+    what: &str,
+) -> Poll<io::Error> {
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+    ready!(timer.as_mut().poll(cx));
+    Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, what.to_string()))
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending => stalled(&mut this.read_timer, IDLE, cx, "idle too long").map(Err),
+            done => {
+                this.read_timer = None;
+                done
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => stalled(
+                &mut this.write_timer,
+                WRITE_STALL,
+                cx,
+                "the client stopped reading",
+            )
+            .map(Err),
+            done => {
+                this.write_timer = None;
+                done
+            }
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => stalled(
+                &mut this.write_timer,
+                WRITE_STALL,
+                cx,
+                "the client stopped reading",
+            )
+            .map(Err),
+            done => {
+                this.write_timer = None;
+                done
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_fails_the_write_after_the_stall_deadline() {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let mut d = Deadlines::new(ours);
+        let err = async {
+            loop {
+                d.write_all(&[0u8; 64]).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), io::Error>(())
+        }
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_peer_fails_the_read_after_the_idle_deadline_and_data_resets_it() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut d = Deadlines::new(ours);
+        let mut byte = [0u8; 1];
+        theirs.write_all(b"x").await.unwrap();
+        d.read_exact(&mut byte).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let err = d.read_exact(&mut byte).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= IDLE);
+    }
+}
