@@ -8,6 +8,8 @@
 mod cache_interop;
 // The `tokentray` binary: accounts, token formats, import/export, status, exit codes.
 mod cli;
+// Another local user (uid 65534 via setpriv) against a real daemon: refused at accept; floods.
+mod edge;
 // fake-entra itself: discovery, sign-in flows, rotation, Entra's errors, faults, log hygiene.
 mod fake_entra;
 // Resilient token state: outages, rotation races, failures scoped to one request, other processes.

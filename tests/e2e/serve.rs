@@ -15,12 +15,12 @@ use tokentray_core::tokens::Tokens;
 use tokentray_tests::fake_entra::{Endpoint, FakeConfig, FakeEntra, Fault, FaultRule};
 use tokentray_tests::harness::{Home, config_against};
 
-const ALICE: &str = "alice@contoso.example";
-const PW: &str = "pw";
+pub(crate) const ALICE: &str = "alice@contoso.example";
+pub(crate) const PW: &str = "pw";
 
 /// A signed-in home (Alice, device code) whose clock ran `skew` seconds behind when it signed
 /// in, so its tokens look `skew` seconds older to the daemon.
-async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
+pub(crate) async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
     let mut home = Home::new("plaintext");
     let config = config_against(fake, home.path());
     let ca = config.ca_file.clone().unwrap();
@@ -46,17 +46,17 @@ async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
     home
 }
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     url: String,
-    secret: String,
+    pub(crate) secret: String,
     addr: String,
-    log: std::path::PathBuf,
+    pub(crate) log: std::path::PathBuf,
 }
 
 impl Daemon {
     #[allow(clippy::zombie_processes)] // Drop kills and waits
-    async fn start(home: &Home) -> Self {
+    pub(crate) async fn start(home: &Home) -> Self {
         let log = home.path().join("daemon.log");
         let child = home
             .cmd(&["daemon"])
@@ -99,7 +99,7 @@ impl Daemon {
     }
 
     /// Sends raw HTTP/1.1 and returns (status, head, body).
-    fn raw(&self, request: &str) -> (u16, String, String) {
+    pub(crate) fn raw(&self, request: &str) -> (u16, String, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s.write_all(request.as_bytes()).unwrap();
@@ -115,7 +115,7 @@ impl Daemon {
         (status, head.to_string(), body.to_string())
     }
 
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    pub(crate) fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
         let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -123,7 +123,7 @@ impl Daemon {
         self.raw(&(req + "\r\n"))
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         self.addr.clone()
     }
 }
@@ -135,7 +135,8 @@ impl Drop for Daemon {
     }
 }
 
-const MSI: &str = "/msi/token?api-version=2019-08-01&resource=https://management.core.windows.net/";
+pub(crate) const MSI: &str =
+    "/msi/token?api-version=2019-08-01&resource=https://management.core.windows.net/";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
@@ -200,6 +201,25 @@ async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
         (
             "no Host",
             vec![("X-IDENTITY-HEADER", d.secret.as_str())],
+            403,
+            "forbidden_host",
+        ),
+        (
+            "a host after the brackets",
+            vec![
+                ("Host", "[::1]evil.com"),
+                ("X-IDENTITY-HEADER", d.secret.as_str()),
+            ],
+            403,
+            "forbidden_host",
+        ),
+        (
+            "two Host headers",
+            vec![
+                ("Host", host.as_str()),
+                ("Host", "evil.example"),
+                ("X-IDENTITY-HEADER", d.secret.as_str()),
+            ],
             403,
             "forbidden_host",
         ),
@@ -269,6 +289,21 @@ async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
         .0,
         200
     );
+    let lower = format!("bearer {}", d.secret);
+    assert_eq!(
+        d.get(
+            "/v1/accounts",
+            &[("Host", &host), ("Authorization", &lower)]
+        )
+        .0,
+        200,
+        "the auth scheme is case-insensitive (RFC 7235)"
+    );
+    let (status, _, body) = d.raw(&format!(
+        "GET http://evil.example{MSI} HTTP/1.1\r\nHost: {host}\r\nX-IDENTITY-HEADER: {}\r\nConnection: close\r\n\r\n",
+        d.secret
+    ));
+    assert_eq!(status, 403, "absolute-form targets are refused: {body}");
     assert_eq!(
         d.get("/admin", &[("Host", &host), ("Authorization", &bearer)])
             .0,

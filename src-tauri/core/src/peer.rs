@@ -141,6 +141,8 @@ fn proc_net_tcp(peer: SocketAddr, local: SocketAddr) -> Option<PeerSocket> {
                 })
             })
             .flatten()
+            // A closed socket in TIME_WAIT shows uid 0 and inode 0: it has no owner any more.
+            .filter(|s| s.inode != 0)
     })
 }
 
@@ -178,6 +180,7 @@ mod sock_diag {
     const NLMSG_ERROR: u16 = 2;
     const NLM_F_REQUEST: u16 = 1;
     const IPPROTO_TCP: u8 = 6;
+    const TCP_TIME_WAIT: u8 = 6;
     const HEADER: usize = 16;
     /// `struct inet_diag_msg`: uid at 64, inode at 68, 72 bytes in all.
     const MSG_LEN: usize = 72;
@@ -248,6 +251,10 @@ mod sock_diag {
             return None;
         }
         let msg = answer.get(HEADER..HEADER + MSG_LEN)?;
+        // A closed socket waiting out TIME_WAIT has no owner any more (uid 0, inode 0).
+        if msg.get(1) == Some(&TCP_TIME_WAIT) {
+            return None;
+        }
         let word = |at: usize| -> Option<u32> {
             Some(u32::from_ne_bytes(msg.get(at..at + 4)?.try_into().ok()?))
         };
@@ -255,6 +262,7 @@ mod sock_diag {
             uid: word(64)?,
             inode: u64::from(word(68)?),
         })
+        .filter(|s| s.inode != 0)
     }
 }
 

@@ -1,33 +1,53 @@
 //! The audit log: one line per token served (target `tokentray::audit`), never a secret, its
 //! fields escaped (`{:?}`: an executable path or a username cannot forge a line), written on
-//! one thread off the request path from a bounded queue that drops, and counts, rather than
-//! blocks a request.
+//! one thread from a bounded queue that drops, and counts, rather than blocks a request.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::{EndpointState, Peer};
 use crate::tokens::{ServedToken, Tokens};
 
 /// Audit lines waiting for the audit thread; past this, new ones are dropped and counted.
 const QUEUE: usize = 1024;
-/// Client names remembered per socket inode (a keep-alive connection is looked up once).
-const KNOWN: usize = 1024;
+/// Longest a response waits for its client's process to be named.
+const NAMING: Duration = Duration::from_millis(200);
 
-/// Counts a token served and queues its audit line.
-pub(super) fn audit(
+/// Counts a token served and queues its audit line. The client's process is named first, once
+/// per connection, on a blocking thread (a `/proc` scan), before the response goes out: a
+/// one-shot client is still connected then, and would be gone after.
+pub(super) async fn audit(
     state: &EndpointState,
     route: &'static str,
     served: &ServedToken,
     peer: Option<Peer>,
 ) {
     state.tokens.count_served();
+    let client = match peer {
+        Some(Peer {
+            inode: Some(inode),
+            client,
+            ..
+        }) => {
+            let named = client.get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || crate::peer::process_of(inode))
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "unknown".into())
+            });
+            tokio::time::timeout(NAMING, named)
+                .await
+                .map_or_else(|_| "unknown".to_string(), Clone::clone)
+        }
+        _ => "unknown".into(),
+    };
     let line = Audit {
         route,
         account: served.account.username.clone(),
         scopes: served.scopes.clone(),
-        inode: peer.and_then(|p| p.inode),
+        client,
     };
     if state.audit.try_send(line).is_err() {
         state.audit_dropped.fetch_add(1, Ordering::Relaxed);
@@ -39,39 +59,26 @@ pub(super) struct Audit {
     route: &'static str,
     account: String,
     scopes: String,
-    /// The client's socket inode, which names its process.
-    inode: Option<u64>,
+    /// `pid N (exe)` or `unknown`.
+    client: String,
 }
 
-/// Writes the audit lines on one thread, off the request path. Naming the client process scans
-/// `/proc`, so it happens here, only for connections served a token, once per socket.
+/// Writes the audit lines on one thread, off the request path.
 pub(super) fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::SyncSender<Audit> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Audit>(QUEUE);
     let spawned = std::thread::Builder::new()
         .name("tokentray-audit".into())
         .spawn(move || {
-            let mut known: HashMap<u64, String> = HashMap::new();
             for a in rx {
-                if known.len() >= KNOWN {
-                    known.clear();
-                }
-                let client = match a.inode {
-                    Some(inode) => known
-                        .entry(inode)
-                        .or_insert_with(|| {
-                            crate::peer::process_of(inode).unwrap_or_else(|| "unknown".into())
-                        })
-                        .clone(),
-                    None => "unknown".into(),
-                };
                 tracing::info!(
                     target: "tokentray::audit",
-                    "served route={} account={:?} scope={:?} client={client:?}",
+                    "served route={} account={:?} scope={:?} client={:?}",
                     a.route,
                     a.account,
-                    a.scopes
+                    a.scopes,
+                    a.client
                 );
-                tokens.served_to(a.account, a.scopes, client);
+                tokens.served_to(a.account, a.scopes, a.client);
             }
         });
     if let Err(e) = spawned {

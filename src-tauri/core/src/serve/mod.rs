@@ -64,11 +64,12 @@ struct EndpointState {
     started: std::time::Instant,
 }
 
-/// The peer of a connection: its socket's inode (for the audit) and how many requests it has
-/// sent (capped per connection).
+/// The peer of a connection: its socket's inode, its process once named (for the audit), and
+/// how many requests it has sent (capped per connection).
 #[derive(Debug, Clone)]
 struct Peer {
     inode: Option<u64>,
+    client: Arc<tokio::sync::OnceCell<String>>,
     requests: Arc<AtomicU32>,
 }
 
@@ -130,6 +131,7 @@ pub async fn run(
                     let _ = stream.set_nodelay(true);
                     let peer = Peer {
                         inode,
+                        client: Arc::default(),
                         requests: Arc::default(),
                     };
                     crate::loopback::serve(stream, app.layer(Extension(peer)), stop).await;

@@ -143,7 +143,7 @@ pub(super) async fn msi_token(
         .await
     {
         Ok(served) => {
-            audit(&state, "/msi/token", &served, peer.map(|Extension(p)| p));
+            audit(&state, "/msi/token", &served, peer.map(|Extension(p)| p)).await;
             Json(json!({
                 "access_token": served.access_token.expose(),
                 "expires_on": served.expires_on.to_string(),
@@ -187,7 +187,7 @@ pub(super) async fn v1_token(
     };
     match state.tokens.get_token(&request).await {
         Ok(served) => {
-            audit(&state, "/v1/token", &served, peer.map(|Extension(p)| p));
+            audit(&state, "/v1/token", &served, peer.map(|Extension(p)| p)).await;
             Json(TokenBody::from(&served)).into_response()
         }
         Err(e) => error_response(&e),

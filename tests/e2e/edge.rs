@@ -1,0 +1,189 @@
+//! Trust at the edge, played by another local user: `nobody` (uid 65534, via `setpriv
+//! --reuid=65534 --regid=65534 --clear-groups`) runs tests/peers/hostile.py with Debian's
+//! python3 against a real `tokentray daemon` of this user (root, in `make test`).
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokentray_tests::fake_entra::{FakeConfig, FakeEntra};
+use tokentray_tests::harness::workspace_root;
+
+use crate::serve::{ALICE, Daemon, MSI, PW, signed_in};
+
+/// `hostile.py ARGS`, as user `nobody` when `other_user`, else as this user.
+fn hostile(other_user: bool, args: &[&str]) -> Command {
+    let script = workspace_root().join("tests/peers/hostile.py");
+    let mut cmd = if other_user {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+        ]);
+        c
+    } else {
+        Command::new("/usr/bin/python3")
+    };
+    cmd.arg(script).args(args).stdin(Stdio::null());
+    cmd
+}
+
+/// The first line `child` prints.
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn port_of(d: &Daemon) -> String {
+    d.host().rsplit_once(':').unwrap().1.to_string()
+}
+
+/// A secret collected by squatting the endpoint's port while tokentray was down (the victim's
+/// SDK sent it) gets another user nothing from the real endpoint; this user is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and setpriv (make test)"]
+async fn another_users_process_is_refused_even_with_a_harvested_secret() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let mut home = signed_in(&fake, 0).await;
+    let port = free_port().to_string();
+    home.set_env("TOKENTRAY_PORT", &port);
+
+    // tokentray is not running: nobody holds the port, and the victim's SDK calls it.
+    let mut squatter = hostile(true, &["squat", &port])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(first_line(&mut squatter), "listening");
+    let env = home.ok(&["env"]);
+    let secret = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export IDENTITY_HEADER="))
+        .unwrap()
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_string();
+    let _ = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{MSI}"))
+        .header("X-IDENTITY-HEADER", &secret)
+        .send()
+        .await;
+    let harvested = first_line(&mut squatter);
+    assert_eq!(harvested, secret, "the squatter has the secret");
+    squatter.wait().unwrap();
+
+    // tokentray starts on its port; the harvested secret is replayed by the other user.
+    let d = Daemon::start(&home).await;
+    let header = format!("X-IDENTITY-HEADER={harvested}");
+    let other = hostile(true, &["request", &port, MSI, &header])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&other.stdout).trim(),
+        "closed",
+        "refused before a byte is read: {}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    let mine = hostile(false, &["request", &port, MSI, &header])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&mine.stdout).trim(),
+        "HTTP/1.1 200 OK",
+        "this user's process is served"
+    );
+    let log = std::fs::read_to_string(&d.log).unwrap();
+    assert!(
+        log.contains("refused a connection from another user's process (uid 65534)"),
+        "{log}"
+    );
+}
+
+/// 300 connections that pipeline requests and never read, from another user and from this
+/// one, leave a legitimate request served within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and setpriv (make test)"]
+async fn non_reading_pipelined_connections_do_not_hold_the_endpoint() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    let port = port_of(&d);
+    let mut holders = Vec::new();
+    for other_user in [true, false] {
+        let mut h = hostile(other_user, &["pipeline", &port, "300", "60"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(first_line(&mut h), "holding");
+        holders.push(h);
+    }
+    let bearer = format!("Bearer {}", d.secret);
+    let host = d.host();
+    let started = Instant::now();
+    let (status, _, body) = d.get(
+        "/v1/token?scope=https://management.core.windows.net//.default",
+        &[("Host", &host), ("Authorization", &bearer)],
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(took < Duration::from_secs(1), "served in {took:?}");
+    for mut h in holders {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+}
+
+/// Another user's connect flood costs a lookup per connection and never reaches the audit: a
+/// real token served meanwhile is audited at once, naming its client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and setpriv (make test)"]
+async fn a_connect_flood_leaves_the_audit_on_time_with_the_right_client() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    let port = port_of(&d);
+    let flood = hostile(true, &["flood", &port, "8"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let host = d.host();
+    let started = Instant::now();
+    let (status, _, body) = d.get(MSI, &[("Host", &host), ("X-IDENTITY-HEADER", &d.secret)]);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let me = format!("client=\"pid {} (", std::process::id());
+    let audited = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read_to_string(&d.log).is_ok_and(|l| l.contains(&me))
+    });
+    let log = std::fs::read_to_string(&d.log).unwrap();
+    assert!(audited, "audited within 2 s, naming this process: {log}");
+    let out = flood.wait_with_output().unwrap();
+    let connects: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(connects > 1000, "a real flood: {connects} connections");
+    assert!(
+        log.contains("refused a connection from another user's process"),
+        "{log}"
+    );
+    let lines = log.matches("refused a connection").count() as u64;
+    assert!(
+        lines <= connects / 1000 + 2,
+        "one log line per thousand refusals, not one each: {lines} for {connects}"
+    );
+}
