@@ -177,10 +177,9 @@ async fn a_connect_flood_leaves_the_audit_on_time_with_the_right_client() {
     let out = flood.wait_with_output().unwrap();
     let connects: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert!(connects > 1000, "a real flood: {connects} connections");
-    assert!(
-        log.contains("refused a connection from another user's process"),
-        "{log}"
-    );
+    // Each is refused: as another user's, or (closed before it was looked up) as unknown.
+    let log = std::fs::read_to_string(&d.log).unwrap();
+    assert!(log.contains("endpoint: refused a connection"), "{log}");
     let lines = log.matches("refused a connection").count() as u64;
     assert!(
         lines <= connects / 1000 + 2,
