@@ -186,3 +186,66 @@ async fn a_connect_flood_leaves_the_audit_on_time_with_the_right_client() {
         "one log line per thousand refusals, not one each: {lines} for {connects}"
     );
 }
+
+/// After the cache is quarantined under a running daemon, the secret it takes and the one in
+/// `endpoint.json` agree, and the CLI through it gets a known error (no account), not 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_json_follows_the_secret_after_a_quarantine() {
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    std::fs::write(home.data().join("cache.json"), b"{ not json").unwrap();
+    let endpoint = home.path().join("run/endpoint.json");
+    let agreed = (0..60).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let published: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&endpoint).unwrap()).unwrap();
+        let bearer = format!("Bearer {}", published["secret"].as_str().unwrap());
+        let host = d.host();
+        let (status, _, _) = d.get("/v1/status", &[("Host", &host), ("Authorization", &bearer)]);
+        status == 200 && published["secret"] != d.secret.as_str()
+    });
+    assert!(
+        agreed,
+        "a new secret, published: {}",
+        std::fs::read_to_string(&d.log).unwrap()
+    );
+    let out = home.run(&[
+        "--json",
+        "token",
+        "--scope",
+        "https://management.core.windows.net//.default",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"code\":\"no_account\""), "{stderr}");
+}
+
+/// A wedged instance (stopped with SIGSTOP: it takes connections and never answers) does not
+/// hang `tokentray token`: after its answer timeout the CLI uses the cache directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_falls_back_to_the_cache_when_the_instance_is_wedged() {
+    use rustix::process::{Pid, Signal, kill_process};
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    let pid = Pid::from_raw(i32::try_from(d.pid()).unwrap()).unwrap();
+    kill_process(pid, Signal::STOP).unwrap();
+    let started = Instant::now();
+    let out = home.run(&[
+        "token",
+        "--scope",
+        "https://management.core.windows.net//.default",
+        "--format",
+        "raw",
+    ]);
+    let took = started.elapsed();
+    kill_process(pid, Signal::CONT).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().len() > 100,
+        "a token"
+    );
+    assert!(stderr.contains("using the cache directly"), "{stderr}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}

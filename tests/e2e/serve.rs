@@ -123,6 +123,10 @@ impl Daemon {
         self.raw(&(req + "\r\n"))
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn host(&self) -> String {
         self.addr.clone()
     }

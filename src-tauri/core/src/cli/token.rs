@@ -18,8 +18,18 @@ pub(super) async fn token(args: &TokenArgs, out: &mut Out<'_>) -> Result<()> {
         tenant: args.tenant.as_deref(),
     };
     let paths = Paths::from_env()?;
-    let body = match Endpoint::running(&paths) {
-        Some(endpoint) => native_token(&endpoint, &request).await?,
+    let from_instance = match Endpoint::running(&paths) {
+        Some(endpoint) => match native_token(&endpoint, &request).await {
+            Err(e @ Error::InstanceUnreachable { .. }) => {
+                out.tell(format_args!("{e}; using the cache directly"));
+                None
+            }
+            answer => Some(answer?),
+        },
+        None => None,
+    };
+    let body = match from_instance {
+        Some(body) => body,
         None => TokenBody::from(&open_tokens()?.get_token(&request).await?),
     };
     print_token(out, &body, args.format)

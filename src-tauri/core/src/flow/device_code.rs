@@ -96,6 +96,7 @@ pub async fn start(entra: &Entra, tenant: Option<&str>, scopes: &[String]) -> Re
             Failure::OAuth(e) => e.into_error("this sign-in"),
             Failure::Other(e) => e,
         })?;
+    https_page(&answer.verification_uri)?;
     let expires_in = answer.expires_in.unwrap_or(900);
     let interval = answer.interval.unwrap_or(5).max(1);
     let message = answer.message.unwrap_or_else(|| {
@@ -173,6 +174,36 @@ pub async fn wait(
                 tracing::debug!("device code poll: {e}");
             }
             Err(Failure::Other(e)) => return Err(e),
+        }
+    }
+}
+
+/// The page the user is sent to (and the window opens) must be an https URL: nothing else is
+/// ever opened.
+fn https_page(uri: &str) -> Result<()> {
+    match url::Url::parse(uri) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => Ok(()),
+        _ => Err(Error::Protocol(format!(
+            "the authority sent a verification page that is not an https URL ({uri:?}); check \
+             the authority in the config file"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_verification_pages_are_accepted() {
+        assert!(https_page("https://microsoft.com/devicelogin").is_ok());
+        for bad in [
+            "http://microsoft.com/devicelogin",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "x",
+        ] {
+            assert!(https_page(bad).is_err(), "{bad}");
         }
     }
 }

@@ -31,10 +31,15 @@ pub async fn account_states(endpoint: &Endpoint) -> Result<Vec<AccountState>> {
     get(endpoint, "/v1/accounts", &[]).await
 }
 
-/// `GET path?query` of the instance at `endpoint`, with its secret.
+/// Longest wait for a running instance to take the connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest wait for its answer (a refresh included); past it the instance counts as wedged.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `GET path?query` of the instance at `endpoint`, with its secret, within the timeouts above.
 ///
 /// # Errors
-/// [`Error::InstanceUnreachable`] if the instance does not answer; [`Error::Remote`] with the
+/// [`Error::InstanceUnreachable`] if the instance does not answer in time; [`Error::Remote`] with the
 /// instance's `{code, message}` if it refuses; [`Error::Protocol`] if the answer is not the
 /// JSON expected.
 async fn get<T: DeserializeOwned>(
@@ -50,6 +55,8 @@ async fn get<T: DeserializeOwned>(
         .no_proxy()
         .http1_only()
         .tls_built_in_root_certs(false)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(ANSWER_TIMEOUT)
         .build()
         .map_err(unreachable)?;
     let response = client

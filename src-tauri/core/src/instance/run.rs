@@ -9,7 +9,7 @@ use super::{Endpoint, loopback_url};
 /// How often a running instance looks for changes other processes made to the cache.
 const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
 use crate::paths::Paths;
-use crate::tokens::Tokens;
+use crate::tokens::{Event, Tokens};
 use crate::{Error, Result};
 
 /// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves, follows other
@@ -55,6 +55,12 @@ pub async fn run(
             .clone()
             .watch_for_changes(WATCH_PERIOD, stopped(stop_rx.clone())),
     );
+    let republishing = tokio::spawn(republish(
+        paths.clone(),
+        tokens.clone(),
+        endpoint.clone(),
+        stopped(stop_rx.clone()),
+    ));
     let serving = crate::serve::run(listeners, tokens, stopped(stop_rx));
     let signal = async {
         shutdown.await;
@@ -63,9 +69,48 @@ pub async fn run(
     let (served, ()) = tokio::join!(serving, signal);
     let _ = background.await;
     let _ = watching.await;
+    let _ = republishing.await;
     Endpoint::withdraw(paths);
     tracing::warn!("stopped; endpoint withdrawn");
     served
+}
+
+/// Republishes `endpoint.json` whenever this instance's endpoint secret changes (rotated, or
+/// created anew after the cache was reset or quarantined), until `stop`, so that tools and the
+/// CLI never hold a secret the endpoint no longer takes.
+async fn republish(
+    paths: Paths,
+    tokens: Arc<Tokens>,
+    mut endpoint: Endpoint,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = tokens.subscribe();
+    tokio::pin!(stop);
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = &mut stop => return,
+        };
+        match event {
+            Ok(Event::EndpointSecretChanged) | Err(RecvError::Lagged(_)) => {}
+            Ok(_) => continue,
+            Err(RecvError::Closed) => return,
+        }
+        let Ok(secret) = tokens.endpoint_secret() else {
+            continue;
+        };
+        if secret == endpoint.secret {
+            continue;
+        }
+        endpoint.secret = secret;
+        let (paths, published) = (paths.clone(), endpoint.clone());
+        match tokio::task::spawn_blocking(move || published.publish(&paths)).await {
+            Ok(Ok(())) => tracing::info!("endpoint secret changed; endpoint.json republished"),
+            Ok(Err(e)) => tracing::warn!("could not republish endpoint.json: {e}"),
+            Err(e) => tracing::warn!("could not republish endpoint.json: {e}"),
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
@@ -127,8 +172,13 @@ pub(crate) async fn bind(
         .map_err(|e| Error::io("listen on", "127.0.0.1", e))?
         .port();
     let mut listeners = vec![v4];
-    if let Ok(v6) = tokio::net::TcpListener::bind(("::1", actual)).await {
-        listeners.push(v6);
+    match tokio::net::TcpListener::bind(("::1", actual)).await {
+        Ok(v6) => listeners.push(v6),
+        Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {} // no IPv6 loopback here
+        Err(e) => tracing::warn!(
+            "[::1]:{actual} is not served ({e}): another program holds it. Tools must use \
+             http://127.0.0.1:{actual} (what `tokentray env` prints), never localhost"
+        ),
     }
     Ok(listeners)
 }

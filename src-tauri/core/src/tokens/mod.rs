@@ -92,6 +92,9 @@ pub enum Event {
         /// Username.
         account: String,
     },
+    /// The endpoint secret was created or replaced (a running instance republishes
+    /// `endpoint.json`).
+    EndpointSecretChanged,
     /// A device code sign-in started: the user enters `user_code` at `verification_uri`.
     DeviceCodeReady {
         /// The code to enter (not a secret on its own: it is useless without the user's sign-in).
@@ -267,14 +270,18 @@ impl Tokens {
         if let Some(secret) = self.with_cache(|c| c.state.endpoint_secret.clone()) {
             return Ok(secret);
         }
-        self.update(|c| match &c.state.endpoint_secret {
-            Some(secret) => Ok(secret.clone()),
+        let (secret, minted) = self.update(|c| match &c.state.endpoint_secret {
+            Some(secret) => Ok((secret.clone(), false)),
             None => {
                 let secret = Secret::new(crate::secret::random_token(32)?);
                 c.state.endpoint_secret = Some(secret.clone());
-                Ok(secret)
+                Ok((secret, true))
             }
-        })
+        })?;
+        if minted {
+            self.emit(Event::EndpointSecretChanged);
+        }
+        Ok(secret)
     }
 
     /// Replaces the endpoint secret; tools configured with the old one get 401 from now on.
@@ -282,11 +289,13 @@ impl Tokens {
     /// # Errors
     /// Token store errors.
     pub fn rotate_endpoint_secret(&self) -> Result<Secret> {
-        self.update(|c| {
+        let secret = self.update(|c| {
             let secret = Secret::new(crate::secret::random_token(32)?);
             c.state.endpoint_secret = Some(secret.clone());
             Ok(secret)
-        })
+        })?;
+        self.emit(Event::EndpointSecretChanged);
+        Ok(secret)
     }
 
     /// The accounts, with default and needs-sign-in state.
