@@ -3,7 +3,11 @@
 //! `TOKENTRAY_HOME=DIR` relocates everything (tests and portable setups use it):
 //! `DIR/data`, `DIR/config`, `DIR/run`. Otherwise the platform's directories: on Linux
 //! `$XDG_DATA_HOME/tokentray`, `$XDG_CONFIG_HOME/tokentray` and `$XDG_RUNTIME_DIR/tokentray`.
-//! Directories are created 0700 and files written 0600 (Unix) by [`crate::files`].
+//! The runtime directory (`endpoint.json`, with the endpoint secret) belongs in memory: without
+//! `$XDG_RUNTIME_DIR` (su, some SSH and container sessions) it is `/run/user/UID/tokentray`
+//! when that directory is the user's, else `/dev/shm/tokentray-UID` (tmpfs) when that is free
+//! or already the user's and private, and only then `DATA/run` on disk. `tokentray status` says
+//! which. Directories are created 0700 and files written 0600 (Unix) by [`crate::files`].
 
 use std::path::{Path, PathBuf};
 
@@ -37,12 +41,32 @@ impl Paths {
             .ok_or_else(missing)?
             .join("tokentray");
         let config = dirs::config_dir().ok_or_else(missing)?.join("tokentray");
-        let runtime = dirs::runtime_dir().map_or_else(|| data.join("run"), |r| r.join("tokentray"));
+        let runtime = dirs::runtime_dir()
+            .map(|r| r.join("tokentray"))
+            .or_else(memory_runtime)
+            .unwrap_or_else(|| data.join("run"));
         Ok(Self {
             data,
             config,
             runtime,
         })
+    }
+
+    /// Whether the runtime directory (or the nearest existing parent) is in memory (tmpfs),
+    /// so `endpoint.json` is gone at reboot; `None` if the system cannot tell.
+    pub fn runtime_in_memory(&self) -> Option<bool> {
+        #[cfg(target_os = "linux")]
+        {
+            const TMPFS_MAGIC: i64 = 0x0102_1994;
+            let existing = self.runtime.ancestors().find(|p| p.exists())?;
+            let fs = rustix::fs::statfs(existing).ok()?;
+            #[allow(clippy::useless_conversion)] // f_type's width differs between targets
+            Some(i64::from(fs.f_type) == TMPFS_MAGIC)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
     }
 
     /// All directories under one root.
@@ -72,5 +96,31 @@ impl Paths {
     /// The cross-process lock of the cache.
     pub fn lock_file(&self) -> PathBuf {
         self.data.join("cache.lock")
+    }
+}
+
+/// A runtime directory in memory without `$XDG_RUNTIME_DIR` (Linux): `/run/user/UID` if it is
+/// the user's, else `/dev/shm/tokentray-UID` if it does not exist yet or is already the user's
+/// and private (another user could have made it first: then it is not used).
+fn memory_runtime() -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let uid = rustix::process::getuid().as_raw();
+        let mine = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+        };
+        let run_user = PathBuf::from(format!("/run/user/{uid}"));
+        if mine(&run_user) {
+            return Some(run_user.join("tokentray"));
+        }
+        let shm = PathBuf::from(format!("/dev/shm/tokentray-{uid}"));
+        let free = std::fs::symlink_metadata(&shm).is_err() && Path::new("/dev/shm").is_dir();
+        (free || mine(&shm)).then_some(shm)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
     }
 }

@@ -4,12 +4,14 @@ use super::{Out, open, open_tokens};
 use crate::cache::select_account;
 use crate::instance::{self, Endpoint};
 use crate::paths::Paths;
+use crate::persist::PersistedCache;
 use crate::tokens::{AccountState, Health};
 use crate::{Error, Result};
 
 /// Lists the signed-in accounts with their health, the default marked `*`.
 pub(super) async fn accounts(out: &mut Out<'_>) -> Result<()> {
-    let (states, _) = account_states(&Paths::from_env()?).await?;
+    let (_, store) = open()?;
+    let (states, _) = account_states(&Paths::from_env()?, &store).await?;
     if out.json {
         return out.json(&states);
     }
@@ -68,7 +70,10 @@ pub(super) fn health_details(state: &AccountState, out: &mut Out<'_>) -> Result<
 /// The accounts with their health, and the instance they came from: the running app's or
 /// daemon's view when one answers (it knows its refreshes and backoff), else the cache file's
 /// (ok or needs sign-in).
-pub(super) async fn account_states(paths: &Paths) -> Result<(Vec<AccountState>, Option<Endpoint>)> {
+pub(super) async fn account_states(
+    paths: &Paths,
+    store: &PersistedCache,
+) -> Result<(Vec<AccountState>, Option<Endpoint>)> {
     if let Some(endpoint) = Endpoint::running(paths) {
         match instance::account_states(&endpoint).await {
             Ok(states) => return Ok((states, Some(endpoint))),
@@ -78,7 +83,6 @@ pub(super) async fn account_states(paths: &Paths) -> Result<(Vec<AccountState>, 
             Err(e) => return Err(e),
         }
     }
-    let (_, store) = open()?;
     let states = store
         .read()?
         .accounts()

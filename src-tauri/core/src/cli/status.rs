@@ -12,7 +12,8 @@ use crate::paths::Paths;
 pub(super) async fn status(out: &mut Out<'_>) -> Result<()> {
     let (config, store) = open()?;
     let status = store.status()?;
-    let (states, instance) = account_states(&Paths::from_env()?).await?;
+    let paths = Paths::from_env()?;
+    let (states, instance) = account_states(&paths, &store).await?;
     if out.json {
         let accounts: Vec<_> = states
             .iter()
@@ -21,6 +22,7 @@ pub(super) async fn status(out: &mut Out<'_>) -> Result<()> {
         return out.json(&json!({
             "store": status,
             "instance": instance.as_ref().map(|e| json!({"url": e.url, "pid": e.pid})),
+            "runtime_dir": paths.runtime,
             "accounts": accounts,
             "authority": config.authority,
             "tenant": config.tenant,
@@ -42,6 +44,15 @@ pub(super) async fn status(out: &mut Out<'_>) -> Result<()> {
     for kept in &status.moved_aside {
         out.line(format_args!("Kept aside:  {}", kept.display()))?;
     }
+    let where_ = match paths.runtime_in_memory() {
+        Some(true) => "in memory: gone at reboot",
+        Some(false) => "on disk: endpoint.json outlives a reboot until the next start",
+        None => "unknown file system",
+    };
+    out.line(format_args!(
+        "Runtime dir: {} ({where_})",
+        paths.runtime.display()
+    ))?;
     match &instance {
         Some(e) => out.line(format_args!("Running:     {} (pid {})", e.url, e.pid))?,
         None => out.line(
