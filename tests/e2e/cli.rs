@@ -2,6 +2,9 @@
 //! status, exit codes and `{code, message}` errors. Plaintext store: no keyring needed here (the
 //! store module covers the encrypted ones).
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
 use serde_json::Value;
 use tokentray_tests::harness::{Home, workspace_root};
 
@@ -240,7 +243,6 @@ fn export_warns_writes_0600_and_keeps_unknown_fields_byte_for_byte() {
     let out = home.run(&["cache", "export", "--out", out_file.to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("clear text"));
-    use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777,
         0o600
@@ -275,4 +277,109 @@ fn status_and_reset() {
         text.contains("Kept aside:") && text.contains(".reset-"),
         "{text}"
     );
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn export_creates_a_private_file_and_leaves_the_directory_alone() {
+    let home = imported();
+    let expected = home.ok(&["cache", "export"]);
+    let work = tempfile::tempdir().unwrap();
+    chmod(work.path(), 0o755);
+
+    // A bare file name, relative to the current directory (the README's example).
+    let export = |args: &[&str], cwd: &Path| home.cmd(args).current_dir(cwd).output().unwrap();
+    let out = export(&["cache", "export", "--out", "backup.json"], work.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backup = work.path().join("backup.json");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), expected);
+    assert_eq!(mode(&backup), 0o600);
+    assert_eq!(
+        mode(work.path()),
+        0o755,
+        "the current directory is left alone"
+    );
+
+    // DIR/x.json: DIR keeps its mode, whatever it is.
+    for dir_mode in [0o755, 0o750, 0o711] {
+        let dir = work.path().join(format!("dir{dir_mode:o}"));
+        std::fs::create_dir(&dir).unwrap();
+        chmod(&dir, dir_mode);
+        let out = export(
+            &[
+                "cache",
+                "export",
+                "--out",
+                &format!("dir{dir_mode:o}/x.json"),
+            ],
+            work.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mode(&dir), dir_mode);
+        assert_eq!(mode(&dir.join("x.json")), 0o600);
+    }
+
+    // An existing file is refused without --force, and left as it was.
+    std::fs::write(&backup, "keep me").unwrap();
+    chmod(&backup, 0o644);
+    let out = export(
+        &["--json", "cache", "export", "--out", "backup.json"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = json_err(&out);
+    assert_eq!(err["code"], "file_exists");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains("backup.json exists; pass --force to replace it"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "keep me");
+    assert_eq!(mode(&backup), 0o644);
+
+    // A symlink there is not followed either.
+    let elsewhere = work.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, work.path().join("link.json")).unwrap();
+    let out = export(
+        &["--json", "cache", "export", "--out", "link.json"],
+        work.path(),
+    );
+    assert_eq!(json_err(&out)["code"], "file_exists");
+    assert!(!elsewhere.exists());
+
+    // --force replaces it, with a 0600 file.
+    let out = export(
+        &["cache", "export", "--out", "backup.json", "--force"],
+        work.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), expected);
+    assert_eq!(mode(&backup), 0o600);
+    assert_eq!(mode(work.path()), 0o755);
+    let names: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(names.is_empty(), "no temp files left: {names:?}");
 }

@@ -110,6 +110,14 @@ pub enum Error {
         me: u32,
     },
 
+    /// A file the user named for tokentray to create (an export) already exists. Nothing was
+    /// written.
+    #[error("{} exists; pass --force to replace it, or choose another file", path.display())]
+    FileExists {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// Another process held the cache lock for too long.
     #[error(
         "the token cache is locked by another process ({}); retry, or stop the other tokentray \
@@ -382,6 +390,8 @@ error_codes! {
     Io => "io",
     /// [`Error::NotOwner`]
     NotOwner => "not_owner",
+    /// [`Error::FileExists`]
+    FileExists => "file_exists",
     /// [`Error::LockTimeout`]
     LockTimeout => "lock_timeout",
     /// [`Error::InvalidInput`]
@@ -456,6 +466,7 @@ impl Error {
             Self::CacheCorrupt { .. } => ErrorCode::CacheCorrupt,
             Self::Io { .. } => ErrorCode::Io,
             Self::NotOwner { .. } => ErrorCode::NotOwner,
+            Self::FileExists { .. } => ErrorCode::FileExists,
             Self::LockTimeout { .. } => ErrorCode::LockTimeout,
             Self::InvalidInput { .. } | Self::InvalidSetting { .. } => ErrorCode::InvalidInput,
             Self::Config { .. } => ErrorCode::Config,

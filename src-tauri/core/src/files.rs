@@ -29,6 +29,56 @@ pub fn read_private(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
         .map_err(|e| Error::io("read", path, e))
 }
 
+/// Creates `path` with `bytes`, mode 0600 from the start, for a file the user names (an
+/// export): the directory is the user's and is left exactly as it is. Without `replace`, an
+/// existing file (or symlink) is refused ([`Error::FileExists`]), never overwritten
+/// (`O_CREAT|O_EXCL`). With `replace`, a new 0600 file is written next to it and renamed over
+/// it, so the old one is replaced whole or not at all. A relative `path` is relative to the
+/// current directory.
+///
+/// # Errors
+/// [`Error::FileExists`]; [`Error::Io`] (nothing is left behind).
+pub fn create_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let target = if replace {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        dir.join(format!(".{name}.tmp-{}", std::process::id()))
+    } else {
+        path.to_path_buf()
+    };
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts.open(&target).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists && !replace {
+            Error::FileExists { path: path.into() }
+        } else {
+            Error::io("create", &target, e)
+        }
+    })?;
+    let result = (|| {
+        file.write_all(bytes)
+            .map_err(|e| Error::io("write", &target, e))?;
+        file.sync_all().map_err(|e| Error::io("sync", &target, e))?;
+        if replace {
+            std::fs::rename(&target, path).map_err(|e| Error::io("replace", path, e))?;
+        }
+        sync_dir(dir);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&target);
+    }
+    result
+}
+
 /// Replaces `path` with `bytes` atomically: a 0600 temp file in the same directory, written,
 /// fsynced, renamed over `path`, then the directory fsynced. A crash leaves either the old or
 /// the new file, never a mix; stale temp files of killed writers are removed on the next write.

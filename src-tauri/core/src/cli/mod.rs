@@ -147,9 +147,13 @@ pub enum CacheCommand {
     },
     /// Write the cache as MSAL JSON (tokens in clear text!) to a file or stdout.
     Export {
-        /// Output file (created 0600); stdout if absent.
+        /// Output file, created 0600 (an existing file is refused without --force); stdout if
+        /// absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace the --out file if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Move the cache file aside (kept, not deleted) and start a new, empty cache.
     Reset,
@@ -221,8 +225,8 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         Command::Accounts => accounts::accounts(out).await,
         Command::Token(args) => token::token(&args, out).await,
         Command::Cache(CacheCommand::Import { file }) => cache::import(&file, out),
-        Command::Cache(CacheCommand::Export { out: target }) => {
-            cache::export(target.as_deref(), out)
+        Command::Cache(CacheCommand::Export { out: target, force }) => {
+            cache::export(target.as_deref(), force, out)
         }
         Command::Cache(CacheCommand::Reset) => cache::reset(out),
         Command::Status => status::status(out).await,
@@ -236,6 +240,7 @@ pub fn exit_code(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::InvalidInput
         | ErrorCode::Config
+        | ErrorCode::FileExists
         | ErrorCode::AccountNotFound
         | ErrorCode::AmbiguousAccount => exit::USAGE,
         ErrorCode::NoAccount
