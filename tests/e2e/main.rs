@@ -6,7 +6,8 @@
 
 // MSAL Python's golden cache equals what tokentray's ingest writes from the same responses.
 mod cache_interop;
-// The `tokentray` binary: accounts, token formats, import/export, status, exit codes.
+// The `tokentray` binary: accounts, token formats, import/export, status, exit codes; refusing
+// a home, config or CA file another user controls.
 mod cli;
 // fake-entra itself: discovery, sign-in flows, rotation, Entra's errors, faults, log hygiene.
 mod fake_entra;

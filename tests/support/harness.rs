@@ -139,6 +139,9 @@ pub fn config_against(
     let paths = tokentray_core::paths::Paths::under(home);
     let ca = home.join("fake-entra-ca.pem");
     std::fs::write(&ca, fake.ca_pem()).unwrap();
+    // Whatever the umask: tokentray refuses a CA file that others can write.
+    #[cfg(unix)]
+    std::fs::set_permissions(&ca, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let mut config = tokentray_core::config::Config::defaults(&paths.config_file());
     config.authority = fake.url().to_string();
     config.ca_file = Some(ca);

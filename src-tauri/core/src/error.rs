@@ -95,10 +95,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A file tokentray must keep private is owned by another user.
+    /// A file or directory tokentray keeps or trusts (`TOKENTRAY_HOME`, the config directory,
+    /// `config.toml`, `ca_file`, the cache) is owned by another user, who could change what
+    /// tokentray uses.
     #[error(
-        "{} is owned by uid {owner}, not by you (uid {me}); refusing to use it. Fix its \
-         ownership or point TOKENTRAY_HOME elsewhere",
+        "{} is owned by uid {owner}, not by you (uid {me}); refusing to use it, since its owner \
+         could change what tokentray trusts. Take it over with `sudo chown {me} {}`, or use \
+         another path (TOKENTRAY_HOME)",
+        path.display(),
         path.display()
     )]
     NotOwner {
@@ -108,6 +112,21 @@ pub enum Error {
         owner: u32,
         /// The current uid.
         me: u32,
+    },
+
+    /// A file or directory tokentray trusts but never rewrites (`TOKENTRAY_HOME`, the config
+    /// directory, `config.toml`, `ca_file`) is writable by its group or by others.
+    #[error(
+        "{} can be changed by other users (mode {mode:04o}); refusing to use it, since they could \
+         point tokentray at their own sign-in page or certificate. Fix it with `chmod go-w {}`",
+        path.display(),
+        path.display()
+    )]
+    WritableByOthers {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
 
     /// A file the user named for tokentray to create (an export) already exists. Nothing was
@@ -390,6 +409,8 @@ error_codes! {
     Io => "io",
     /// [`Error::NotOwner`]
     NotOwner => "not_owner",
+    /// [`Error::WritableByOthers`]
+    WritableByOthers => "writable_by_others",
     /// [`Error::FileExists`]
     FileExists => "file_exists",
     /// [`Error::LockTimeout`]
@@ -466,6 +487,7 @@ impl Error {
             Self::CacheCorrupt { .. } => ErrorCode::CacheCorrupt,
             Self::Io { .. } => ErrorCode::Io,
             Self::NotOwner { .. } => ErrorCode::NotOwner,
+            Self::WritableByOthers { .. } => ErrorCode::WritableByOthers,
             Self::FileExists { .. } => ErrorCode::FileExists,
             Self::LockTimeout { .. } => ErrorCode::LockTimeout,
             Self::InvalidInput { .. } | Self::InvalidSetting { .. } => ErrorCode::InvalidInput,

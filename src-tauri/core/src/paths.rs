@@ -4,6 +4,10 @@
 //! `DIR/data`, `DIR/config`, `DIR/run`. Otherwise the platform's directories: on Linux
 //! `$XDG_DATA_HOME/tokentray`, `$XDG_CONFIG_HOME/tokentray` and `$XDG_RUNTIME_DIR/tokentray`.
 //! Directories are created 0700 and files written 0600 (Unix) by [`crate::files`].
+//!
+//! A `TOKENTRAY_HOME` that exists must be the user's and not writable by group or others
+//! ([`crate::files::check_trusted`]): whoever can change it decides the config (the authority
+//! that gets the sign-in) and the cache. It is never chmodded: the user chose it.
 
 use std::path::{Path, PathBuf};
 
@@ -24,10 +28,14 @@ impl Paths {
     /// Resolves the directories from `TOKENTRAY_HOME` or the platform defaults. Creates nothing.
     ///
     /// # Errors
-    /// [`Error::Config`] if no home directory can be determined.
+    /// [`Error::Config`] if no home directory can be determined; [`Error::NotOwner`] or
+    /// [`Error::WritableByOthers`] if `TOKENTRAY_HOME` exists and is another user's or writable by
+    /// group or others (Unix only).
     pub fn from_env() -> Result<Self> {
         if let Some(home) = std::env::var_os("TOKENTRAY_HOME").filter(|h| !h.is_empty()) {
-            return Ok(Self::under(Path::new(&home)));
+            let home = Path::new(&home);
+            crate::files::check_trusted(home, crate::files::Owner::User)?;
+            return Ok(Self::under(home));
         }
         let missing = || Error::Config {
             path: PathBuf::from("$HOME"),

@@ -2,7 +2,8 @@
 //! display and no GUI toolkit, no subcommand starts the tray app.
 //!
 //! Exit codes ([`exit`]): 0 success; 1 failure; 2 bad usage or input; 3 sign-in needed (no
-//! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked; 5
+//! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked, or a
+//! file tokentray trusts owned by another user or writable by others; 5
 //! Entra ID unavailable (network, 5xx, 429) and no valid cached token. Warnings go to stderr
 //! first; the JSON error, when there is one, is stderr's last line. With `--json`, errors are
 //! printed to stderr as `{"code": ..., "message": ...}` with a stable `code`.
@@ -169,7 +170,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Sign-in needed: no account, no token, key lost, refresh token revoked.
     pub const SIGN_IN: u8 = 3;
-    /// The token store is unavailable or locked.
+    /// The token store is unavailable or locked, or a file tokentray trusts is not safely the
+    /// user's (owned by another user, or writable by others).
     pub const STORE: u8 = 4;
     /// Entra ID is unavailable and no valid token is cached.
     pub const UNAVAILABLE: u8 = 5;
@@ -252,7 +254,8 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::KeyStore
         | ErrorCode::BackendMismatch
         | ErrorCode::LockTimeout
-        | ErrorCode::NotOwner => exit::STORE,
+        | ErrorCode::NotOwner
+        | ErrorCode::WritableByOthers => exit::STORE,
         _ => exit::FAILURE,
     }
 }
