@@ -17,5 +17,6 @@ mod resilience;
 mod serve;
 // Sign-in (browser, device code), silent refresh, accounts, switch and sign-out against fake-entra.
 mod sign_in;
-// Encrypted persistence on the real keyrings; concurrent writers; killed writers; bad files.
+// Encrypted persistence on the real keyrings: any spelling of the path, caches from before key
+// ids, reads that never move a cache; concurrent writers; killed writers; bad files.
 mod store;

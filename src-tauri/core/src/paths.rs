@@ -82,3 +82,49 @@ impl Paths {
         self.data.join("cache.lock")
     }
 }
+
+/// `path` with symlinks and `.`/`..` resolved and made absolute, as far as it exists; the part
+/// that does not exist yet is appended as written. Two spellings of one file give one result.
+pub fn canonical(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        let existing = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn canonical_resolves_symlinks_and_relative_spellings_of_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = canonical(dir.path()).join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let file = real.join("data/cache.bin");
+        assert_eq!(canonical(&file), file, "missing parts are appended");
+        assert_eq!(canonical(&link.join("data/cache.bin")), file);
+        assert_eq!(canonical(&real.join("../real/./data/cache.bin")), file);
+        let cwd = std::env::current_dir().unwrap();
+        let relative = PathBuf::from("some-missing-dir/cache.bin");
+        assert_eq!(canonical(&relative), canonical(&cwd).join(&relative));
+    }
+}

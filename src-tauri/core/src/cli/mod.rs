@@ -253,6 +253,7 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         ErrorCode::StoreUnavailable
         | ErrorCode::KeyStore
         | ErrorCode::BackendMismatch
+        | ErrorCode::KeyNotFound
         | ErrorCode::LockTimeout
         | ErrorCode::NotOwner
         | ErrorCode::WritableByOthers => exit::STORE,
