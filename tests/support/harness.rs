@@ -247,9 +247,14 @@ impl PrivateSecretService {
             .stdin(Stdio::piped())
             .stdout(Stdio::null());
         quiet(&mut keyring);
-        let mut keyring = keyring
-            .spawn()
-            .expect("gnome-keyring-daemon (make test installs it)");
+        let mut keyring = match keyring.spawn() {
+            Ok(keyring) => keyring,
+            Err(e) => {
+                let _ = bus.kill();
+                let _ = bus.wait();
+                panic!("gnome-keyring-daemon (make test installs it): {e}");
+            }
+        };
         let mut stdin = keyring.stdin.take().unwrap();
         stdin.write_all(b"private-keyring-password").unwrap();
         drop(stdin);
