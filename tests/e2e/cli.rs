@@ -1,6 +1,10 @@
 //! The `tokentray` binary, black-box: accounts, token (json, az, raw), cache import/export/reset,
-//! status, exit codes and `{code, message}` errors. Plaintext store: no keyring needed here (the
-//! store module covers the encrypted ones).
+//! status, exit codes and `{code, message}` errors; a home, config or CA file another user owns
+//! or can write is refused. Plaintext store: no keyring needed here (the store module covers the
+//! encrypted ones).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 
 use serde_json::Value;
 use tokentray_tests::harness::{Home, workspace_root};
@@ -240,7 +244,6 @@ fn export_warns_writes_0600_and_keeps_unknown_fields_byte_for_byte() {
     let out = home.run(&["cache", "export", "--out", out_file.to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("clear text"));
-    use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777,
         0o600
@@ -275,4 +278,222 @@ fn status_and_reset() {
         text.contains("Kept aside:") && text.contains(".reset-"),
         "{text}"
     );
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The uid and gid the tests play another local user with (`nobody`).
+const OTHER_USER: u32 = 65534;
+
+fn give_to_other_user(path: &Path) {
+    std::os::unix::fs::chown(path, Some(OTHER_USER), Some(OTHER_USER)).unwrap();
+}
+
+/// Asserts `out` is the typed refusal `code` (exit 4) naming `path` and `fix`.
+fn assert_refused(out: &std::process::Output, code: &str, path: &Path, fix: &str) {
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = json_err(out);
+    assert_eq!(err["code"], code, "{err}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains(fix), "{msg}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_home_or_config_another_user_owns_or_can_write_is_refused() {
+    // Another user's TOKENTRAY_HOME (say one they created in /tmp first), with their config in it.
+    let home = Home::new("plaintext");
+    let config_dir = home.path().join("config");
+    std::fs::create_dir(&config_dir).unwrap();
+    let config = config_dir.join("config.toml");
+    std::fs::write(
+        &config,
+        "authority = \"https://evil.example\"\ntenant = \"evil\"\n",
+    )
+    .unwrap();
+    give_to_other_user(home.path());
+    let out = home.run(&["--json", "status"]);
+    assert_refused(
+        &out,
+        "not_owner",
+        home.path(),
+        &format!("chown 0 {}", home.path().display()),
+    );
+    assert!(!home.data().exists(), "nothing was created in it");
+    std::os::unix::fs::chown(home.path(), Some(0), Some(0)).unwrap();
+
+    // Our home, but the config file or its directory is another user's.
+    for owned_by_other in [&config, &config_dir] {
+        give_to_other_user(owned_by_other);
+        let out = home.run(&["--json", "status"]);
+        assert_refused(&out, "not_owner", owned_by_other, "chown");
+        std::os::unix::fs::chown(owned_by_other, Some(0), Some(0)).unwrap();
+    }
+
+    // Ours, but writable by group or others.
+    for (path, wide, fine) in [
+        (&config, 0o620, 0o600),
+        (&config, 0o602, 0o600),
+        (&config_dir, 0o770, 0o700),
+        (&config_dir, 0o777, 0o700),
+        (&home.path().to_path_buf(), 0o757, 0o700),
+    ] {
+        chmod(path, wide);
+        let out = home.run(&["--json", "status"]);
+        assert_refused(
+            &out,
+            "writable_by_others",
+            path,
+            &format!("chmod go-w {}", path.display()),
+        );
+        assert_eq!(mode(path), wide, "refused, never chmodded");
+        chmod(path, fine);
+    }
+
+    // The user's own, private or merely readable by others, is used.
+    for (dir_mode, file_mode) in [(0o700, 0o600), (0o755, 0o644)] {
+        chmod(home.path(), dir_mode);
+        chmod(&config_dir, dir_mode);
+        chmod(&config, file_mode);
+        let status: Value = serde_json::from_str(&home.ok(&["status", "--json"])).unwrap();
+        assert_eq!(status["tenant"], "evil", "the config file was read");
+        assert_eq!(mode(home.path()), dir_mode, "the home is never chmodded");
+    }
+}
+
+#[test]
+fn a_ca_file_another_user_owns_or_can_write_is_refused() {
+    let home = imported();
+    let fake = tokentray_tests::fake_entra::FakeEntra::start(Default::default()).unwrap();
+    let ca = home.path().join("ca.pem");
+    std::fs::write(&ca, fake.ca_pem()).unwrap();
+    chmod(&ca, 0o644);
+    let token = |home: &Home| {
+        home.cmd(&["token", "--scope", ARM, "--format", "raw"])
+            .env("TOKENTRAY_CA_FILE", &ca)
+            .output()
+            .unwrap()
+    };
+    let out = token(&home);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("at-cli-arm"));
+
+    give_to_other_user(&ca);
+    let mut json = home.cmd(&["--json", "token", "--scope", ARM]);
+    let out = json.env("TOKENTRAY_CA_FILE", &ca).output().unwrap();
+    assert_refused(&out, "not_owner", &ca, "chown");
+    std::os::unix::fs::chown(&ca, Some(0), Some(0)).unwrap();
+
+    chmod(&ca, 0o664);
+    let mut json = home.cmd(&["--json", "token", "--scope", ARM]);
+    let out = json.env("TOKENTRAY_CA_FILE", &ca).output().unwrap();
+    assert_refused(&out, "writable_by_others", &ca, "chmod go-w");
+}
+
+#[test]
+fn export_creates_a_private_file_and_leaves_the_directory_alone() {
+    let home = imported();
+    let expected = home.ok(&["cache", "export"]);
+    let work = tempfile::tempdir().unwrap();
+    chmod(work.path(), 0o755);
+
+    // A bare file name, relative to the current directory (the README's example).
+    let export = |args: &[&str], cwd: &Path| home.cmd(args).current_dir(cwd).output().unwrap();
+    let out = export(&["cache", "export", "--out", "backup.json"], work.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backup = work.path().join("backup.json");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), expected);
+    assert_eq!(mode(&backup), 0o600);
+    assert_eq!(
+        mode(work.path()),
+        0o755,
+        "the current directory is left alone"
+    );
+
+    // DIR/x.json: DIR keeps its mode, whatever it is.
+    for dir_mode in [0o755, 0o750, 0o711] {
+        let dir = work.path().join(format!("dir{dir_mode:o}"));
+        std::fs::create_dir(&dir).unwrap();
+        chmod(&dir, dir_mode);
+        let out = export(
+            &[
+                "cache",
+                "export",
+                "--out",
+                &format!("dir{dir_mode:o}/x.json"),
+            ],
+            work.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mode(&dir), dir_mode);
+        assert_eq!(mode(&dir.join("x.json")), 0o600);
+    }
+
+    // An existing file is refused without --force, and left as it was.
+    std::fs::write(&backup, "keep me").unwrap();
+    chmod(&backup, 0o644);
+    let out = export(
+        &["--json", "cache", "export", "--out", "backup.json"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = json_err(&out);
+    assert_eq!(err["code"], "file_exists");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains("backup.json exists; pass --force to replace it"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "keep me");
+    assert_eq!(mode(&backup), 0o644);
+
+    // A symlink there is not followed either.
+    let elsewhere = work.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, work.path().join("link.json")).unwrap();
+    let out = export(
+        &["--json", "cache", "export", "--out", "link.json"],
+        work.path(),
+    );
+    assert_eq!(json_err(&out)["code"], "file_exists");
+    assert!(!elsewhere.exists());
+
+    // --force replaces it, with a 0600 file.
+    let out = export(
+        &["cache", "export", "--out", "backup.json", "--force"],
+        work.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), expected);
+    assert_eq!(mode(&backup), 0o600);
+    assert_eq!(mode(work.path()), 0o755);
+    let names: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(names.is_empty(), "no temp files left: {names:?}");
 }

@@ -6,7 +6,8 @@
 
 // MSAL Python's golden cache equals what tokentray's ingest writes from the same responses.
 mod cache_interop;
-// The `tokentray` binary: accounts, token formats, import/export, status, exit codes.
+// The `tokentray` binary: accounts, token formats, import/export, status, exit codes; refusing
+// a home, config or CA file another user controls.
 mod cli;
 // Another local user (uid 65534 via setpriv) against a real daemon: refused at accept; floods.
 mod edge;
@@ -18,5 +19,6 @@ mod resilience;
 mod serve;
 // Sign-in (browser, device code), silent refresh, accounts, switch and sign-out against fake-entra.
 mod sign_in;
-// Encrypted persistence on the real keyrings; concurrent writers; killed writers; bad files.
+// Encrypted persistence on the real keyrings: any spelling of the path, caches from before key
+// ids, reads that never move a cache; concurrent writers; killed writers; bad files.
 mod store;

@@ -139,6 +139,9 @@ pub fn config_against(
     let paths = tokentray_core::paths::Paths::under(home);
     let ca = home.join("fake-entra-ca.pem");
     std::fs::write(&ca, fake.ca_pem()).unwrap();
+    // Whatever the umask: tokentray refuses a CA file that others can write.
+    #[cfg(unix)]
+    std::fs::set_permissions(&ca, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let mut config = tokentray_core::config::Config::defaults(&paths.config_file());
     config.authority = fake.url().to_string();
     config.ca_file = Some(ca);
@@ -198,4 +201,154 @@ pub fn form(html: &str) -> (String, Vec<(String, String)>) {
         })
         .collect();
     (action, fields)
+}
+
+/// A Secret Service of one test's own: a private D-Bus session bus with a real
+/// gnome-keyring-daemon on it, its login keyring created and unlocked, its files in a
+/// temporary directory. Tests may lock it without disturbing any other test. Both daemons are
+/// stopped when it is dropped.
+pub struct PrivateSecretService {
+    bus: std::process::Child,
+    keyring: std::process::Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateSecretService {
+    /// Starts the bus and the keyring daemon; returns once the Secret Service answers.
+    pub fn start() -> Self {
+        use std::io::{BufRead as _, Write as _};
+        use std::process::Stdio;
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = dir.path().join("run");
+        std::fs::create_dir(&runtime).unwrap();
+        let quiet = |cmd: &mut Command| {
+            // No display: an unlock prompt is dismissed at once instead of waiting for a person.
+            cmd.env_remove("DISPLAY")
+                .env_remove("WAYLAND_DISPLAY")
+                .env("XDG_DATA_HOME", dir.path().join("data"))
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .stderr(Stdio::null());
+        };
+        let mut bus = Command::new("dbus-daemon");
+        bus.args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped());
+        quiet(&mut bus);
+        let mut bus = bus.spawn().expect("dbus-daemon (make test installs it)");
+        let mut address = String::new();
+        std::io::BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let address = address.trim().to_string();
+        let mut keyring = Command::new("gnome-keyring-daemon");
+        keyring
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null());
+        quiet(&mut keyring);
+        let mut keyring = match keyring.spawn() {
+            Ok(keyring) => keyring,
+            Err(e) => {
+                let _ = bus.kill();
+                let _ = bus.wait();
+                panic!("gnome-keyring-daemon (make test installs it): {e}");
+            }
+        };
+        let mut stdin = keyring.stdin.take().unwrap();
+        stdin.write_all(b"private-keyring-password").unwrap();
+        drop(stdin);
+        let service = Self {
+            bus,
+            keyring,
+            address,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !service.answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gnome-keyring-daemon did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        service
+    }
+
+    fn dbus_send(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("dbus-send");
+        cmd.args(["--session", "--print-reply"])
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        cmd.output().unwrap()
+    }
+
+    /// Whether the Secret Service answers and its login keyring exists, unlocked.
+    fn answers(&self) -> bool {
+        // Asked of the bus first: a message to the service's name before gnome-keyring-daemon
+        // owns it would make the bus start another daemon (D-Bus activation).
+        let owned = self.dbus_send(&[
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.freedesktop.secrets",
+        ]);
+        if !String::from_utf8_lossy(&owned.stdout).contains("boolean true") {
+            return false;
+        }
+        let out = self.dbus_send(&[
+            "--dest=org.freedesktop.secrets",
+            "/org/freedesktop/secrets/collection/login",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.freedesktop.Secret.Collection",
+            "string:Locked",
+        ]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("boolean false")
+    }
+
+    /// Points `cmd` at this Secret Service.
+    pub fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+    }
+
+    /// Locks the login keyring, as logging out of the desktop or a screen lock policy does.
+    pub fn lock(&self) {
+        let out = self.dbus_send(&[
+            "--dest=org.freedesktop.secrets",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.Lock",
+            "array:objpath:/org/freedesktop/secrets/collection/login",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(!self.answers(), "the login keyring is locked");
+    }
+
+    /// Deletes every secret with these attributes (`secret-tool clear`).
+    pub fn clear(&self, attributes: &[&str]) {
+        let mut cmd = Command::new("secret-tool");
+        cmd.arg("clear").args(attributes);
+        let out = self.apply(&mut cmd).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// What `secret-tool search --all ATTRIBUTES` lists.
+    pub fn search(&self, attributes: &[&str]) -> String {
+        let mut cmd = Command::new("secret-tool");
+        cmd.args(["search", "--all"]).args(attributes);
+        let out = self.apply(&mut cmd).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+}
+
+impl Drop for PrivateSecretService {
+    fn drop(&mut self) {
+        for child in [&mut self.keyring, &mut self.bus] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -2,11 +2,19 @@
 //!
 //! Precedence: environment (`TOKENTRAY_*`) over the file over defaults. Unknown keys in the file
 //! are an error that names them, so a typo never silently changes behaviour.
+//!
+//! The file names the authority that receives the sign-in and the refresh tokens, and `ca_file`
+//! the certificate trusted for it, so both must be the user's own: the config directory and
+//! `config.toml` owned by the user and not writable by group or others, `ca_file` likewise (or
+//! owned by root, as system CA bundles are). Anything else is refused with an error naming the
+//! path and the fix ([`crate::files::check_trusted`]); nothing is chmodded. Unix only: on other
+//! systems ownership is not checked.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::{self, Owner};
 use crate::paths::Paths;
 use crate::persist::{PersistedCache, StoreChoice};
 use crate::{Error, Result};
@@ -42,15 +50,20 @@ struct File {
 }
 
 impl File {
+    /// The file at `path` (empty if there is none), once its directory and itself are trusted.
     fn read(path: &Path) -> Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| Error::Config {
-                path: path.into(),
-                detail: e.message().to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io("read", path, e)),
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            files::check_trusted(dir, Owner::User)?;
         }
+        let Some(bytes) = files::read_trusted(path, Owner::User)? else {
+            return Ok(Self::default());
+        };
+        let bad = |detail: String| Error::Config {
+            path: path.into(),
+            detail,
+        };
+        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+        toml::from_str(&text).map_err(|e| bad(e.message().to_string()))
     }
 }
 
@@ -117,7 +130,9 @@ impl Config {
     /// Reads `path` if it exists and applies the environment overrides.
     ///
     /// # Errors
-    /// [`Error::Config`] for unreadable or invalid TOML, unknown keys or bad values.
+    /// [`Error::Config`] for unreadable or invalid TOML, unknown keys or bad values;
+    /// [`Error::NotOwner`] or [`Error::WritableByOthers`] if `path` or its directory is not
+    /// safely the user's (see the module doc).
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |detail: String| Error::Config {
             path: path.into(),
@@ -172,9 +187,9 @@ impl Config {
             detail: format!("cannot write it: {e}"),
         })?;
         if let Some(dir) = path.parent() {
-            crate::files::ensure_private_dir(dir)?;
+            files::ensure_private_dir(dir)?;
         }
-        crate::files::write_atomic(path, text.as_bytes())
+        files::write_atomic(path, text.as_bytes())
     }
 
     /// Opens the token store this configuration chooses, under `paths`.

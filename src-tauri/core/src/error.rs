@@ -37,19 +37,44 @@ pub enum Error {
         reason: String,
     },
 
-    /// The cache file exists but its key is gone from the key store (the kernel keyring forgets
-    /// keys at reboot). The file was moved aside, not deleted.
+    /// The cache file exists but its key is gone from the key store: the store answered and
+    /// holds no key under the id the file names (the kernel keyring forgets keys at reboot).
+    /// The file is left where it is; the next write keeps it aside and starts a new cache.
     #[error(
-        "locked: key lost. The {backend} no longer holds the key of the token cache (keys in the \
-         kernel keyring do not survive a reboot). The old cache was kept at {}; \
-         sign in again with `tokentray login`",
-        kept_at.display()
+        "locked: key lost. The {backend} no longer holds the key of the token cache at {} (keys \
+         in the kernel keyring do not survive a reboot). The file is left as it is; sign in \
+         again with `tokentray login`, which keeps the old file aside (renamed, never deleted) \
+         and starts a new cache",
+        path.display()
     )]
     KeyLost {
         /// The backend that lost the key.
         backend: &'static str,
-        /// Where the undecryptable file was moved.
-        kept_at: PathBuf,
+        /// The cache file.
+        path: PathBuf,
+    },
+
+    /// A cache file written before files named their key (format version 1) whose key is under
+    /// none of the names its path gives: it may have been written through another spelling of
+    /// the path (a symlink, a relative `TOKENTRAY_HOME`), so it is not taken as lost. Nothing
+    /// was changed.
+    #[error(
+        "the {backend} holds no key for the token cache at {} under the names an older \
+         tokentray gave it ({}). The file is left as it is. If you used it through another path \
+         before (a symlink, or a relative TOKENTRAY_HOME), run tokentray once through that path: \
+         the file then records its key and opens through any path. If its key is gone (the \
+         kernel keyring forgets keys at a reboot), run `tokentray cache reset` to keep it aside \
+         and start a new cache",
+        path.display(),
+        tried.iter().map(|id| format!("cache-key:{id}")).collect::<Vec<_>>().join(", ")
+    )]
+    KeyNotFound {
+        /// The backend asked.
+        backend: &'static str,
+        /// The cache file.
+        path: PathBuf,
+        /// The key ids looked up.
+        tried: Vec<String>,
     },
 
     /// The cache file is encrypted with a key held by a different backend than the one in use.
@@ -69,18 +94,19 @@ pub enum Error {
     },
 
     /// The cache file could not be read as a tokentray cache (truncated, tampered, wrong key,
-    /// not JSON). It was moved aside with a timestamp; nothing was deleted.
+    /// not JSON). It is left where it is; the next write keeps it aside with a timestamp and
+    /// starts a new cache. Nothing is ever deleted.
     #[error(
-        "the token cache was unreadable ({reason}) and was moved aside to {}; \
-         a new, empty cache is used from now on. Sign in again with `tokentray login`, or \
-         import a cache with `tokentray cache import`",
-        kept_at.display()
+        "the token cache at {} is unreadable ({reason}). It is left as it is; the next sign-in \
+         (`tokentray login`) or `tokentray cache import` keeps it aside (renamed, never deleted) \
+         and starts a new cache, or run `tokentray cache reset` to do that now",
+        path.display()
     )]
     CacheCorrupt {
         /// Why it could not be read.
         reason: String,
-        /// Where the file was moved.
-        kept_at: PathBuf,
+        /// The cache file.
+        path: PathBuf,
     },
 
     /// A file or directory operation failed.
@@ -95,10 +121,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A file tokentray must keep private is owned by another user.
+    /// A file or directory tokentray keeps or trusts (`TOKENTRAY_HOME`, the config directory,
+    /// `config.toml`, `ca_file`, the cache) is owned by another user, who could change what
+    /// tokentray uses.
     #[error(
-        "{} is owned by uid {owner}, not by you (uid {me}); refusing to use it. Fix its \
-         ownership or point TOKENTRAY_HOME elsewhere",
+        "{} is owned by uid {owner}, not by you (uid {me}); refusing to use it, since its owner \
+         could change what tokentray trusts. Take it over with `sudo chown {me} {}`, or use \
+         another path (TOKENTRAY_HOME)",
+        path.display(),
         path.display()
     )]
     NotOwner {
@@ -108,6 +138,29 @@ pub enum Error {
         owner: u32,
         /// The current uid.
         me: u32,
+    },
+
+    /// A file or directory tokentray trusts but never rewrites (`TOKENTRAY_HOME`, the config
+    /// directory, `config.toml`, `ca_file`) is writable by its group or by others.
+    #[error(
+        "{} can be changed by other users (mode {mode:04o}); refusing to use it, since they could \
+         point tokentray at their own sign-in page or certificate. Fix it with `chmod go-w {}`",
+        path.display(),
+        path.display()
+    )]
+    WritableByOthers {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// A file the user named for tokentray to create (an export) already exists. Nothing was
+    /// written.
+    #[error("{} exists; pass --force to replace it, or choose another file", path.display())]
+    FileExists {
+        /// The file.
+        path: PathBuf,
     },
 
     /// Another process held the cache lock for too long.
@@ -374,6 +427,8 @@ error_codes! {
     KeyStore => "key_store",
     /// [`Error::KeyLost`]
     KeyLost => "key_lost",
+    /// [`Error::KeyNotFound`]
+    KeyNotFound => "key_not_found",
     /// [`Error::BackendMismatch`]
     BackendMismatch => "backend_mismatch",
     /// [`Error::CacheCorrupt`]
@@ -382,6 +437,10 @@ error_codes! {
     Io => "io",
     /// [`Error::NotOwner`]
     NotOwner => "not_owner",
+    /// [`Error::WritableByOthers`]
+    WritableByOthers => "writable_by_others",
+    /// [`Error::FileExists`]
+    FileExists => "file_exists",
     /// [`Error::LockTimeout`]
     LockTimeout => "lock_timeout",
     /// [`Error::InvalidInput`]
@@ -452,10 +511,13 @@ impl Error {
             Self::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
             Self::KeyStore { .. } => ErrorCode::KeyStore,
             Self::KeyLost { .. } => ErrorCode::KeyLost,
+            Self::KeyNotFound { .. } => ErrorCode::KeyNotFound,
             Self::BackendMismatch { .. } => ErrorCode::BackendMismatch,
             Self::CacheCorrupt { .. } => ErrorCode::CacheCorrupt,
             Self::Io { .. } => ErrorCode::Io,
             Self::NotOwner { .. } => ErrorCode::NotOwner,
+            Self::WritableByOthers { .. } => ErrorCode::WritableByOthers,
+            Self::FileExists { .. } => ErrorCode::FileExists,
             Self::LockTimeout { .. } => ErrorCode::LockTimeout,
             Self::InvalidInput { .. } | Self::InvalidSetting { .. } => ErrorCode::InvalidInput,
             Self::Config { .. } => ErrorCode::Config,

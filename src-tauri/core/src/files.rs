@@ -1,5 +1,7 @@
 //! Private file mechanics: owner-only directories and files, atomic writes, reads, moving a bad
-//! file aside, and the cross-process lock. Every file tokentray writes goes through here.
+//! file aside, and the cross-process lock. Every file tokentray writes goes through here, and
+//! every file it trusts without writing it (`TOKENTRAY_HOME`, `config.toml`, `ca_file`) is
+//! checked here ([`check_trusted`], [`read_trusted`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -27,6 +29,129 @@ pub fn read_private(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>> {
     std::fs::read(path)
         .map(|b| Some(Zeroizing::new(b)))
         .map_err(|e| Error::io("read", path, e))
+}
+
+/// Who may own a file or directory tokentray trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Only the user tokentray runs as (its effective uid).
+    User,
+    /// The user or root (system files such as a CA bundle under `/etc`).
+    UserOrRoot,
+}
+
+/// Checks that `path`, if it exists, may be trusted: owned by `owner` and not writable by group
+/// or others, who could otherwise change what tokentray uses (its authority, its CA, its cache).
+/// Never changes anything: the user chose the path, so the fix is theirs, and the error names it.
+/// Symlinks are followed: what counts is what they point to. `Ok(false)` if nothing is there.
+///
+/// Unix only: elsewhere this checks nothing (on Windows the user's profile carries an
+/// owner-only ACL, and ACLs are not inspected).
+///
+/// # Errors
+/// [`Error::NotOwner`], [`Error::WritableByOthers`], [`Error::Io`] if it cannot be inspected.
+pub fn check_trusted(path: &Path, owner: Owner) -> Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) => trusted(path, &meta, owner).map(|()| true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("inspect", path, e)),
+    }
+}
+
+/// Reads the file at `path` if [`check_trusted`] would trust it, checking the very file it reads
+/// (the open file, not the name again); `None` if it does not exist.
+///
+/// # Errors
+/// As [`check_trusted`]; [`Error::Io`] if it cannot be read.
+pub fn read_trusted(path: &Path, owner: Owner) -> Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("inspect", path, e))?;
+    trusted(path, &meta, owner)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(bytes))
+}
+
+#[cfg(unix)]
+fn trusted(path: &Path, meta: &std::fs::Metadata, owner: Owner) -> Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let me = rustix::process::geteuid().as_raw();
+    let owned = meta.uid() == me || (owner == Owner::UserOrRoot && meta.uid() == 0);
+    if !owned {
+        return Err(Error::NotOwner {
+            path: path.into(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Error::WritableByOthers {
+            path: path.into(),
+            mode: meta.mode() & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn trusted(_path: &Path, _meta: &std::fs::Metadata, _owner: Owner) -> Result<()> {
+    Ok(())
+}
+
+/// Creates `path` with `bytes`, mode 0600 from the start, for a file the user names (an
+/// export): the directory is the user's and is left exactly as it is. Without `replace`, an
+/// existing file (or symlink) is refused ([`Error::FileExists`]), never overwritten
+/// (`O_CREAT|O_EXCL`). With `replace`, a new 0600 file is written next to it and renamed over
+/// it, so the old one is replaced whole or not at all. A relative `path` is relative to the
+/// current directory.
+///
+/// # Errors
+/// [`Error::FileExists`]; [`Error::Io`] (nothing is left behind).
+pub fn create_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let target = if replace {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        dir.join(format!(".{name}.tmp-{}", std::process::id()))
+    } else {
+        path.to_path_buf()
+    };
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts.open(&target).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists && !replace {
+            Error::FileExists { path: path.into() }
+        } else {
+            Error::io("create", &target, e)
+        }
+    })?;
+    let result = (|| {
+        file.write_all(bytes)
+            .map_err(|e| Error::io("write", &target, e))?;
+        file.sync_all().map_err(|e| Error::io("sync", &target, e))?;
+        if replace {
+            std::fs::rename(&target, path).map_err(|e| Error::io("replace", path, e))?;
+        }
+        sync_dir(dir);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&target);
+    }
+    result
 }
 
 /// Replaces `path` with `bytes` atomically: a 0600 temp file in the same directory, written,

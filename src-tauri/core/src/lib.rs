@@ -8,7 +8,8 @@
 //! - [`secret`]: redacted, zeroizing newtypes for tokens and keys; the one source of randomness.
 //! - [`clock`]: the program's clock ([`clock::Clock`]); everything else takes `now`.
 //! - `sync`: locking that survives a panic elsewhere.
-//! - [`files`]: private files and directories, atomic writes, moving aside, the cache lock.
+//! - [`files`]: private files and directories, atomic writes, moving aside, the cache lock, and
+//!   the checks that a file the user chose (home, config, CA) is theirs alone; exports.
 //! - [`paths`]: where every file lives (`TOKENTRAY_HOME` relocates all of them).
 //! - `peer`: who is behind a loopback connection: the owner of the peer's socket (decided
 //!   before a byte is read) and, for the audit, its process.

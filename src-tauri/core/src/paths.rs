@@ -8,6 +8,10 @@
 //! when that directory is the user's, else `/dev/shm/tokentray-UID` (tmpfs) when that is free
 //! or already the user's and private, and only then `DATA/run` on disk. `tokentray status` says
 //! which. Directories are created 0700 and files written 0600 (Unix) by [`crate::files`].
+//!
+//! A `TOKENTRAY_HOME` that exists must be the user's and not writable by group or others
+//! ([`crate::files::check_trusted`]): whoever can change it decides the config (the authority
+//! that gets the sign-in) and the cache. It is never chmodded: the user chose it.
 
 use std::path::{Path, PathBuf};
 
@@ -28,10 +32,14 @@ impl Paths {
     /// Resolves the directories from `TOKENTRAY_HOME` or the platform defaults. Creates nothing.
     ///
     /// # Errors
-    /// [`Error::Config`] if no home directory can be determined.
+    /// [`Error::Config`] if no home directory can be determined; [`Error::NotOwner`] or
+    /// [`Error::WritableByOthers`] if `TOKENTRAY_HOME` exists and is another user's or writable by
+    /// group or others (Unix only).
     pub fn from_env() -> Result<Self> {
         if let Some(home) = std::env::var_os("TOKENTRAY_HOME").filter(|h| !h.is_empty()) {
-            return Ok(Self::under(Path::new(&home)));
+            let home = Path::new(&home);
+            crate::files::check_trusted(home, crate::files::Owner::User)?;
+            return Ok(Self::under(home));
         }
         let missing = || Error::Config {
             path: PathBuf::from("$HOME"),
@@ -122,5 +130,51 @@ fn memory_runtime() -> Option<PathBuf> {
     #[cfg(not(target_os = "linux"))]
     {
         None
+    }
+}
+
+/// `path` with symlinks and `.`/`..` resolved and made absolute, as far as it exists; the part
+/// that does not exist yet is appended as written. Two spellings of one file give one result.
+pub fn canonical(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut at = path;
+    loop {
+        let existing = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn canonical_resolves_symlinks_and_relative_spellings_of_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = canonical(dir.path()).join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let file = real.join("data/cache.bin");
+        assert_eq!(canonical(&file), file, "missing parts are appended");
+        assert_eq!(canonical(&link.join("data/cache.bin")), file);
+        assert_eq!(canonical(&real.join("../real/./data/cache.bin")), file);
+        let cwd = std::env::current_dir().unwrap();
+        let relative = PathBuf::from("some-missing-dir/cache.bin");
+        assert_eq!(canonical(&relative), canonical(&cwd).join(&relative));
     }
 }

@@ -59,6 +59,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     if let Some(path) = &args.ca_out {
         std::fs::write(path, fake.ca_pem())?;
+        // Whatever the umask: tokentray refuses a CA file that others can write.
+        #[cfg(unix)]
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     }
     println!("{}", fake.url());
     wait_for_signal()?;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{Out, open};
 use crate::cache::TokenCache;
-use crate::files::write_atomic;
+use crate::files::create_private;
 use crate::{Error, Result};
 
 /// Merges an MSAL JSON cache (e.g. Azure CLI's) into tokentray's.
@@ -29,9 +29,10 @@ pub(super) fn import(file: &Path, out: &mut Out<'_>) -> Result<()> {
     ))
 }
 
-/// Writes the cache as MSAL JSON to `target` (0600) or stdout, with a warning: it holds the
-/// tokens in clear text.
-pub(super) fn export(target: Option<&Path>, out: &mut Out<'_>) -> Result<()> {
+/// Writes the cache as MSAL JSON to `target` or stdout, with a warning: it holds the tokens in
+/// clear text. The file is created 0600 and an existing one is refused unless `force`; the
+/// directory it goes in is the user's and is left exactly as it is.
+pub(super) fn export(target: Option<&Path>, force: bool, out: &mut Out<'_>) -> Result<()> {
     let (_, store) = open()?;
     let exported = store.read()?.to_msal_json();
     out.tell(
@@ -39,7 +40,7 @@ pub(super) fn export(target: Option<&Path>, out: &mut Out<'_>) -> Result<()> {
          use your accounts. Delete it when done.",
     );
     match target {
-        Some(path) => write_atomic(path, &exported),
+        Some(path) => create_private(path, &exported, force),
         None => out.bytes(&exported),
     }
 }

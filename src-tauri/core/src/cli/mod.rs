@@ -2,7 +2,8 @@
 //! display and no GUI toolkit, no subcommand starts the tray app.
 //!
 //! Exit codes ([`exit`]): 0 success; 1 failure; 2 bad usage or input; 3 sign-in needed (no
-//! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked; 5
+//! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked, or a
+//! file tokentray trusts owned by another user or writable by others; 5
 //! Entra ID unavailable (network, 5xx, 429) and no valid cached token. Warnings go to stderr
 //! first; the JSON error, when there is one, is stderr's last line. With `--json`, errors are
 //! printed to stderr as `{"code": ..., "message": ...}` with a stable `code`.
@@ -147,9 +148,13 @@ pub enum CacheCommand {
     },
     /// Write the cache as MSAL JSON (tokens in clear text!) to a file or stdout.
     Export {
-        /// Output file (created 0600); stdout if absent.
+        /// Output file, created 0600 (an existing file is refused without --force); stdout if
+        /// absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace the --out file if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Move the cache file aside (kept, not deleted) and start a new, empty cache.
     Reset,
@@ -165,7 +170,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Sign-in needed: no account, no token, key lost, refresh token revoked.
     pub const SIGN_IN: u8 = 3;
-    /// The token store is unavailable or locked.
+    /// The token store is unavailable or locked, or a file tokentray trusts is not safely the
+    /// user's (owned by another user, or writable by others).
     pub const STORE: u8 = 4;
     /// Entra ID is unavailable and no valid token is cached.
     pub const UNAVAILABLE: u8 = 5;
@@ -221,8 +227,8 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         Command::Accounts => accounts::accounts(out).await,
         Command::Token(args) => token::token(&args, out).await,
         Command::Cache(CacheCommand::Import { file }) => cache::import(&file, out),
-        Command::Cache(CacheCommand::Export { out: target }) => {
-            cache::export(target.as_deref(), out)
+        Command::Cache(CacheCommand::Export { out: target, force }) => {
+            cache::export(target.as_deref(), force, out)
         }
         Command::Cache(CacheCommand::Reset) => cache::reset(out),
         Command::Status => status::status(out).await,
@@ -236,6 +242,7 @@ pub fn exit_code(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::InvalidInput
         | ErrorCode::Config
+        | ErrorCode::FileExists
         | ErrorCode::AccountNotFound
         | ErrorCode::AmbiguousAccount => exit::USAGE,
         ErrorCode::NoAccount
@@ -246,8 +253,10 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         ErrorCode::StoreUnavailable
         | ErrorCode::KeyStore
         | ErrorCode::BackendMismatch
+        | ErrorCode::KeyNotFound
         | ErrorCode::LockTimeout
-        | ErrorCode::NotOwner => exit::STORE,
+        | ErrorCode::NotOwner
+        | ErrorCode::WritableByOthers => exit::STORE,
         _ => exit::FAILURE,
     }
 }

@@ -111,7 +111,8 @@ impl Entra {
     /// A client for the configured authority; trusts the system roots plus `ca_file`.
     ///
     /// # Errors
-    /// [`Error::Config`] for a bad authority or an unreadable CA file.
+    /// [`Error::Config`] for a bad authority or an unreadable CA file; [`Error::NotOwner`] or
+    /// [`Error::WritableByOthers`] for a CA file another user could change (Unix).
     pub fn new(config: &Config) -> Result<Self> {
         let authority = Authority::from_config(config)?;
         let mut builder = reqwest::Client::builder()
@@ -120,10 +121,18 @@ impl Entra {
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|e| Error::Config {
+            // The user's own (or root's, as system bundles are): a CA another user can change
+            // would let them stand in for Entra ID.
+            let unreadable = |why: String| Error::Config {
                 path: config.path.clone(),
-                detail: format!("ca_file {}: {e}", path.display()),
-            })?;
+                detail: format!("ca_file {}: {why}", path.display()),
+            };
+            let pem = crate::files::read_trusted(path, crate::files::Owner::UserOrRoot)
+                .map_err(|e| match e {
+                    Error::Io { source, .. } => unreadable(source.to_string()),
+                    other => other,
+                })?
+                .ok_or_else(|| unreadable("no such file".into()))?;
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Config {
                 path: config.path.clone(),
                 detail: format!("ca_file {} is not a PEM certificate: {e}", path.display()),

@@ -86,11 +86,12 @@ impl PersistedCache {
         self.lock.as_deref().map(files::Lock::acquire).transpose()
     }
 
-    /// The current cache, read under the lock.
+    /// The current cache, read under the lock. A read never moves, changes or replaces the file.
     ///
     /// # Errors
-    /// [`Error::CacheCorrupt`] (the file went aside; the next call starts empty),
-    /// [`Error::KeyLost`], [`Error::KeyStore`], [`Error::LockTimeout`], [`Error::Io`].
+    /// [`Error::CacheCorrupt`] and [`Error::KeyLost`] (the file is left as it is; the next write
+    /// keeps it aside), [`Error::KeyNotFound`], [`Error::KeyStore`], [`Error::LockTimeout`],
+    /// [`Error::Io`].
     pub fn read(&self) -> Result<TokenCache> {
         let _guard = self.lock()?;
         self.load()
@@ -100,23 +101,46 @@ impl PersistedCache {
         let Some(bytes) = self.persistence.load()? else {
             return Ok(TokenCache::new());
         };
-        TokenCache::from_json(&bytes, "token cache").or_else(|e| {
-            let reason = match e {
+        TokenCache::from_json(&bytes, "token cache").map_err(|e| Error::CacheCorrupt {
+            reason: match e {
                 Error::InvalidInput { detail, .. } => detail,
                 other => other.to_string(),
-            };
-            match self.persistence.move_aside("corrupt")? {
-                Some(kept_at) => Err(Error::CacheCorrupt { reason, kept_at }),
-                None => Err(Error::invalid("token cache", reason)),
-            }
+            },
+            path: self.location().to_path_buf(),
         })
+    }
+
+    /// [`PersistedCache::load`] for a write: a file the next write replaces (its key is lost, or
+    /// it is unreadable) is kept aside now, with a warning that says where, and the write starts
+    /// from an empty cache. Anything else (a key store that does not answer, a key not found
+    /// under the names tried) stops the write with the file untouched.
+    fn load_for_write(&self) -> Result<TokenCache> {
+        match self.load() {
+            Err(e) => {
+                let Some((why, reason)) = replaced_by_next_write(&e) else {
+                    return Err(e);
+                };
+                if let Some(kept_at) = self.persistence.move_aside(why)? {
+                    tracing::warn!(
+                        "the token cache could not be read ({reason}); it was kept at {} and a \
+                         new cache is started",
+                        kept_at.display()
+                    );
+                }
+                Ok(TokenCache::new())
+            }
+            ok => ok,
+        }
     }
 
     /// Applies `change` to the freshest cache and saves it, all under the lock. Access tokens
     /// that expired before `now` are dropped, as MSAL does. If `change` fails nothing is saved.
+    /// A file whose key is lost or that is unreadable is kept aside (renamed, never deleted) and
+    /// `change` starts from an empty cache.
     ///
     /// # Errors
-    /// Those of [`PersistedCache::read`], `change`'s own, and [`Error::KeyStore`] / [`Error::Io`] on save.
+    /// [`Error::KeyNotFound`], [`Error::KeyStore`], [`Error::LockTimeout`], [`Error::Io`], and
+    /// `change`'s own.
     pub fn modify<T>(
         &self,
         now: i64,
@@ -135,20 +159,31 @@ impl PersistedCache {
         change: impl FnOnce(&mut TokenCache) -> Result<T>,
     ) -> Result<(T, TokenCache, Option<Stamp>)> {
         let _guard = self.lock()?;
-        let mut cache = self.load()?;
+        let mut cache = self.load_for_write()?;
         let out = change(&mut cache)?;
         cache.remove_expired(now);
         self.persistence.save(&cache.to_file_json())?;
         Ok((out, cache, self.stamp()))
     }
 
-    /// The cache as read under the lock, with its [`Stamp`].
+    /// The cache as read under the lock, with its [`Stamp`]: the read of the cache's owner (a
+    /// running instance, or a command that may sign in or refresh). Like
+    /// [`PersistedCache::read`] it changes nothing, but a file the next write replaces (its key
+    /// is lost, or it is unreadable) reads as an empty cache, with a warning that says why, so
+    /// that signing in again is possible.
     ///
     /// # Errors
-    /// As [`PersistedCache::read`].
+    /// [`Error::KeyNotFound`], [`Error::KeyStore`], [`Error::LockTimeout`], [`Error::Io`].
     pub fn read_stamped(&self) -> Result<(TokenCache, Option<Stamp>)> {
         let _guard = self.lock()?;
-        Ok((self.load()?, self.stamp()))
+        let cache = match self.load() {
+            Err(e) if replaced_by_next_write(&e).is_some() => {
+                tracing::warn!("{e}");
+                TokenCache::new()
+            }
+            other => other?,
+        };
+        Ok((cache, self.stamp()))
     }
 
     /// Identifies the file's current version (modification time, size, inode): a changed stamp
@@ -190,5 +225,17 @@ impl PersistedCache {
             counts,
             moved_aside: files::moved_aside(self.location()),
         })
+    }
+}
+
+/// For an error about a file the next write replaces: how it is named when kept aside
+/// (`cache.bin.<why>-<time>`) and what is wrong with it; `None` for any other error.
+fn replaced_by_next_write(e: &Error) -> Option<(&'static str, String)> {
+    match e {
+        Error::KeyLost { backend, .. } => {
+            Some(("key-lost", format!("the {backend} no longer holds its key")))
+        }
+        Error::CacheCorrupt { reason, .. } => Some(("corrupt", reason.clone())),
+        _ => None,
     }
 }

@@ -45,13 +45,10 @@ impl Persistence for DpapiFile {
         };
         match decrypt_data(&blob, Scope::User, Some(ENTROPY)) {
             Ok(plain) => Ok(Some(Zeroizing::new(plain))),
-            Err(e) => {
-                let kept_at = files::move_aside(&self.path, "corrupt")?;
-                Err(Error::CacheCorrupt {
-                    reason: format!("DPAPI could not decrypt it: {e}"),
-                    kept_at,
-                })
-            }
+            Err(e) => Err(Error::CacheCorrupt {
+                reason: format!("DPAPI could not decrypt it: {e}"),
+                path: self.path.clone(),
+            }),
         }
     }
 

@@ -2,14 +2,20 @@
 //!
 //! ```text
 //! 0..7    magic "TOKTRAY"
-//! 7       format version (1)
+//! 7       format version (2; 1 is the format before key ids, still read)
 //! 8       key store holding the data key (1 secret-service, 2 keyutils, 3 keychain)
 //! 9       algorithm (1 = AES-256-GCM)
 //! 10..18  key check: first 8 bytes of SHA-256("tokentray key check" || key)
-//! 18..30  random 96-bit nonce (fresh for every save)
-//! 30..    ciphertext || 16-byte tag; bytes 0..18 are authenticated as associated data
+//! 18..26  key id (version 2 only): the key store entry holding the key is `cache-key:<hex>`
+//! then    random 96-bit nonce (fresh for every save), ciphertext || 16-byte tag; the header
+//!         (bytes 0..26, 0..18 in version 1) is authenticated as associated data
 //! ```
-//! The key check tells "wrong key" from "tampered file" without revealing the key.
+//! The key check tells "wrong key" from "tampered file" without revealing the key. The key id
+//! makes the file name its own key: whatever path it is opened through (a symlink, a relative
+//! `TOKENTRAY_HOME`, a moved directory), the same key is asked for. Version 1 files carry no id;
+//! their key was named after the path they were written through ([`KeyId::of_path`]).
+
+use std::path::Path;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::{Digest as _, Sha256};
@@ -18,11 +24,47 @@ use zeroize::Zeroizing;
 use crate::secret::DataKey;
 
 const MAGIC: &[u8; 7] = b"TOKTRAY";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_WITHOUT_KEY_ID: u8 = 1;
 const ALG_AES_256_GCM: u8 = 1;
-const HEADER: usize = 18;
+const HEADER_V1: usize = 18;
+const HEADER: usize = 26;
 const NONCE: usize = 12;
 const TAG: usize = 16;
+/// The length of the shortest file of the current format: its first `MIN_LEN` bytes are enough
+/// for [`key_ref`] and [`fits`].
+pub const MIN_LEN: usize = HEADER + NONCE + TAG;
+
+/// The name of a data key in the key stores: 64 bits, written as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId([u8; 8]);
+
+impl KeyId {
+    /// The first 8 bytes of SHA-256 of `path` as text: how version 1 named the key of the cache
+    /// file written through `path`, and how a new cache names its key (from its canonical path,
+    /// so each cache directory has its own key).
+    pub fn of_path(path: &Path) -> Self {
+        let digest = Sha256::digest(path.to_string_lossy().as_bytes());
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Which key a file says it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRef {
+    /// The key named in the header.
+    Named(KeyId),
+    /// A version 1 file: the key was named after the path the file was written through.
+    FromPath,
+}
 
 /// Why a file could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +96,48 @@ impl OpenError {
 
 /// The key store tag in a file header, if the file is ours.
 pub fn key_store_tag(bytes: &[u8]) -> Option<u8> {
-    (bytes.len() >= HEADER && &bytes[..7] == MAGIC).then(|| bytes[8])
+    (bytes.len() >= HEADER_V1 && &bytes[..7] == MAGIC).then(|| bytes[8])
+}
+
+/// The header's length if `bytes` start like a file of ours of a known version.
+fn header_len(bytes: &[u8]) -> Result<usize, OpenError> {
+    if bytes.len() >= MAGIC.len() && &bytes[..7] != MAGIC {
+        return Err(OpenError::NotOurs);
+    }
+    let header = match bytes.get(7) {
+        None => return Err(OpenError::Truncated),
+        Some(&VERSION) => HEADER,
+        Some(&VERSION_WITHOUT_KEY_ID) => HEADER_V1,
+        Some(_) => return Err(OpenError::Unsupported),
+    };
+    if bytes.len() < header + NONCE + TAG {
+        return Err(OpenError::Truncated);
+    }
+    if bytes[9] != ALG_AES_256_GCM {
+        return Err(OpenError::Unsupported);
+    }
+    Ok(header)
+}
+
+/// Which key the file `bytes` needs.
+///
+/// # Errors
+/// The [`OpenError`] that says why it is not a file this build can open (never
+/// [`OpenError::WrongKey`] or [`OpenError::Tampered`]: those need the key).
+pub fn key_ref(bytes: &[u8]) -> Result<KeyRef, OpenError> {
+    Ok(match header_len(bytes)? {
+        HEADER => {
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&bytes[HEADER_V1..HEADER]);
+            KeyRef::Named(KeyId(id))
+        }
+        _ => KeyRef::FromPath,
+    })
+}
+
+/// Whether `key` is the key the file `bytes` was sealed with (its key check matches).
+pub fn fits(key: &DataKey, bytes: &[u8]) -> bool {
+    bytes.get(10..18) == Some(&key_check(key)[..])
 }
 
 fn key_check(key: &DataKey) -> [u8; 8] {
@@ -67,11 +150,11 @@ fn key_check(key: &DataKey) -> [u8; 8] {
     out
 }
 
-/// Encrypts `plaintext` under `key`, recording which key store holds the key.
+/// Encrypts `plaintext` under `key`, recording which key store holds the key and its `id` there.
 ///
 /// # Errors
 /// [`crate::Error::Randomness`] if the OS has no randomness for the nonce.
-pub fn seal(key: &DataKey, store_tag: u8, plaintext: &[u8]) -> crate::Result<Vec<u8>> {
+pub fn seal(key: &DataKey, store_tag: u8, id: KeyId, plaintext: &[u8]) -> crate::Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE];
     crate::secret::random_bytes(&mut nonce)?;
     let failed = |_| crate::Error::KeyStore {
@@ -82,6 +165,7 @@ pub fn seal(key: &DataKey, store_tag: u8, plaintext: &[u8]) -> crate::Result<Vec
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[VERSION, store_tag, ALG_AES_256_GCM]);
     out.extend_from_slice(&key_check(key));
+    out.extend_from_slice(&id.0);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let (header, body) = out.split_at_mut(HEADER + NONCE);
@@ -97,31 +181,23 @@ pub fn seal(key: &DataKey, store_tag: u8, plaintext: &[u8]) -> crate::Result<Vec
     Ok(out)
 }
 
-/// Decrypts a file written by [`seal`].
+/// Decrypts a file written by [`seal`] (or by version 1).
 ///
 /// # Errors
 /// The [`OpenError`] that says what is wrong with the file.
 pub fn open(key: &DataKey, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    if bytes.len() >= MAGIC.len() && &bytes[..7] != MAGIC {
-        return Err(OpenError::NotOurs);
-    }
-    if bytes.len() < HEADER + NONCE + TAG {
-        return Err(OpenError::Truncated);
-    }
-    if bytes[7] != VERSION || bytes[9] != ALG_AES_256_GCM {
-        return Err(OpenError::Unsupported);
-    }
-    if bytes[10..18] != key_check(key) {
+    let header = header_len(bytes)?;
+    if !fits(key, bytes) {
         return Err(OpenError::WrongKey);
     }
     let mut nonce = [0u8; NONCE];
-    nonce.copy_from_slice(&bytes[HEADER..HEADER + NONCE]);
-    let mut body = Zeroizing::new(bytes[HEADER + NONCE..].to_vec());
+    nonce.copy_from_slice(&bytes[header..header + NONCE]);
+    let mut body = Zeroizing::new(bytes[header + NONCE..].to_vec());
     let len = cipher(key)
         .map_err(|_| OpenError::Tampered)?
         .open_in_place(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(&bytes[..HEADER]),
+            Aad::from(&bytes[..header]),
             &mut body,
         )
         .map_err(|_| OpenError::Tampered)?
@@ -138,19 +214,46 @@ fn cipher(key: &DataKey) -> Result<LessSafeKey, ring::error::Unspecified> {
 mod tests {
     use super::*;
 
+    const ID: KeyId = KeyId([1, 2, 3, 4, 5, 6, 7, 0xab]);
+
+    /// A file as version 1 wrote it (no key id), for the upgrade tests.
+    fn seal_v1(key: &DataKey, store_tag: u8, plaintext: &[u8]) -> Vec<u8> {
+        let nonce = [7u8; NONCE];
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[VERSION_WITHOUT_KEY_ID, store_tag, ALG_AES_256_GCM]);
+        out.extend_from_slice(&key_check(key));
+        out.extend_from_slice(&nonce);
+        let mut body = plaintext.to_vec();
+        let tag = cipher(key)
+            .unwrap()
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&out[..HEADER_V1]),
+                &mut body,
+            )
+            .unwrap();
+        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
     #[test]
     fn round_trip_and_every_failure_is_told_apart() {
         let key = DataKey::generate().unwrap();
-        let sealed = seal(&key, 2, b"{\"AccessToken\":{}}").unwrap();
+        let sealed = seal(&key, 2, ID, b"{\"AccessToken\":{}}").unwrap();
         assert_eq!(key_store_tag(&sealed), Some(2));
+        assert_eq!(key_ref(&sealed), Ok(KeyRef::Named(ID)));
+        assert!(fits(&key, &sealed));
         assert_eq!(&open(&key, &sealed).unwrap()[..], b"{\"AccessToken\":{}}");
         // nonces are fresh
-        assert_ne!(sealed, seal(&key, 2, b"{\"AccessToken\":{}}").unwrap());
+        assert_ne!(sealed, seal(&key, 2, ID, b"{\"AccessToken\":{}}").unwrap());
 
         let other = DataKey::generate().unwrap();
+        assert!(!fits(&other, &sealed));
         assert_eq!(open(&other, &sealed).unwrap_err(), OpenError::WrongKey);
 
-        for i in [HEADER + NONCE, sealed.len() - 1, 20, 8] {
+        // the nonce, the tag, the key id and the store tag are all covered
+        for i in [HEADER + NONCE, sealed.len() - 1, 20, HEADER, 8] {
             let mut flipped = sealed.clone();
             flipped[i] ^= 0x01;
             let err = open(&key, &flipped).unwrap_err();
@@ -164,9 +267,39 @@ mod tests {
             OpenError::Tampered
         );
         assert_eq!(open(&key, &sealed[..20]).unwrap_err(), OpenError::Truncated);
+        assert_eq!(key_ref(&sealed[..20]), Err(OpenError::Truncated));
         assert_eq!(
             open(&key, b"{\"AccessToken\":{}}").unwrap_err(),
             OpenError::NotOurs
+        );
+        let mut newer = sealed.clone();
+        newer[7] = 3;
+        assert_eq!(key_ref(&newer), Err(OpenError::Unsupported));
+    }
+
+    #[test]
+    fn version_1_files_still_open_and_say_their_key_is_named_by_path() {
+        let key = DataKey::generate().unwrap();
+        let old = seal_v1(&key, 2, b"{\"Account\":{}}");
+        assert_eq!(key_ref(&old), Ok(KeyRef::FromPath));
+        assert_eq!(key_store_tag(&old), Some(2));
+        assert!(fits(&key, &old));
+        assert_eq!(&open(&key, &old).unwrap()[..], b"{\"Account\":{}}");
+        assert_eq!(
+            open(&DataKey::generate().unwrap(), &old).unwrap_err(),
+            OpenError::WrongKey
+        );
+        let mut flipped = old.clone();
+        flipped[HEADER_V1 + NONCE] ^= 0x01;
+        assert_eq!(open(&key, &flipped).unwrap_err(), OpenError::Tampered);
+    }
+
+    #[test]
+    fn a_path_names_its_key_as_version_1_did() {
+        // 16 hex digits of SHA-256 of the path's text, as `printf %s PATH | sha256sum` says.
+        assert_eq!(
+            KeyId::of_path(Path::new("/tmp/legacyfix/home/data/cache.bin")).to_string(),
+            "9cc69447cc804210"
         );
     }
 }

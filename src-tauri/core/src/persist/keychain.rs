@@ -22,7 +22,8 @@ pub struct KeychainKey {
 }
 
 impl KeychainKey {
-    /// The item for the cache identified by `id` (a hash of its path).
+    /// The item for the key named `id` (the key id a cache file's header records; see
+    /// [`super::key_id`]).
     pub fn new(id: &str) -> Self {
         Self {
             account: format!("cache-key:{id}"),

@@ -4,8 +4,9 @@
 //! # Persistence
 //! **The key lives in kernel memory only and dies at reboot** (and may go when the last process
 //! of the user exits). The encrypted cache file stays on disk, but without its key it cannot be
-//! read: tokentray then reports the cache as "locked: key lost", moves the old file aside (it is
-//! never overwritten or deleted) and starts a new cache; the user signs in again.
+//! read: tokentray then reports the cache as "locked: key lost" and leaves the file as it is; the
+//! next sign-in keeps the old file aside (it is never overwritten or deleted) and starts a new
+//! cache.
 //!
 //! The key is a `user` key in the user keyring (`@u`) with permissions for the possessor and the
 //! user (view, read, write, search, setattr), so every session of the same uid can read it and
@@ -25,7 +26,8 @@ pub struct KernelKey {
 }
 
 impl KernelKey {
-    /// The key for the cache identified by `id` (a hash of its path).
+    /// The key named `id` (the key id a cache file's header records; see
+    /// [`super::key_id`]).
     pub fn new(id: &str) -> Self {
         Self {
             description: format!("tokentray:cache-key:{id}"),

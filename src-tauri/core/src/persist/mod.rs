@@ -12,6 +12,11 @@
 //! `TOKENTRAY_STORE=auto` (the default) uses the key store named in an existing cache file's
 //! header; with no file it tries the Secret Service, then the kernel keyring, and fails closed
 //! with an error naming both, unless `allow_unencrypted_storage = true`.
+//!
+//! The header also names the key ([`key_id`]), so a cache opens through any spelling of its path.
+//! Reading never moves, changes or replaces a cache file, whatever is wrong with it; writes keep
+//! an unreadable one aside (renamed, never deleted) before starting a new cache
+//! ([`PersistedCache`]).
 
 mod cache_file;
 mod encrypted;
@@ -56,16 +61,17 @@ pub trait Persistence: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
     /// Where the bytes live (for status and messages).
     fn location(&self) -> &Path;
-    /// The stored bytes; `None` if nothing was ever saved.
+    /// The stored bytes; `None` if nothing was ever saved. Never moves, changes or replaces
+    /// the stored bytes, whatever is wrong with them.
     ///
     /// # Errors
-    /// [`Error::KeyLost`], [`Error::CacheCorrupt`] (the file was moved aside), [`Error::KeyStore`],
-    /// [`Error::Io`].
+    /// [`Error::KeyLost`], [`Error::KeyNotFound`], [`Error::CacheCorrupt`] (the file is left
+    /// where it is), [`Error::KeyStore`], [`Error::Io`].
     fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>>;
     /// Replaces the stored bytes atomically.
     ///
     /// # Errors
-    /// [`Error::KeyStore`], [`Error::Io`].
+    /// [`Error::KeyStore`], [`Error::KeyNotFound`], [`Error::Io`].
     fn save(&self, bytes: &[u8]) -> Result<()>;
     /// Moves the stored bytes aside (never deleting them); where they went, if anywhere.
     ///
@@ -178,12 +184,12 @@ impl FromStr for StoreChoice {
     }
 }
 
-/// The id naming this cache's key in the key stores: a hash of the cache path, so each
-/// `TOKENTRAY_HOME` has its own key.
+/// The id a new cache under `paths` names its key by in the key stores (`cache-key:<id>`): a hash
+/// of the cache file's canonical path, so each cache directory has its own key. The id is then
+/// recorded in the file's header and read from there: the cache opens with the same key through
+/// any spelling of its path (see [`EncryptedFile`]).
 pub fn key_id(paths: &Paths) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(paths.encrypted_cache().to_string_lossy().as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    envelope::KeyId::of_path(&crate::paths::canonical(&paths.encrypted_cache())).to_string()
 }
 
 /// Opens the backend `choice` names (see the module doc for `auto`); `allow_plaintext` lets
@@ -198,7 +204,7 @@ pub fn open(
     allow_plaintext: bool,
     config_file: &Path,
 ) -> Result<Box<dyn Persistence>> {
-    let id = key_id(paths);
+    let probe_id = key_id(paths);
     let encrypted = paths.encrypted_cache();
     let file_backend = std::fs::read(&encrypted)
         .ok()
@@ -225,7 +231,7 @@ pub fn open(
         (StoreChoice::Auto, None) => platform_order(),
     };
     for backend in candidates {
-        match build(backend, &encrypted, &id) {
+        match build(backend, &encrypted, &probe_id) {
             Ok(p) => return Ok(p),
             Err(why) => tried.push((backend.as_str().to_string(), why)),
         }
@@ -248,25 +254,26 @@ fn platform_order() -> Vec<Backend> {
     }
 }
 
-/// Builds and probes one backend; `Err` says why it is not usable here.
+/// Builds and probes one backend (looking up the key `probe_id`); `Err` says why it is not
+/// usable here.
 #[allow(unused_variables)]
 fn build(
     backend: Backend,
     path: &Path,
-    id: &str,
+    probe_id: &str,
 ) -> std::result::Result<Box<dyn Persistence>, String> {
     let keys = match backend {
         #[cfg(target_os = "linux")]
-        Backend::SecretService => KeyHolder::SecretService(SecretServiceKey::new(id)),
+        Backend::SecretService => KeyHolder::SecretService,
         #[cfg(target_os = "linux")]
-        Backend::Keyutils => KeyHolder::Keyutils(KernelKey::new(id)),
+        Backend::Keyutils => KeyHolder::Keyutils,
         #[cfg(target_os = "macos")]
-        Backend::Keychain => KeyHolder::Keychain(KeychainKey::new(id)),
+        Backend::Keychain => KeyHolder::Keychain,
         #[cfg(windows)]
         Backend::Dpapi => return Ok(Box::new(DpapiFile::new(path.with_extension("dpapi")))),
         _ => return Err("not available on this platform".into()),
     };
-    keys.probe()?;
+    keys.probe(probe_id)?;
     Ok(Box::new(EncryptedFile::new(path.to_path_buf(), keys)))
 }
 

@@ -27,7 +27,8 @@ pub struct SecretServiceKey {
 }
 
 impl SecretServiceKey {
-    /// The entry for the cache identified by `id` (a hash of its path).
+    /// The entry for the key named `id` (the key id a cache file's header records; see
+    /// [`super::key_id`]).
     pub fn new(id: &str) -> Self {
         Self {
             user: format!("cache-key:{id}"),
