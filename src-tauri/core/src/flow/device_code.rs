@@ -20,8 +20,9 @@ use crate::{Error, Result};
 /// The grant type of device code token requests.
 pub const GRANT: &str = crate::cache::DEVICE_CODE_GRANT;
 
+/// The device code endpoint's answer (ENTRA-PROTOCOL.md 3).
 #[derive(Deserialize)]
-struct Answer {
+pub(crate) struct Answer {
     user_code: String,
     device_code: Secret,
     verification_uri: String,
@@ -96,25 +97,32 @@ pub async fn start(entra: &Entra, tenant: Option<&str>, scopes: &[String]) -> Re
             Failure::OAuth(e) => e.into_error("this sign-in"),
             Failure::Other(e) => e,
         })?;
-    let expires_in = answer.expires_in.unwrap_or(900);
-    let interval = answer.interval.unwrap_or(5).max(1);
-    let message = answer.message.unwrap_or_else(|| {
-        format!(
-            "To sign in, open {} and enter the code {}.",
-            answer.verification_uri, answer.user_code
-        )
-    });
-    Ok(DeviceCode {
-        user_code: answer.user_code,
-        verification_uri: answer.verification_uri,
-        message,
-        expires_in,
-        interval,
-        device_code: answer.device_code,
-        deadline: Instant::now() + Duration::from_secs(expires_in),
-        tenant: authority.tenant().to_string(),
-        scopes: scopes.to_vec(),
-    })
+    Ok(DeviceCode::from_answer(answer, authority.tenant(), scopes))
+}
+
+impl DeviceCode {
+    /// The sign-in the authority's `answer` describes, for `tenant` and `scopes`, timed from now.
+    pub(crate) fn from_answer(answer: Answer, tenant: &str, scopes: &[String]) -> Self {
+        let expires_in = answer.expires_in.unwrap_or(900);
+        let interval = answer.interval.unwrap_or(5).max(1);
+        let message = answer.message.unwrap_or_else(|| {
+            format!(
+                "To sign in, open {} and enter the code {}.",
+                answer.verification_uri, answer.user_code
+            )
+        });
+        Self {
+            user_code: answer.user_code,
+            verification_uri: answer.verification_uri,
+            message,
+            expires_in,
+            interval,
+            device_code: answer.device_code,
+            deadline: Instant::now() + Duration::from_secs(expires_in),
+            tenant: tenant.to_string(),
+            scopes: scopes.to_vec(),
+        }
+    }
 }
 
 /// Polls until the user approves, declines, the code expires, or `cancel` completes.
