@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 
 use tokentray_core::fuzzing;
 
+/// A fuzz target's entry point.
+type Target = fn(&[u8]);
+
 /// Every fuzz target (`tests/fuzz/fuzz_targets/NAME.rs`) and the function it calls.
-const TARGETS: [(&str, fn(&[u8])); 5] = [
+const TARGETS: [(&str, Target); 5] = [
     ("cache_json", fuzzing::cache_json),
     ("claims", fuzzing::claims),
     ("endpoint_request", fuzzing::endpoint_request),

@@ -196,6 +196,7 @@ impl Entra {
 /// Classifies an answer of `origin` (HTTP `status`, `Retry-After` seconds, body): 429 and 5xx
 /// are the authority being unavailable, a 2xx body is the `T` asked for, anything else must be
 /// an OAuth error.
+#[allow(clippy::result_large_err)] // the answer `Entra::post` returns, as it is
 pub(crate) fn read_answer<T: DeserializeOwned>(
     origin: &str,
     status: u16,
