@@ -20,6 +20,10 @@ use crate::{Error, Result};
 /// The grant type of device code token requests.
 pub const GRANT: &str = crate::cache::DEVICE_CODE_GRANT;
 
+/// The longest a device code is taken to live, whatever the answer says (Entra's live 15
+/// minutes): the deadline is a time of the clock, which a lifetime of centuries would overflow.
+const MAX_LIFETIME_SECS: u64 = 24 * 3600;
+
 /// The device code endpoint's answer (ENTRA-PROTOCOL.md 3).
 #[derive(Deserialize)]
 pub(crate) struct Answer {
@@ -103,8 +107,9 @@ pub async fn start(entra: &Entra, tenant: Option<&str>, scopes: &[String]) -> Re
 impl DeviceCode {
     /// The sign-in the authority's `answer` describes, for `tenant` and `scopes`, timed from now.
     pub(crate) fn from_answer(answer: Answer, tenant: &str, scopes: &[String]) -> Self {
-        let expires_in = answer.expires_in.unwrap_or(900);
-        let interval = answer.interval.unwrap_or(5).max(1);
+        // Bounded, so that the deadline and each poll's time are times the clock can hold.
+        let expires_in = answer.expires_in.unwrap_or(900).min(MAX_LIFETIME_SECS);
+        let interval = answer.interval.unwrap_or(5).clamp(1, expires_in.max(1));
         let message = answer.message.unwrap_or_else(|| {
             format!(
                 "To sign in, open {} and enter the code {}.",
@@ -182,5 +187,36 @@ pub async fn wait(
             }
             Err(Failure::Other(e)) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(expires_in: &str, interval: &str) -> Answer {
+        serde_json::from_str(&format!(
+            r#"{{"user_code":"U","device_code":"D","verification_uri":"https://v",
+                "expires_in":{expires_in},"interval":{interval}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn lifetimes_and_intervals_the_clock_cannot_hold_are_bounded() {
+        // tests/fuzz/artifacts/entra_response/: these overflowed the deadline's Instant.
+        let code = DeviceCode::from_answer(
+            answer("18446744073709551615", r#""9223372036854775807""#),
+            "organizations",
+            &[],
+        );
+        assert_eq!(code.expires_in, MAX_LIFETIME_SECS);
+        assert_eq!(code.interval, MAX_LIFETIME_SECS);
+        let code = DeviceCode::from_answer(answer("900", "18446744073709551615"), "common", &[]);
+        assert_eq!((code.expires_in, code.interval), (900, 900));
+        let code = DeviceCode::from_answer(answer("0", "0"), "common", &[]);
+        assert_eq!((code.expires_in, code.interval), (0, 1));
+        let code = DeviceCode::from_answer(answer("900", "5"), "common", &[]);
+        assert_eq!((code.expires_in, code.interval), (900, 5));
     }
 }
