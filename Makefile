@@ -13,7 +13,7 @@ APT_PACKAGES := libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev 
 VENV := .venv
 CARGO ?= cargo
 
-.PHONY: run test demo bench deps venv tools build fmt lint
+.PHONY: run test demo bench fuzz deps venv tools build fmt lint
 
 ## make run: install what is missing, build, start the tray app.
 run: deps build
@@ -34,6 +34,45 @@ bench: deps venv
 	$(CARGO) build --release -p tokentray -p tokentray-tests --bin tokentray --bin fake-entra
 	TOKENTRAY_BIN=$(CURDIR)/target/release/tokentray FAKE_ENTRA_BIN=$(CURDIR)/target/release/fake-entra \
 	  $(VENV)/bin/python tests/bench/endpoint.py
+
+## make fuzz: each fuzz target for FUZZ_SECS seconds (default 600), one after another; then the
+## corpus is minimized in place (tests/README.md "Fuzzing"). FUZZ_TARGETS picks some.
+FUZZ_SECS ?= 600
+FUZZ_TARGETS ?= cache_json envelope endpoint_request entra_response claims
+CARGO_FUZZ := .tools/bin/cargo-fuzz
+# libFuzzer and the sanitizers need nightly: rustup's nightly toolchain when there is one, else
+# the stable one with RUSTC_BOOTSTRAP=1, which lets stable take nightly-only flags.
+FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
+FUZZ := PATH="$(CURDIR)/.tools/bin:$$PATH" $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1) \
+  $(CARGO) $(FUZZ_TOOLCHAIN) fuzz
+# -a: debug assertions and overflow checks on, as in the test builds.
+FUZZ_FLAGS := --fuzz-dir tests/fuzz -a
+# The corpus kept (and committed) is the smallest set of inputs of at most 2 KB that reaches
+# every edge the corpus reaches (hit counts aside): a few hundred KB per target.
+FUZZ_CMIN_FLAGS := -rss_limit_mb=2048 -set_cover_merge=1 -use_counters=0 -max_len=2048
+FUZZ_LOGS := target/fuzz-logs
+fuzz: $(CARGO_FUZZ)
+	$(FUZZ) build $(FUZZ_FLAGS)
+	@mkdir -p $(FUZZ_LOGS); rm -f $(FUZZ_LOGS)/*.log; status=0; \
+	for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECS) s (log: $(FUZZ_LOGS)/$$t.log)"; \
+	  ls tests/fuzz/artifacts/$$t 2>/dev/null | sort > $(FUZZ_LOGS)/$$t.known; \
+	  $(FUZZ) run $(FUZZ_FLAGS) $$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=2048 \
+	    -jobs=1 >$(FUZZ_LOGS)/$$t.out 2>&1 || status=1; \
+	  cat fuzz-0.log >$(FUZZ_LOGS)/$$t.log 2>/dev/null && rm -f fuzz-0.log; \
+	  $(FUZZ) cmin $(FUZZ_FLAGS) $$t -- $(FUZZ_CMIN_FLAGS) >>$(FUZZ_LOGS)/$$t.out 2>&1 || status=1; \
+	done; \
+	echo "== fuzz: what ran"; \
+	for t in $(FUZZ_TARGETS); do \
+	  runs=$$(grep -o '^Done [0-9]* runs in [0-9]* second(s)' $(FUZZ_LOGS)/$$t.log | tail -1); \
+	  last=$$(grep -E '^#[0-9]+' $(FUZZ_LOGS)/$$t.log | tail -1); \
+	  new=$$(ls tests/fuzz/artifacts/$$t 2>/dev/null | sort | comm -13 $(FUZZ_LOGS)/$$t.known -); \
+	  printf '%-17s %s; last: %s; corpus now %s files; new crash inputs: %s\n' "$$t" \
+	    "$${runs:-no "Done" line (crashed?)}" "$${last:-none}" \
+	    "$$(ls tests/fuzz/corpus/$$t | wc -l)" "$${new:-none}"; \
+	done; exit $$status
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --root .tools
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -13,6 +13,8 @@ mod cli;
 mod edge;
 // fake-entra itself: discovery, sign-in flows, rotation, Entra's errors, faults, log hygiene.
 mod fake_entra;
+// The fuzz targets' corpora and fixed crash inputs (tests/fuzz), replayed on stable Rust.
+mod fuzz_corpora;
 // Resilient token state: outages, rotation races, failures scoped to one request, other processes.
 mod resilience;
 // The loopback endpoint through `tokentray daemon`: security edge, routes, lifecycle, load.

@@ -31,6 +31,7 @@
 //! - [`desktop`]: what the tray app shows and does (overview, tray menu, notifications,
 //!   cancellable sign-ins, settings), as plain data.
 //! - [`cli`]: the `tokentray` subcommands, one function each.
+//! - `fuzzing` (feature `fuzzing` only): the fuzz targets' entry points (`tests/fuzz/`).
 //!
 //! Modules the shell and the tests do not use are private to the crate, so the dead-code lint
 //! sees all of their API.
@@ -46,6 +47,9 @@ pub(crate) mod env;
 pub mod error;
 pub mod files;
 pub mod flow;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod instance;
 pub(crate) mod loopback;
 pub mod paths;

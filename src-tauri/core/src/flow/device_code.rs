@@ -20,8 +20,13 @@ use crate::{Error, Result};
 /// The grant type of device code token requests.
 pub const GRANT: &str = crate::cache::DEVICE_CODE_GRANT;
 
+/// The longest a device code is taken to live, whatever the answer says (Entra's live 15
+/// minutes): the deadline is a time of the clock, which a lifetime of centuries would overflow.
+const MAX_LIFETIME_SECS: u64 = 24 * 3600;
+
+/// The device code endpoint's answer (ENTRA-PROTOCOL.md 3).
 #[derive(Deserialize)]
-struct Answer {
+pub(crate) struct Answer {
     user_code: String,
     device_code: Secret,
     verification_uri: String,
@@ -97,25 +102,33 @@ pub async fn start(entra: &Entra, tenant: Option<&str>, scopes: &[String]) -> Re
             Failure::Other(e) => e,
         })?;
     https_page(&answer.verification_uri)?;
-    let expires_in = answer.expires_in.unwrap_or(900);
-    let interval = answer.interval.unwrap_or(5).max(1);
-    let message = answer.message.unwrap_or_else(|| {
-        format!(
-            "To sign in, open {} and enter the code {}.",
-            answer.verification_uri, answer.user_code
-        )
-    });
-    Ok(DeviceCode {
-        user_code: answer.user_code,
-        verification_uri: answer.verification_uri,
-        message,
-        expires_in,
-        interval,
-        device_code: answer.device_code,
-        deadline: Instant::now() + Duration::from_secs(expires_in),
-        tenant: authority.tenant().to_string(),
-        scopes: scopes.to_vec(),
-    })
+    Ok(DeviceCode::from_answer(answer, authority.tenant(), scopes))
+}
+
+impl DeviceCode {
+    /// The sign-in the authority's `answer` describes, for `tenant` and `scopes`, timed from now.
+    pub(crate) fn from_answer(answer: Answer, tenant: &str, scopes: &[String]) -> Self {
+        // Bounded, so that the deadline and each poll's time are times the clock can hold.
+        let expires_in = answer.expires_in.unwrap_or(900).min(MAX_LIFETIME_SECS);
+        let interval = answer.interval.unwrap_or(5).clamp(1, expires_in.max(1));
+        let message = answer.message.unwrap_or_else(|| {
+            format!(
+                "To sign in, open {} and enter the code {}.",
+                answer.verification_uri, answer.user_code
+            )
+        });
+        Self {
+            user_code: answer.user_code,
+            verification_uri: answer.verification_uri,
+            message,
+            expires_in,
+            interval,
+            device_code: answer.device_code,
+            deadline: Instant::now() + Duration::from_secs(expires_in),
+            tenant: tenant.to_string(),
+            scopes: scopes.to_vec(),
+        }
+    }
 }
 
 /// Polls until the user approves, declines, the code expires, or `cancel` completes.
@@ -205,5 +218,31 @@ mod tests {
         ] {
             assert!(https_page(bad).is_err(), "{bad}");
         }
+    }
+
+    fn answer(expires_in: &str, interval: &str) -> Answer {
+        serde_json::from_str(&format!(
+            r#"{{"user_code":"U","device_code":"D","verification_uri":"https://v",
+                "expires_in":{expires_in},"interval":{interval}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn lifetimes_and_intervals_the_clock_cannot_hold_are_bounded() {
+        // tests/fuzz/artifacts/entra_response/: these overflowed the deadline's Instant.
+        let code = DeviceCode::from_answer(
+            answer("18446744073709551615", r#""9223372036854775807""#),
+            "organizations",
+            &[],
+        );
+        assert_eq!(code.expires_in, MAX_LIFETIME_SECS);
+        assert_eq!(code.interval, MAX_LIFETIME_SECS);
+        let code = DeviceCode::from_answer(answer("900", "18446744073709551615"), "common", &[]);
+        assert_eq!((code.expires_in, code.interval), (900, 900));
+        let code = DeviceCode::from_answer(answer("0", "0"), "common", &[]);
+        assert_eq!((code.expires_in, code.interval), (0, 1));
+        let code = DeviceCode::from_answer(answer("900", "5"), "common", &[]);
+        assert_eq!((code.expires_in, code.interval), (900, 5));
     }
 }

@@ -198,26 +198,38 @@ impl Entra {
             .bytes()
             .await
             .map_err(|e| unavailable(&origin, &e))?;
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(Failure::Other(Error::AuthorityUnavailable {
-                detail: format!("HTTP {} from {origin}", status.as_u16()),
-                retry_after,
-            }));
-        }
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|_| {
-                Failure::Other(Error::Protocol(format!(
-                    "{origin} answered with something that is not a token response"
-                )))
-            });
-        }
-        match serde_json::from_slice::<OAuthError>(&bytes) {
-            Ok(e) if !e.error.is_empty() => Err(Failure::OAuth(e)),
-            _ => Err(Failure::Other(Error::Protocol(format!(
-                "{origin} answered HTTP {} without an OAuth error",
-                status.as_u16()
-            )))),
-        }
+        read_answer(&origin, status.as_u16(), retry_after, &bytes)
+    }
+}
+
+/// Classifies an answer of `origin` (HTTP `status`, `Retry-After` seconds, body): 429 and 5xx
+/// are the authority being unavailable, a 2xx body is the `T` asked for, anything else must be
+/// an OAuth error.
+#[allow(clippy::result_large_err)] // the answer `Entra::post` returns, as it is
+pub(crate) fn read_answer<T: DeserializeOwned>(
+    origin: &str,
+    status: u16,
+    retry_after: Option<u64>,
+    body: &[u8],
+) -> std::result::Result<T, Failure> {
+    if status == 429 || (500..600).contains(&status) {
+        return Err(Failure::Other(Error::AuthorityUnavailable {
+            detail: format!("HTTP {status} from {origin}"),
+            retry_after,
+        }));
+    }
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(body).map_err(|_| {
+            Failure::Other(Error::Protocol(format!(
+                "{origin} answered with something that is not a token response"
+            )))
+        });
+    }
+    match serde_json::from_slice::<OAuthError>(body) {
+        Ok(e) if !e.error.is_empty() => Err(Failure::OAuth(e)),
+        _ => Err(Failure::Other(Error::Protocol(format!(
+            "{origin} answered HTTP {status} without an OAuth error"
+        )))),
     }
 }
 

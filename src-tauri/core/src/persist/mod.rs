@@ -20,7 +20,7 @@
 
 mod cache_file;
 mod encrypted;
-mod envelope;
+pub(crate) mod envelope;
 mod memory;
 mod plaintext;
 

@@ -172,6 +172,19 @@ fn refusal(admission: Admission, state: &EndpointState) {
     }
 }
 
+/// The router [`run`] serves, over `tokens`, for driving it without a socket (the fuzz
+/// harness): requests carry no [`Peer`], so audit lines name the client `unknown`.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn router_for(tokens: Arc<Tokens>) -> Router {
+    router(Arc::new(EndpointState {
+        audit: audit_thread(tokens.clone()),
+        audit_dropped: AtomicU64::new(0),
+        refused_peers: AtomicU64::new(0),
+        tokens,
+        started: std::time::Instant::now(),
+    }))
+}
+
 fn router(state: Arc<EndpointState>) -> Router {
     Router::new()
         .route("/msi/token", get(routes::msi_token))
