@@ -7,13 +7,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokentray_tests::fake_entra::{FakeConfig, FakeEntra};
-use tokentray_tests::harness::workspace_root;
 
 use crate::serve::{ALICE, Daemon, MSI, PW, signed_in};
 
-/// `hostile.py ARGS`, as user `nobody` when `other_user`, else as this user.
+/// The other user's program. It is fed to python3 on stdin, so `nobody` needs no access to the
+/// checkout (which may sit under a private home directory).
+const HOSTILE: &str = include_str!("../peers/hostile.py");
+
+/// `hostile.py ARGS`, as user `nobody` when `other_user`, else as this user; spawn it with
+/// [`start`] or run it with [`run`].
 fn hostile(other_user: bool, args: &[&str]) -> Command {
-    let script = workspace_root().join("tests/peers/hostile.py");
     let mut cmd = if other_user {
         let mut c = Command::new("setpriv");
         c.args([
@@ -26,8 +29,27 @@ fn hostile(other_user: bool, args: &[&str]) -> Command {
     } else {
         Command::new("/usr/bin/python3")
     };
-    cmd.arg(script).args(args).stdin(Stdio::null());
+    cmd.arg("-").args(args).stdin(Stdio::piped());
     cmd
+}
+
+/// Starts `cmd` (from [`hostile`]) with its stdout piped, and hands it the script.
+fn start(mut cmd: Command) -> Child {
+    use std::io::Write as _;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(HOSTILE.as_bytes())
+        .unwrap();
+    child
+}
+
+/// Runs `cmd` (from [`hostile`]) to its end; its stdout.
+fn run(cmd: Command) -> String {
+    let out = start(cmd).wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// The first line `child` prints.
@@ -62,10 +84,7 @@ async fn another_users_process_is_refused_even_with_a_harvested_secret() {
     home.set_env("TOKENTRAY_PORT", &port);
 
     // tokentray is not running: nobody holds the port, and the victim's SDK calls it.
-    let mut squatter = hostile(true, &["squat", &port])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut squatter = start(hostile(true, &["squat", &port]));
     assert_eq!(first_line(&mut squatter), "listening");
     let env = home.ok(&["env"]);
     let secret = env
@@ -86,20 +105,13 @@ async fn another_users_process_is_refused_even_with_a_harvested_secret() {
     // tokentray starts on its port; the harvested secret is replayed by the other user.
     let d = Daemon::start(&home).await;
     let header = format!("X-IDENTITY-HEADER={harvested}");
-    let other = hostile(true, &["request", &port, MSI, &header])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&other.stdout).trim(),
+        run(hostile(true, &["request", &port, MSI, &header])),
         "closed",
-        "refused before a byte is read: {}",
-        String::from_utf8_lossy(&other.stderr)
+        "refused before a byte is read"
     );
-    let mine = hostile(false, &["request", &port, MSI, &header])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&mine.stdout).trim(),
+        run(hostile(false, &["request", &port, MSI, &header])),
         "HTTP/1.1 200 OK",
         "this user's process is served"
     );
@@ -121,10 +133,7 @@ async fn non_reading_pipelined_connections_do_not_hold_the_endpoint() {
     let port = port_of(&d);
     let mut holders = Vec::new();
     for other_user in [true, false] {
-        let mut h = hostile(other_user, &["pipeline", &port, "300", "60"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut h = start(hostile(other_user, &["pipeline", &port, "300", "60"]));
         assert_eq!(first_line(&mut h), "holding");
         holders.push(h);
     }
@@ -153,10 +162,7 @@ async fn a_connect_flood_leaves_the_audit_on_time_with_the_right_client() {
     let home = signed_in(&fake, 0).await;
     let d = Daemon::start(&home).await;
     let port = port_of(&d);
-    let flood = hostile(true, &["flood", &port, "8"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let flood = start(hostile(true, &["flood", &port, "8"]));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let host = d.host();
     let started = Instant::now();

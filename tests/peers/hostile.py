@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Another local user, for the edge tests (run as uid 65534 with `setpriv`, by tests/e2e/edge.rs).
 
-Standard library only (it runs with Debian's /usr/bin/python3, which user `nobody` can execute):
+Standard library only: the test feeds it to Debian's /usr/bin/python3 on stdin (`python3 - MODE
+ARGS`), so user `nobody` needs no access to the checkout.
 
   hostile.py request PORT PATH [NAME=VALUE ...]  one GET to 127.0.0.1:PORT; prints the status line,
                                                  or "closed" if the server closes without answering
