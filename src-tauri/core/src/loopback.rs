@@ -90,17 +90,30 @@ impl<S> Deadlines<S> {
     }
 }
 
-/// `Pending` until `timer` (started on first use, `limit` long) runs out, then `TimedOut`.
-fn stalled(
+/// `polled` through a deadline: while it is `Pending`, `timer` runs (started on the first
+/// `Pending`, `limit` long) and, when it runs out, the result is a `TimedOut` error; any
+/// progress resets it.
+fn within<T>(
+    polled: Poll<io::Result<T>>,
     timer: &mut Option<Pin<Box<Sleep>>>,
     limit: Duration,
     cx: &mut Context<'_>,
     what: &str,
-) -> Poll<io::Error> {
+) -> Poll<io::Result<T>> {
+    if polled.is_ready() {
+        *timer = None;
+        return polled;
+    }
     let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
     ready!(timer.as_mut().poll(cx));
-    Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, what.to_string()))
+    Poll::Ready(Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        what.to_string(),
+    )))
 }
+
+const IDLE_TOO_LONG: &str = "idle too long";
+const STOPPED_READING: &str = "the client stopped reading";
 
 impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
     fn poll_read(
@@ -109,13 +122,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => stalled(&mut this.read_timer, IDLE, cx, "idle too long").map(Err),
-            done => {
-                this.read_timer = None;
-                done
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        within(polled, &mut this.read_timer, IDLE, cx, IDLE_TOO_LONG)
     }
 }
 
@@ -126,36 +134,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => stalled(
-                &mut this.write_timer,
-                WRITE_STALL,
-                cx,
-                "the client stopped reading",
-            )
-            .map(Err),
-            done => {
-                this.write_timer = None;
-                done
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        within(
+            polled,
+            &mut this.write_timer,
+            WRITE_STALL,
+            cx,
+            STOPPED_READING,
+        )
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => stalled(
-                &mut this.write_timer,
-                WRITE_STALL,
-                cx,
-                "the client stopped reading",
-            )
-            .map(Err),
-            done => {
-                this.write_timer = None;
-                done
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        within(
+            polled,
+            &mut this.write_timer,
+            WRITE_STALL,
+            cx,
+            STOPPED_READING,
+        )
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
