@@ -83,15 +83,58 @@ pub(crate) fn socket_of(peer: SocketAddr, local: SocketAddr) -> Option<PeerSocke
     }
 }
 
-/// `pid N (exe)` of the process holding the socket `inode`, when one does (Linux).
-pub(crate) fn process_of(inode: u64) -> Option<String> {
+/// A process on the other end of a connection: what the audit names and what approval
+/// (`crate::approval`) decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Process {
+    /// Its pid.
+    pub pid: u32,
+    /// Its executable as the OS names it; `None` when it cannot be read (another user's, or
+    /// gone).
+    pub exe: Option<std::path::PathBuf>,
+    /// When it started (Linux: clock ticks after boot, `/proc/PID/stat` field 22). With the pid
+    /// it names this process and not a later one that reuses the pid.
+    pub started: Option<u64>,
+}
+
+impl Process {
+    /// Opens the executable the process runs, for hashing its content: on Linux
+    /// `/proc/PID/exe`, the very file mapped even if its path was replaced since; elsewhere
+    /// the path.
+    pub(crate) fn open_image(&self) -> std::io::Result<std::fs::File> {
+        #[cfg(target_os = "linux")]
+        {
+            std::fs::File::open(format!("/proc/{}/exe", self.pid))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            match &self.exe {
+                Some(exe) => std::fs::File::open(exe),
+                None => Err(std::io::ErrorKind::NotFound.into()),
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Process {
+    /// `pid N (exe)`, or `pid N` when the executable is unknown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.exe {
+            Some(exe) => write!(f, "pid {} ({})", self.pid, exe.display()),
+            None => write!(f, "pid {}", self.pid),
+        }
+    }
+}
+
+/// The process holding the socket `inode`, when one does (Linux).
+pub(crate) fn process_of(inode: u64) -> Option<Process> {
     #[cfg(target_os = "linux")]
     {
         let pid = holder(inode)?;
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-        Some(match exe {
-            Some(exe) => format!("pid {pid} ({})", exe.display()),
-            None => format!("pid {pid}"),
+        Some(Process {
+            pid,
+            exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
+            started: started(pid),
         })
     }
     #[cfg(not(target_os = "linux"))]
@@ -99,6 +142,16 @@ pub(crate) fn process_of(inode: u64) -> Option<String> {
         let _ = inode;
         None
     }
+}
+
+/// Field 22 of `/proc/PID/stat` (start time), read after the command name, which may hold
+/// spaces and parentheses.
+#[cfg(target_os = "linux")]
+fn started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // After the name come field 3 (state) onwards: the start time is the 20th of those.
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// `/proc/net/tcp{,6}`: the row whose local address is `peer` and remote is `local`.
@@ -285,10 +338,10 @@ mod tests {
             assert_eq!(by_kernel.uid, rustix::process::getuid().as_raw());
             assert_eq!(admits(peer, local), Admission::Own(by_kernel));
             let who = process_of(by_kernel.inode).expect("the holder is found");
-            assert!(
-                who.starts_with(&format!("pid {} (", std::process::id())),
-                "{who}"
-            );
+            assert_eq!(who.pid, std::process::id());
+            assert_eq!(who.exe, std::env::current_exe().ok(), "{host}");
+            assert!(who.started.is_some_and(|t| t > 0), "{who:?}");
+            assert_eq!(process_of(by_kernel.inode), Some(who.clone()), "stable");
             // No such connection: refused.
             let nobody = SocketAddr::new(peer.ip(), 1);
             assert_eq!(admits(nobody, local), Admission::Unknown, "{host}");

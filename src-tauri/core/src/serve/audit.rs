@@ -25,23 +25,12 @@ pub(super) async fn audit(
 ) {
     state.tokens.count_served();
     let client = match peer {
-        Some(Peer {
-            inode: Some(inode),
-            client,
-            ..
-        }) => {
-            let named = client.get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || crate::peer::process_of(inode))
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| "unknown".into())
-            });
-            tokio::time::timeout(NAMING, named)
-                .await
-                .map_or_else(|_| "unknown".to_string(), Clone::clone)
-        }
-        _ => "unknown".into(),
+        Some(peer) => tokio::time::timeout(NAMING, peer.process())
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+        None => "unknown".into(),
     };
     let line = Audit {
         route,

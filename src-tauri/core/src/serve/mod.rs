@@ -44,7 +44,7 @@ use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::peer::Admission;
+use crate::peer::{Admission, Process};
 use crate::tokens::Tokens;
 use audit::{Audit, audit_thread};
 use guard::{Refusal, guard};
@@ -64,13 +64,30 @@ struct EndpointState {
     started: std::time::Instant,
 }
 
-/// The peer of a connection: its socket's inode, its process once named (for the audit), and
-/// how many requests it has sent (capped per connection).
+/// The peer of a connection: its socket's inode, its process once named (for the audit and
+/// approval), and how many requests it has sent (capped per connection).
 #[derive(Debug, Clone)]
 struct Peer {
     inode: Option<u64>,
-    client: Arc<tokio::sync::OnceCell<String>>,
+    process: Arc<tokio::sync::OnceCell<Option<Process>>>,
     requests: Arc<AtomicU32>,
+}
+
+impl Peer {
+    /// The process holding the peer's socket: looked up once per connection, on a blocking
+    /// thread (a `/proc` scan), and only when asked (a token is about to be served).
+    async fn process(&self) -> Option<Process> {
+        let inode = self.inode?;
+        self.process
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || crate::peer::process_of(inode))
+                    .await
+                    .ok()
+                    .flatten()
+            })
+            .await
+            .clone()
+    }
 }
 
 /// Serves the endpoint on `listeners` until `shutdown` completes, then stops accepting and lets
@@ -131,7 +148,7 @@ pub async fn run(
                     let _ = stream.set_nodelay(true);
                     let peer = Peer {
                         inode,
-                        client: Arc::default(),
+                        process: Arc::default(),
                         requests: Arc::default(),
                     };
                     crate::loopback::serve(stream, app.layer(Extension(peer)), stop).await;
