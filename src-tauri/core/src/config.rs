@@ -47,6 +47,8 @@ struct File {
     ca_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_approval: Option<bool>,
 }
 
 impl File {
@@ -108,6 +110,9 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     /// Port of the loopback endpoint (`TOKENTRAY_PORT`, `port`).
     pub port: u16,
+    /// Whether each program must be approved before the endpoint serves it a token
+    /// (`require_approval`; see `crate::approval`).
+    pub require_approval: bool,
     /// The file this was read from (it may not exist).
     pub path: PathBuf,
 }
@@ -123,6 +128,7 @@ impl Config {
             client_id: DEFAULT_CLIENT_ID.into(),
             ca_file: None,
             port: DEFAULT_PORT,
+            require_approval: false,
             path: path.into(),
         }
     }
@@ -165,6 +171,7 @@ impl Config {
                     .map_err(|_| bad(format!("TOKENTRAY_PORT={p:?} is not a port number")))?,
                 None => file.port.unwrap_or(DEFAULT_PORT),
             },
+            require_approval: file.require_approval.unwrap_or(false),
             path: path.into(),
         })
     }

@@ -306,6 +306,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// `require_approval` is on and the program that asked for a token is not approved: no
+    /// window to ask in (the daemon), nobody answered in time, or the program could not be
+    /// identified. Nothing was served.
+    #[error(
+        "{program} is not approved to get tokens from tokentray ({why}). Approve it in the \
+         tokentray window when it asks, or run `tokentray clients allow {program}`"
+    )]
+    ClientNotApproved {
+        /// The executable's path, or what is known of the program.
+        program: String,
+        /// Why it was not asked or not answered.
+        why: String,
+    },
+
+    /// `require_approval` is on and the user denied this program (in the window, or with
+    /// `tokentray clients deny`). Nothing was served.
+    #[error(
+        "{program} was denied tokens. To let it get tokens, run `tokentray clients allow \
+         {program}`; to be asked again, run `tokentray clients revoke {program}`"
+    )]
+    ClientDenied {
+        /// The executable's path.
+        program: String,
+    },
+
     /// The cache holds no valid access token for the request.
     #[error(
         "no valid access token for {scopes} is cached for {account}. Run the command again while \
@@ -455,6 +480,10 @@ error_codes! {
     AmbiguousAccount => "ambiguous_account",
     /// [`Error::NoCachedToken`]
     NoCachedToken => "no_cached_token",
+    /// [`Error::ClientNotApproved`]
+    ClientNotApproved => "client_not_approved",
+    /// [`Error::ClientDenied`]
+    ClientDenied => "client_denied",
     /// [`Error::Authority`]
     Authority => "authority_error",
     /// [`Error::InteractionRequired`]
@@ -525,6 +554,8 @@ impl Error {
             Self::AccountNotFound { .. } => ErrorCode::AccountNotFound,
             Self::AmbiguousAccount { .. } => ErrorCode::AmbiguousAccount,
             Self::NoCachedToken { .. } => ErrorCode::NoCachedToken,
+            Self::ClientNotApproved { .. } => ErrorCode::ClientNotApproved,
+            Self::ClientDenied { .. } => ErrorCode::ClientDenied,
             Self::Authority { .. } => ErrorCode::Authority,
             Self::InteractionRequired { .. } => ErrorCode::InteractionRequired,
             Self::AuthorityUnavailable { .. } => ErrorCode::AuthorityUnavailable,

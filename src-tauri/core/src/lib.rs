@@ -24,6 +24,8 @@
 //! - [`flow`]: the token endpoint client, browser (auth code + PKCE) and device code sign-in.
 //! - [`tokens`]: [`tokens::Tokens`], the one owner of the cache in a running instance: silent
 //!   acquisition, single-flight refresh, accounts, sign-in and sign-out, events.
+//! - [`approval`]: opt-in approval of the programs that get tokens (`require_approval`):
+//!   executables by path and content hash, kept decisions, questions waiting for the user.
 //! - `serve`: the loopback endpoint (App Service managed-identity protocol + native API).
 //! - [`instance`]: running one (endpoint, background refresh, `endpoint.json`), finding the
 //!   running one, and the CLI's client of it.
@@ -37,6 +39,7 @@
 //! sees all of their API.
 #![deny(missing_docs)]
 
+pub mod approval;
 pub(crate) mod authority;
 pub mod cache;
 pub mod cli;

@@ -130,18 +130,23 @@ impl std::fmt::Display for Process {
 pub(crate) fn process_of(inode: u64) -> Option<Process> {
     #[cfg(target_os = "linux")]
     {
-        let pid = holder(inode)?;
-        Some(Process {
-            pid,
-            exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
-            started: started(pid),
-        })
+        process(holder(inode)?)
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = inode;
         None
     }
+}
+
+/// The running process `pid` (Linux; `None` if there is none).
+#[cfg(target_os = "linux")]
+pub(crate) fn process(pid: u32) -> Option<Process> {
+    Some(Process {
+        pid,
+        started: Some(started(pid)?),
+        exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
+    })
 }
 
 /// Field 22 of `/proc/PID/stat` (start time), read after the command name, which may hold

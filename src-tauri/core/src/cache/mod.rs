@@ -66,6 +66,10 @@ pub struct AppState {
     /// The loopback endpoint's secret (256 random bits, base64url), stable until rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_secret: Option<Secret>,
+    /// Programs allowed or denied tokens under `require_approval` (`crate::approval`):
+    /// executable path -> decision.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub clients: std::collections::BTreeMap<String, ClientRule>,
 }
 
 impl AppState {
@@ -73,7 +77,30 @@ impl AppState {
         self.default_account.is_none()
             && self.needs_sign_in.is_empty()
             && self.endpoint_secret.is_none()
+            && self.clients.is_empty()
     }
+}
+
+/// A kept decision about one executable: it holds for the content whose SHA-256 it names, so
+/// an executable replaced or updated since is asked about again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ClientRule {
+    /// Allowed or denied.
+    pub verdict: Verdict,
+    /// SHA-256 of the executable's content, lowercase hex.
+    pub sha256: String,
+    /// When it was decided, epoch seconds.
+    pub decided: i64,
+}
+
+/// A kept decision's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Always allowed.
+    Allow,
+    /// Always denied.
+    Deny,
 }
 
 /// The token cache: five sections of entries plus any sections a newer writer added.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::{Out, open_tokens};
 use crate::Result;
+use crate::approval::Approvals;
 use crate::env::{Shell, env_lines};
 use crate::instance::{endpoint_url, rotate_secret, shutdown_signal};
 use crate::paths::Paths;
@@ -26,5 +27,7 @@ pub(super) fn env(shell: Shell, rotate: bool, out: &mut Out<'_>) -> Result<()> {
 pub(super) async fn daemon() -> Result<()> {
     let paths = Paths::from_env()?;
     let tokens = Arc::new(open_tokens()?);
-    crate::instance::run(&paths, tokens, shutdown_signal(), |_| {}).await
+    // No window to ask in: programs not approved yet are refused with how to approve them.
+    let approvals = Arc::new(Approvals::new(tokens, false));
+    crate::instance::run(&paths, approvals, shutdown_signal(), |_| {}).await
 }

@@ -8,22 +8,26 @@ use super::{Endpoint, loopback_url};
 
 /// How often a running instance looks for changes other processes made to the cache.
 const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+use crate::approval::Approvals;
 use crate::paths::Paths;
 use crate::tokens::{Event, Tokens};
 use crate::{Error, Result};
 
-/// Runs an instance: binds the endpoint, publishes `endpoint.json`, serves, follows other
-/// processes' changes to the cache and refreshes in the background until `shutdown`, then withdraws `endpoint.json`. The tray app and `tokentray
-/// daemon` both run this. `ready` is called once `endpoint.json` is published.
+/// Runs an instance over the tokens `approvals` guards: binds the endpoint, publishes
+/// `endpoint.json`, serves, follows other processes' changes to the cache and refreshes in the
+/// background until `shutdown`, then withdraws `endpoint.json`. The tray app (whose window
+/// answers approval questions) and `tokentray daemon` (which has none) both run this. `ready`
+/// is called once `endpoint.json` is published.
 ///
 /// # Errors
 /// The port is taken; store errors.
 pub async fn run(
     paths: &Paths,
-    tokens: Arc<Tokens>,
+    approvals: Arc<Approvals>,
     shutdown: impl std::future::Future<Output = ()>,
     ready: impl FnOnce(&Endpoint),
 ) -> Result<()> {
+    let tokens = approvals.tokens().clone();
     let listeners = bind(paths, &tokens.config().path, tokens.config().port).await?;
     let port = listeners
         .first()
@@ -61,7 +65,7 @@ pub async fn run(
         endpoint.clone(),
         stopped(stop_rx.clone()),
     ));
-    let serving = crate::serve::run(listeners, tokens, stopped(stop_rx));
+    let serving = crate::serve::run(listeners, approvals, stopped(stop_rx));
     let signal = async {
         shutdown.await;
         let _ = stop_tx.send(true);

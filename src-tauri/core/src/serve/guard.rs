@@ -17,7 +17,7 @@ use crate::loopback::MAX_REQUESTS;
 
 /// Longest query string accepted.
 const MAX_QUERY: usize = 2048;
-/// Deadline of one request (a refresh included).
+/// Deadline of one request (a refresh included), after any wait for approval.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the endpoint refused a request before (or instead of) asking for a token.
@@ -148,7 +148,13 @@ async fn check(state: &EndpointState, req: Request, next: Next) -> Response {
     if !ok {
         return Refusal::Unauthorized.into_response();
     }
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+    // A request may wait for the user to approve its program first.
+    let deadline = if state.tokens.config().require_approval {
+        REQUEST_TIMEOUT + crate::approval::WAIT
+    } else {
+        REQUEST_TIMEOUT
+    };
+    match tokio::time::timeout(deadline, next.run(req)).await {
         Ok(response) => response,
         Err(_) => Refusal::Timeout.into_response(),
     }

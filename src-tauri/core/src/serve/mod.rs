@@ -44,6 +44,7 @@ use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::approval::Approvals;
 use crate::peer::{Admission, Process};
 use crate::tokens::Tokens;
 use audit::{Audit, audit_thread};
@@ -56,6 +57,8 @@ const MAX_CONNECTIONS: usize = 1024;
 /// What the security layer and the handlers share.
 struct EndpointState {
     tokens: Arc<Tokens>,
+    /// The approval gate, consulted before a token is served when `require_approval` is on.
+    approvals: Arc<Approvals>,
     audit: std::sync::mpsc::SyncSender<Audit>,
     /// Audit lines dropped because the audit thread was behind.
     audit_dropped: AtomicU64,
@@ -100,16 +103,10 @@ impl Peer {
 /// Only if no listener can accept at all.
 pub async fn run(
     listeners: Vec<TcpListener>,
-    tokens: Arc<Tokens>,
+    approvals: Arc<Approvals>,
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
-    let state = Arc::new(EndpointState {
-        audit: audit_thread(tokens.clone()),
-        audit_dropped: AtomicU64::new(0),
-        refused_peers: AtomicU64::new(0),
-        tokens,
-        started: std::time::Instant::now(),
-    });
+    let state = EndpointState::new(approvals);
     let app = router(state.clone());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -193,13 +190,21 @@ fn refusal(admission: Admission, state: &EndpointState) {
 /// harness): requests carry no [`Peer`], so audit lines name the client `unknown`.
 #[cfg(feature = "fuzzing")]
 pub(crate) fn router_for(tokens: Arc<Tokens>) -> Router {
-    router(Arc::new(EndpointState {
-        audit: audit_thread(tokens.clone()),
-        audit_dropped: AtomicU64::new(0),
-        refused_peers: AtomicU64::new(0),
-        tokens,
-        started: std::time::Instant::now(),
-    }))
+    router(EndpointState::new(Arc::new(Approvals::new(tokens, false))))
+}
+
+impl EndpointState {
+    fn new(approvals: Arc<Approvals>) -> Arc<Self> {
+        let tokens = approvals.tokens().clone();
+        Arc::new(Self {
+            audit: audit_thread(tokens.clone()),
+            audit_dropped: AtomicU64::new(0),
+            refused_peers: AtomicU64::new(0),
+            tokens,
+            approvals,
+            started: std::time::Instant::now(),
+        })
+    }
 }
 
 fn router(state: Arc<EndpointState>) -> Router {

@@ -86,6 +86,7 @@ pub(super) fn error_response(e: &Error) -> Response {
             StatusCode::UNAUTHORIZED
         }
         ErrorCode::InvalidInput | ErrorCode::AmbiguousAccount => StatusCode::BAD_REQUEST,
+        ErrorCode::ClientNotApproved | ErrorCode::ClientDenied => StatusCode::FORBIDDEN,
         ErrorCode::AuthorityUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Authority => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,6 +99,23 @@ pub(super) fn error_response(e: &Error) -> Response {
         }
     }
     r
+}
+
+/// Under `require_approval`, whether the peer's program may be served a token; it may wait for
+/// the user's answer ([`crate::approval`]).
+async fn approved(state: &EndpointState, peer: Option<&Peer>) -> Result<(), Response> {
+    if !state.tokens.config().require_approval {
+        return Ok(());
+    }
+    let process = match peer {
+        Some(peer) => peer.process().await,
+        None => None,
+    };
+    state
+        .approvals
+        .admit(process)
+        .await
+        .map_err(|e| error_response(&e))
 }
 
 fn malformed(code: ErrorCode, message: &'static str) -> Response {
@@ -137,13 +155,17 @@ pub(super) async fn msi_token(
         );
     }
     let account = q.object_id.or(q.principal_id);
+    let peer = peer.map(|Extension(p)| p);
+    if let Err(refused) = approved(&state, peer.as_ref()).await {
+        return refused;
+    }
     match state
         .tokens
         .get_for_resource(&resource, account.as_deref())
         .await
     {
         Ok(served) => {
-            audit(&state, "/msi/token", &served, peer.map(|Extension(p)| p)).await;
+            audit(&state, "/msi/token", &served, peer).await;
             Json(json!({
                 "access_token": served.access_token.expose(),
                 "expires_on": served.expires_on.to_string(),
@@ -185,9 +207,13 @@ pub(super) async fn v1_token(
         scopes: &scopes,
         tenant: q.tenant.as_deref(),
     };
+    let peer = peer.map(|Extension(p)| p);
+    if let Err(refused) = approved(&state, peer.as_ref()).await {
+        return refused;
+    }
     match state.tokens.get_token(&request).await {
         Ok(served) => {
-            audit(&state, "/v1/token", &served, peer.map(|Extension(p)| p)).await;
+            audit(&state, "/v1/token", &served, peer).await;
             Json(TokenBody::from(&served)).into_response()
         }
         Err(e) => error_response(&e),

@@ -34,7 +34,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::cache::{
-    AccountInfo, AtQuery, EXPIRY_SKEW_SECS, FoundToken, RealmPreference, TokenCache, select_account,
+    AccountInfo, AppState, AtQuery, EXPIRY_SKEW_SECS, FoundToken, RealmPreference, TokenCache,
+    select_account,
 };
 use crate::clock::Clock;
 use crate::config::Config;
@@ -95,6 +96,18 @@ pub enum Event {
     /// The endpoint secret was created or replaced (a running instance republishes
     /// `endpoint.json`).
     EndpointSecretChanged,
+    /// A program not yet approved asked for a token and waits for the user's answer
+    /// (`require_approval`; [`crate::approval`]).
+    ApprovalRequested {
+        /// The question's id, for [`crate::approval::Approvals::answer`].
+        id: u64,
+        /// The program's executable.
+        program: String,
+        /// The asking process.
+        pid: u32,
+    },
+    /// A question was answered or timed out, or a kept decision changed.
+    ApprovalsChanged,
     /// A device code sign-in started: the user enters `user_code` at `verification_uri`.
     DeviceCodeReady {
         /// The code to enter (not a secret on its own: it is useless without the user's sign-in).
@@ -256,8 +269,30 @@ impl Tokens {
         &self.store
     }
 
-    fn emit(&self, event: Event) {
+    /// Announces `event` to subscribers (the window, the tray).
+    pub(crate) fn emit(&self, event: Event) {
         let _ = self.events.send(event);
+    }
+
+    /// Reads tokentray's own state in the cache (the `tokentray` section), current with the
+    /// file.
+    ///
+    /// # Errors
+    /// Token store errors.
+    pub(crate) fn app_state<T>(&self, read: impl FnOnce(&AppState) -> T) -> Result<T> {
+        self.reload_if_changed()?;
+        Ok(self.with_cache(|c| read(&c.state)))
+    }
+
+    /// Changes tokentray's own state in the file, under its lock.
+    ///
+    /// # Errors
+    /// Token store errors, and those of `change` (then nothing is written).
+    pub(crate) fn update_app_state<T>(
+        &self,
+        change: impl FnOnce(&mut AppState) -> Result<T>,
+    ) -> Result<T> {
+        self.update(|c| change(&mut c.state))
     }
 
     /// The loopback endpoint's secret: created on first use (256 random bits) and kept in the
