@@ -18,7 +18,7 @@ async function listen(event, handler) {
   return events.listen(event, (e) => handler(e.payload));
 }
 
-/** Everything the window shows: `{now, accounts, endpoint, settings}`. */
+/** Everything the window shows: `{now, accounts, endpoint, settings, approvals}`. */
 export async function overview() {
   return invoke('overview');
 }
@@ -83,8 +83,19 @@ export async function saveSettings(s) {
       port: s.port,
       start_at_login: s.start_at_login,
       plaintext: s.plaintext,
+      require_approval: s.require_approval,
     },
   });
+}
+
+/** Answers approval question `id`: `answer` is `allow_once`, `always_allow` or `deny`. */
+export async function answerApproval(id, answer) {
+  return invoke('answer_approval', { id, answer });
+}
+
+/** Forgets the kept decision about the program at `path`: it is asked about again. */
+export async function revokeClient(path) {
+  return invoke('revoke_client', { path });
 }
 
 /** Calls `handler(payload)` on every `tokentray://changed` event. */

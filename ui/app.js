@@ -18,7 +18,14 @@ const SETTING_INPUTS = {
   port: '#set-port',
   start_at_login: '#set-start-at-login',
   plaintext: '#set-plaintext',
+  require_approval: '#set-require-approval',
 };
+/** The answers to an approval question, in the order offered. */
+const ANSWERS = [
+  ['allow_once', 'Allow once'],
+  ['always_allow', 'Always allow'],
+  ['deny', 'Deny'],
+];
 
 const state = {
   /** The last overview, or null before the first one. */
@@ -263,6 +270,7 @@ function findAccount(homeAccountId) {
 function render() {
   const overview = state.overview;
   renderAccounts(overview.accounts ?? []);
+  renderApprovals(overview.approvals ?? {});
   renderEndpoint(overview.endpoint ?? {});
   renderSettingsInfo(overview.settings ?? {});
   if (!state.settingsFilled && overview.settings) fillSettings(overview.settings);
@@ -464,6 +472,13 @@ function tick() {
     if (cell.textContent !== text) cell.textContent = text;
     cell.classList.toggle('expired', remaining <= 0);
     cell.classList.toggle('warn', remaining > 0 && remaining < WARN_SECONDS);
+  }
+  for (const line of $$('.approval .countdown[data-expires]')) {
+    const remaining = Number(line.dataset.expires) - now;
+    const text = remaining > 0
+      ? `It waits ${formatSpan(remaining)} more for your answer.`
+      : 'It stopped waiting; it asks again on its next request.';
+    if (line.textContent !== text) line.textContent = text;
   }
   const countdown = $('#device-countdown');
   const expiresOn = state.signIn?.expiresOn;
@@ -677,6 +692,81 @@ function setUpConfirm() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Approval of programs
+
+function programName(path) {
+  return String(path).split('/').pop() || String(path);
+}
+
+function renderApprovals(approvals) {
+  const questions = approvals.questions ?? [];
+  const section = $('#approvals');
+  section.hidden = questions.length === 0;
+  const list = $('#approval-list');
+  const focused = list.contains(document.activeElement)
+    ? { id: document.activeElement.dataset.question, answer: document.activeElement.dataset.answer }
+    : null;
+  list.replaceChildren(...questions.map((q) => h('li', {
+    class: 'approval', 'data-question': String(q.id), 'data-program': q.program.path,
+  },
+  h('p', { class: 'approval-what' },
+    h('strong', {}, programName(q.program.path)), ' asks for a token',
+    q.changed ? ' (it changed since you last decided on it)' : ''),
+  h('p', { class: 'muted' }, h('code', {}, breakable(q.program.path)),
+    ` · pid ${q.pids.join(', ')} · sha256 ${String(q.program.sha256).slice(0, 12)}`),
+  h('p', { class: 'muted countdown', 'data-expires': String(q.expires_at) }, ''),
+  h('div', { class: 'actions' }, ...ANSWERS.map(([answer, label]) => h('button', {
+    type: 'button',
+    class: answer === 'deny' ? 'danger' : (answer === 'allow_once' ? 'primary' : ''),
+    'data-question': String(q.id),
+    'data-answer': answer,
+  }, label))))));
+  if (focused) {
+    const again = $(`button[data-question="${focused.id}"][data-answer="${focused.answer}"]`, list);
+    (again ?? activeTab()).focus({ preventScroll: true });
+  }
+
+  $('#clients-mode').textContent = approvals.required
+    ? 'Approval of new programs is on: a program not listed here asks before it gets a token.'
+    : 'Approval of new programs is off: every program of yours gets tokens. Turn it on in Settings.';
+  const clients = approvals.clients ?? [];
+  $('#no-clients').hidden = clients.length > 0;
+  $('#client-list').replaceChildren(...clients.map((c) => h('li', {
+    class: 'client', 'data-program': c.path, 'data-verdict': c.verdict,
+  },
+  h('span', { class: `verdict verdict-${c.verdict}` }, c.verdict === 'allow' ? 'Allowed' : 'Denied'),
+  ' ', h('code', {}, breakable(c.path)),
+  h('span', { class: 'muted' }, ` · since ${formatLocalTime(c.decided)}`),
+  ' ', h('button', { type: 'button', class: 'revoke', 'data-program': c.path }, 'Forget'))));
+}
+
+async function answerApproval(button) {
+  const id = Number(button.dataset.question);
+  await whileBusy(button, async () => {
+    await api.answerApproval(id, button.dataset.answer);
+    const label = ANSWERS.find(([a]) => a === button.dataset.answer)?.[1] ?? 'Answered';
+    announce(`${label}: done.`);
+    await refresh();
+  });
+}
+
+function setUpApprovals() {
+  $('#approval-list').addEventListener('click', (e) => {
+    const button = e.target.closest('button[data-answer]');
+    if (button) answerApproval(button);
+  });
+  $('#client-list').addEventListener('click', (e) => {
+    const button = e.target.closest('button.revoke');
+    if (!button) return;
+    whileBusy(button, async () => {
+      await api.revokeClient(button.dataset.program);
+      announce(`${programName(button.dataset.program)} will be asked about again.`);
+      await refresh();
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Endpoint
 
 function renderEndpoint(endpoint) {
@@ -753,6 +843,7 @@ function fillSettings(settings) {
   $('#set-port').value = settings.port ?? '';
   $('#set-start-at-login').checked = Boolean(settings.start_at_login);
   $('#set-plaintext').checked = Boolean(settings.plaintext);
+  $('#set-require-approval').checked = Boolean(settings.require_approval);
   const overridden = new Set((settings.overridden ?? []).map(settingKey));
   for (const [key, selector] of Object.entries(SETTING_INPUTS)) {
     const fixed = overridden.has(key);
@@ -789,6 +880,7 @@ function readSettingsForm() {
     port: $('#set-port').value.trim(),
     start_at_login: $('#set-start-at-login').checked,
     plaintext: $('#set-plaintext').checked,
+    require_approval: $('#set-require-approval').checked,
   };
 }
 
@@ -882,6 +974,7 @@ async function main() {
   setUpAccounts();
   setUpSignIn();
   setUpConfirm();
+  setUpApprovals();
   setUpEndpoint();
   setUpSettings();
   $('#dismiss-error').addEventListener('click', hideError);

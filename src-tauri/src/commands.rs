@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tauri::{AppHandle, Runtime, State};
 use tokentray_core::Error;
+use tokentray_core::approval::Answer;
 use tokentray_core::cache::AccountInfo;
 use tokentray_core::desktop::{Desktop, DeviceCodeView, Overview, SettingsInput, SettingsView};
 
@@ -58,6 +59,8 @@ pub fn handler<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         copy_env,
         copy_text,
         save_settings,
+        answer_approval,
+        revoke_client,
     ])
 }
 
@@ -139,6 +142,19 @@ fn copy_text<R: Runtime>(app: AppHandle<R>, text: String) -> Reply<()> {
 #[tauri::command]
 fn save_settings(desktop: Shared<'_>, settings: SettingsInput) -> Reply<SettingsView> {
     Ok(desktop.save_settings(settings)?)
+}
+
+/// Answers the approval question `id` with `answer` (`allow_once`, `always_allow`, `deny`).
+#[tauri::command]
+fn answer_approval(desktop: Shared<'_>, id: u64, answer: Answer) -> Reply<()> {
+    Ok(desktop.answer_approval(id, answer)?)
+}
+
+/// Forgets the kept decision about the program at `path`.
+#[tauri::command]
+fn revoke_client(desktop: Shared<'_>, path: String) -> Reply<()> {
+    desktop.revoke_client(&path)?;
+    Ok(())
 }
 
 fn url_of(text: &str) -> Result<url::Url, Error> {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tauri::{AppHandle, Emitter as _, Manager as _, Runtime};
+use tokentray_core::approval::Answer;
 use tokentray_core::clock::system_clock;
 use tokentray_core::desktop::{Desktop, Notices};
 use tokentray_core::paths::Paths;
@@ -110,9 +111,9 @@ fn serve<R: Runtime>(
         let ready = move |_: &tokentray_core::instance::Endpoint| {
             let _ = ready_app.emit(CHANGED, serde_json::json!({"kind": "endpoint_changed"}));
         };
-        let tokens = desktop.tokens().clone();
+        let approvals = desktop.approvals().clone();
         let paths = desktop.paths().clone();
-        if let Err(e) = tokentray_core::instance::run(&paths, tokens, stopped, ready).await {
+        if let Err(e) = tokentray_core::instance::run(&paths, approvals, stopped, ready).await {
             tracing::error!("the token endpoint is not running: {e}");
             desktop.endpoint_stopped(e.to_string());
             let _ = app.emit(CHANGED, serde_json::json!({"kind": "endpoint_changed"}));
@@ -145,7 +146,10 @@ async fn forward<R: Runtime>(app: AppHandle<R>, desktop: Arc<Desktop>) {
             tray::update(&app, &desktop);
         }
         if let Some(notice) = notices.notice(&event, desktop.tokens().now()) {
-            notify(notice.summary, notice.body);
+            match notice.question {
+                Some(id) => ask(desktop.clone(), id, notice.summary, notice.body),
+                None => notify(notice.summary, notice.body),
+            }
         }
     }
 }
@@ -193,6 +197,42 @@ fn notify(summary: String, body: String) {
         });
     if spawned.is_err() {
         PENDING_NOTIFICATIONS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Shows the approval question `id` as a notification whose actions answer it, on its own
+/// thread: it waits for a click (or the notification closing) for at most the question's life.
+/// Where the notification server offers no actions, the window still asks.
+fn ask(desktop: Arc<Desktop>, id: u64, summary: String, body: String) {
+    let spawned = std::thread::Builder::new()
+        .name("approval-notice".into())
+        .spawn(move || {
+            let mut notification = notify_rust::Notification::new();
+            notification
+                .appname("tokentray")
+                .summary(&summary)
+                .body(&body)
+                .timeout(notify_rust::Timeout::Milliseconds(
+                    u32::try_from(tokentray_core::approval::WAIT.as_millis()).unwrap_or(u32::MAX),
+                ));
+            for answer in Answer::ALL {
+                notification.action(answer.id(), answer.label());
+            }
+            match notification.show() {
+                #[cfg(all(unix, not(target_os = "macos")))]
+                Ok(shown) => shown.wait_for_action(|action| {
+                    if let Some(answer) = Answer::from_id(action) {
+                        // Already answered in the window, or timed out: nothing to do.
+                        let _ = desktop.answer_approval(id, answer);
+                    }
+                }),
+                #[cfg(not(all(unix, not(target_os = "macos"))))]
+                Ok(_) => drop(desktop),
+                Err(e) => tracing::debug!("no approval notification ({e}): {summary}"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("could not show the approval notification: {e}");
     }
 }
 

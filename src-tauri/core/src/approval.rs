@@ -72,6 +72,32 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// Every answer, in the order a prompt offers them.
+    pub const ALL: [Self; 3] = [Self::AllowOnce, Self::AlwaysAllow, Self::Deny];
+
+    /// Its id in notifications and the window (`allow_once`, `always_allow`, `deny`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::AllowOnce => "allow_once",
+            Self::AlwaysAllow => "always_allow",
+            Self::Deny => "deny",
+        }
+    }
+
+    /// Its label on a button.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AllowOnce => "Allow once",
+            Self::AlwaysAllow => "Always allow",
+            Self::Deny => "Deny",
+        }
+    }
+
+    /// The answer whose [`Answer::id`] is `id`.
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.id() == id)
+    }
+
     /// The decision kept for it, if any.
     fn verdict(self) -> Option<Verdict> {
         match self {
@@ -564,5 +590,5 @@ fn stamp(meta: &std::fs::Metadata) -> FileStamp {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests;

@@ -82,6 +82,8 @@ pub struct EditableSettings {
     pub port: u16,
     /// Whether `auto` may fall back to a plaintext file.
     pub allow_unencrypted_storage: bool,
+    /// Whether each new program must be approved before it gets tokens.
+    pub require_approval: bool,
 }
 
 /// Settings fixed by an environment variable, which wins over the file: (setting, variable).
@@ -189,6 +191,7 @@ impl Config {
         file.client_id = Some(settings.client_id.clone());
         file.port = Some(settings.port);
         file.allow_unencrypted_storage = Some(settings.allow_unencrypted_storage);
+        file.require_approval = Some(settings.require_approval);
         let text = toml::to_string(&file).map_err(|e| Error::Config {
             path: path.into(),
             detail: format!("cannot write it: {e}"),

@@ -1,5 +1,6 @@
 //! The approval gate over a real cache (in memory) and real processes (`sleep`, and copies of
-//! it under a temporary directory).
+//! it under a temporary directory). Linux: processes are named through `/proc`.
+#![cfg(target_os = "linux")]
 
 use std::path::Path;
 use std::process::{Child, Command};

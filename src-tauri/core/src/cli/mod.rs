@@ -4,16 +4,18 @@
 //! Exit codes ([`exit`]): 0 success; 1 failure; 2 bad usage or input; 3 sign-in needed (no
 //! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked, or a
 //! file tokentray trusts owned by another user or writable by others; 5
-//! Entra ID unavailable (network, 5xx, 429) and no valid cached token. Warnings go to stderr
+//! Entra ID unavailable (network, 5xx, 429) and no valid cached token; 6 the program is not
+//! approved to get tokens, or denied (`require_approval`). Warnings go to stderr
 //! first; the JSON error, when there is one, is stderr's last line. With `--json`, errors are
 //! printed to stderr as `{"code": ..., "message": ...}` with a stable `code`.
 //!
 //! One function per subcommand, in the module of its area: [`login`](login), `accounts`
 //! (`accounts`, `switch`, `logout`), `token`, `cache` (`cache import | export | reset`),
-//! `status`, `instance` (`env`, `daemon`).
+//! `status`, `instance` (`env`, `daemon`), `clients` (`clients [allow | deny | revoke]`).
 
 mod accounts;
 mod cache;
+mod clients;
 mod instance;
 mod login;
 mod status;
@@ -85,6 +87,33 @@ pub enum Command {
     },
     /// Serve tokens on the loopback endpoint without a window (SSH, WSL, containers' hosts).
     Daemon,
+    /// List the programs allowed or denied tokens (`require_approval = true`), or allow, deny
+    /// or forget one.
+    Clients {
+        /// What to do; without one, list them.
+        #[command(subcommand)]
+        action: Option<ClientsCommand>,
+    },
+}
+
+/// `tokentray clients ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Always allow the executable PROGRAM (as it is now: its real path and content).
+    Allow {
+        /// The executable, e.g. /usr/bin/python3 (symlinks are followed).
+        program: PathBuf,
+    },
+    /// Always deny the executable PROGRAM.
+    Deny {
+        /// The executable.
+        program: PathBuf,
+    },
+    /// Forget the decision about PROGRAM: it is asked about again.
+    Revoke {
+        /// The executable, as `tokentray clients` lists it.
+        program: String,
+    },
 }
 
 /// `tokentray login`.
@@ -175,6 +204,8 @@ pub mod exit {
     pub const STORE: u8 = 4;
     /// Entra ID is unavailable and no valid token is cached.
     pub const UNAVAILABLE: u8 = 5;
+    /// The program is not approved to get tokens, or was denied (`require_approval`).
+    pub const NOT_APPROVED: u8 = 6;
 }
 
 /// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`).
@@ -234,6 +265,7 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         Command::Status => status::status(out).await,
         Command::Env { shell, rotate } => instance::env(shell, rotate, out),
         Command::Daemon => instance::daemon().await,
+        Command::Clients { action } => clients::clients(action, out),
     }
 }
 
@@ -249,6 +281,7 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::NoCachedToken
         | ErrorCode::KeyLost
         | ErrorCode::InteractionRequired => exit::SIGN_IN,
+        ErrorCode::ClientNotApproved | ErrorCode::ClientDenied => exit::NOT_APPROVED,
         ErrorCode::AuthorityUnavailable => exit::UNAVAILABLE,
         ErrorCode::StoreUnavailable
         | ErrorCode::KeyStore

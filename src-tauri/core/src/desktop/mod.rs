@@ -17,25 +17,28 @@ mod tray;
 use std::sync::{Arc, Mutex};
 
 pub use notices::{Notice, Notices};
-pub use overview::{AccountView, EndpointView, Overview, TokenView};
+pub use overview::{AccountView, ApprovalsView, EndpointView, Overview, TokenView};
 pub use settings::{SettingsInput, SettingsView};
 use sign_in::PendingSignIn;
 pub use sign_in::{DeviceCodeView, open_url};
 pub use tray::{Tray, TrayAccount, TrayAction, TrayState};
 
 use crate::Result;
+use crate::approval::{self, Answer, Approvals};
 use crate::cache::AccountInfo;
 use crate::env::{Shell, env_lines};
 use crate::paths::Paths;
 use crate::sync::lock;
 use crate::tokens::Tokens;
 
-/// The desktop app's state around [`Tokens`]: the sign-in in progress and the endpoint's fate.
+/// The desktop app's state around [`Tokens`]: the sign-in in progress, the endpoint's fate and
+/// the approval questions its endpoint asks.
 /// Share it as `Arc<Desktop>`.
 #[derive(Debug)]
 pub struct Desktop {
     paths: Paths,
     tokens: Arc<Tokens>,
+    approvals: Arc<Approvals>,
     sign_in: Mutex<Option<PendingSignIn>>,
     endpoint_error: Mutex<Option<String>>,
 }
@@ -45,6 +48,7 @@ impl Desktop {
     pub fn new(paths: Paths, tokens: Arc<Tokens>) -> Self {
         Self {
             paths,
+            approvals: Arc::new(Approvals::new(tokens.clone(), true)),
             tokens,
             sign_in: Mutex::new(None),
             endpoint_error: Mutex::new(None),
@@ -54,6 +58,28 @@ impl Desktop {
     /// The token owner.
     pub fn tokens(&self) -> &Arc<Tokens> {
         &self.tokens
+    }
+
+    /// The approval gate the app's endpoint asks through (its questions are answered in the
+    /// window or a notification).
+    pub fn approvals(&self) -> &Arc<Approvals> {
+        &self.approvals
+    }
+
+    /// Answers the approval question `id`.
+    ///
+    /// # Errors
+    /// Those of [`Approvals::answer`].
+    pub fn answer_approval(&self, id: u64, answer: Answer) -> Result<()> {
+        self.approvals.answer(id, answer)
+    }
+
+    /// Forgets the kept decision about the program at `path`: it is asked about again.
+    ///
+    /// # Errors
+    /// Those of [`approval::revoke`].
+    pub fn revoke_client(&self, path: &str) -> Result<String> {
+        approval::revoke(&self.tokens, path)
     }
 
     /// The file locations.

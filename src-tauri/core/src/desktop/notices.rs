@@ -11,6 +11,10 @@ pub struct Notice {
     pub summary: String,
     /// Text.
     pub body: String,
+    /// The approval question it asks, if any: the shell offers [`crate::approval::Answer::ALL`] as its
+    /// actions
+    /// and passes the one chosen to [`crate::desktop::Desktop::answer_approval`].
+    pub question: Option<u64>,
 }
 
 /// Which events become notifications; repeats of "needs sign-in" and "refresh failed" for one
@@ -34,12 +38,27 @@ impl Notices {
                 return Some(Notice {
                     summary: format!("Device code: {user_code}"),
                     body: format!("Enter it at {verification_uri} to sign in to tokentray."),
+                    question: None,
                 });
             }
             Event::SignedIn { account } => {
                 return Some(Notice {
                     summary: "Signed in".into(),
                     body: format!("{account} is signed in; tools can get its tokens now."),
+                    question: None,
+                });
+            }
+            Event::ApprovalRequested { id, program, pid } => {
+                let name = std::path::Path::new(program)
+                    .file_name()
+                    .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned());
+                return Some(Notice {
+                    summary: format!("Allow {name} to get tokens?"),
+                    body: format!(
+                        "{program} (pid {pid}) asks tokentray for a token. It waits for your answer \
+                         here or in the tokentray window."
+                    ),
+                    question: Some(*id),
                 });
             }
             Event::NeedsSignIn { account, reason } => (
@@ -65,7 +84,11 @@ impl Notices {
             return None;
         }
         self.last.insert(key, now);
-        Some(Notice { summary, body })
+        Some(Notice {
+            summary,
+            body,
+            question: None,
+        })
     }
 }
 
@@ -99,5 +122,14 @@ mod tests {
         };
         let shown = notices.notice(&code, 5000).map(|n| n.summary);
         assert_eq!(shown.as_deref(), Some("Device code: ABCD-EFGH"));
+        let asked = Event::ApprovalRequested {
+            id: 7,
+            program: "/usr/bin/python3.12".into(),
+            pid: 4242,
+        };
+        let notice = notices.notice(&asked, 5000).unwrap();
+        assert_eq!(notice.summary, "Allow python3.12 to get tokens?");
+        assert!(notice.body.contains("/usr/bin/python3.12 (pid 4242)"));
+        assert_eq!(notice.question, Some(7));
     }
 }

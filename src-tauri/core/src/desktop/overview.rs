@@ -1,10 +1,12 @@
-//! The window's overview: accounts, their tokens with expiry, the endpoint and the settings.
+//! The window's overview: accounts, their tokens with expiry, the endpoint, the settings and
+//! the approval of programs.
 
 use serde::Serialize;
 
 use super::Desktop;
 use super::settings::SettingsView;
 use crate::Result;
+use crate::approval::{self, Client, Question};
 use crate::cache::{RESERVED_SCOPES, TokenCache, epoch};
 use crate::env::{Shell, env_lines};
 use crate::instance::{Endpoint, endpoint_url};
@@ -22,6 +24,19 @@ pub struct Overview {
     pub endpoint: EndpointView,
     /// The settings.
     pub settings: SettingsView,
+    /// Approval of the programs that get tokens.
+    pub approvals: ApprovalsView,
+}
+
+/// Approval of programs (`require_approval`): the questions waiting and the kept decisions.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalsView {
+    /// Whether the running endpoint asks (`require_approval` as in effect now).
+    pub required: bool,
+    /// Programs waiting for an answer, oldest first.
+    pub questions: Vec<Question>,
+    /// Kept decisions, by path.
+    pub clients: Vec<Client>,
 }
 
 /// An account and its cached access tokens.
@@ -99,6 +114,11 @@ impl Desktop {
             accounts,
             endpoint: self.endpoint_view(),
             settings: self.settings_view()?,
+            approvals: ApprovalsView {
+                required: self.tokens.config().require_approval,
+                questions: self.approvals().questions(),
+                clients: approval::clients(&self.tokens)?,
+            },
         })
     }
 

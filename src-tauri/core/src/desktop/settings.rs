@@ -32,6 +32,8 @@ pub struct SettingsView {
     pub encrypted: bool,
     /// Whether unencrypted storage is allowed or chosen.
     pub plaintext: bool,
+    /// Whether each new program must be approved before it gets tokens.
+    pub require_approval: bool,
     /// The config file.
     pub config_file: PathBuf,
     /// Settings fixed by `TOKENTRAY_*` environment variables (see [`Config::overridden`]).
@@ -56,6 +58,9 @@ pub struct SettingsInput {
     pub start_at_login: bool,
     /// Allow storing tokens unencrypted when no encrypted store is available.
     pub plaintext: bool,
+    /// Ask before a new program gets tokens (absent: off).
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 impl Desktop {
@@ -76,6 +81,7 @@ impl Desktop {
             store_persistence: backend.persistence(),
             encrypted: backend.encrypted(),
             plaintext: config.allow_unencrypted_storage || !backend.encrypted(),
+            require_approval: config.require_approval,
             config_file: config.path.clone(),
             overridden: Config::overridden(),
             notice: None,
@@ -99,7 +105,8 @@ impl Desktop {
             || settings.tenant != config.tenant
             || settings.client_id != config.client_id
             || settings.port != config.port
-            || settings.allow_unencrypted_storage != config.allow_unencrypted_storage;
+            || settings.allow_unencrypted_storage != config.allow_unencrypted_storage
+            || settings.require_approval != config.require_approval;
         let mut view = self.settings_view()?;
         view.notice = Some(if changed {
             format!(
@@ -137,6 +144,7 @@ impl Desktop {
             client_id: input.client_id.trim().to_ascii_lowercase(),
             port,
             allow_unencrypted_storage: input.plaintext,
+            require_approval: input.require_approval,
         };
         if !is_guid(&settings.client_id) {
             return Err(invalid(
