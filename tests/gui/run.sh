@@ -2,7 +2,7 @@
 # The window suite: the real tokentray app driven over WebDriver (tauri-driver + WebKitWebDriver)
 # in a fresh X server (Xvfb) and a fresh D-Bus session on every run, with an unlocked
 # gnome-keyring (the app's Secret Service store) and dunst answering notifications, which
-# dbus-monitor records. Screenshots and logs go to target/test-output/gui. Called by
+# dbus-monitor records (tests choose a notification's action through tests/gui/dunst-pick.sh). Screenshots and logs go to target/test-output/gui. Called by
 # tests/run.sh; run it alone with `tests/gui/run.sh [pytest args]` after `make build venv`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +27,9 @@ rm -rf "$out" && mkdir -p "$out"
 echo -n "tokentray-test" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
 dbus-monitor --session "interface='org.freedesktop.Notifications'" >"$out/notifications.log" 2>&1 &
 monitor=$!
+# A notification's actions are chosen with `dunstctl context`: dunst hands them to this "dmenu".
+mkdir -p "$XDG_CONFIG_HOME/dunst"
+printf '[global]\n    dmenu = %s\n' "$root/tests/gui/dunst-pick.sh" >"$XDG_CONFIG_HOME/dunst/dunstrc"
 dunst >"$out/dunst.log" 2>&1 &
 dunst=$!
 trap 'kill $monitor $dunst 2>/dev/null || true' EXIT

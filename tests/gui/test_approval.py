@@ -1,19 +1,21 @@
-"""Approval of programs in the real app's window (`require_approval = true`).
+"""Approval of programs in the real app (`require_approval = true`).
 
 This test process is the program asking: its token request waits while the window shows the
 question; "Always allow" lets it through and is kept (`tokentray clients` lists it), "Forget"
-under Endpoint makes it ask again, and "Deny" fails its request with the typed error.
+under Endpoint makes it ask again, and "Deny" fails its request with the typed error. The same
+question as a notification (dunst, its action chosen through `dunstctl context`): "Allow once".
 """
 import json
 import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import requests
 from selenium.webdriver.common.by import By
 
-from conftest import ALICE, APP
+from conftest import ALICE, APP, OUT
 from test_window import shot, wait
 
 ME = os.path.realpath(sys.executable)
@@ -105,3 +107,25 @@ def test_a_new_program_waits_for_the_window_and_the_decision_is_kept(launch, fak
     assert f"tokentray clients allow {ME}" in body["message"], body
     kept = json.loads(cli(app_env, "--json", "clients").stdout)
     assert [(c["path"], c["verdict"]) for c in kept["clients"]] == [(ME, "deny")], kept
+
+
+def test_the_notification_answers_allow_once(launch, fake, home, app_env):
+    os.environ["REQUESTS_CA_BUNDLE"] = str(fake.ca_path)
+    # The first test denied this program; forget that, so it is asked.
+    cli(app_env, "clients", "revoke", ME)
+    driver = launch()
+    wait(driver, lambda d: (home / "run" / "endpoint.json").exists(), "the endpoint")
+    notifications = OUT / "notifications.log"
+    seen = notifications.read_text().count("to get tokens?")
+    thread, result = ask_in_background(home)
+    wait(driver, lambda d: notifications.read_text().count("to get tokens?") > seen, "the notification")
+    text = notifications.read_text()
+    for action in ("allow_once", "Allow once", "always_allow", "Always allow", "deny", "Deny"):
+        assert f'"{action}"' in text, text[-2000:]
+    (Path(os.environ["XDG_RUNTIME_DIR"]) / "dunst-choice").write_text("allow_once")
+    subprocess.run(["dunstctl", "context"], check=True, timeout=10)
+    thread.join(timeout=15)
+    assert result["response"].status_code == 200, result["response"].text
+    wait(driver, lambda d: question(d) is None, "the window's question to go too")
+    # Allow once keeps nothing.
+    assert json.loads(cli(app_env, "--json", "clients").stdout)["clients"] == []
