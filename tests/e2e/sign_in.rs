@@ -970,3 +970,95 @@ async fn tokens_in_use_are_renewed_in_the_background_before_they_expire() {
         "renewed once, not on every tick"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_msals_headers_and_refusals_keep_entras_ids() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    let account = me.device_sign_in(&fake, ALICE).await;
+    fake.clear_log();
+    me.token(GRAPH).await.unwrap();
+    let log = fake.request_log();
+    let refresh = log
+        .iter()
+        .find(|e| e.grant_type.as_deref() == Some("refresh_token"))
+        .expect("one refresh");
+    let header = |name: &str| refresh.headers.get(name).map(String::as_str);
+    assert_eq!(header("x-client-sku"), Some("tokentray"));
+    assert_eq!(header("x-client-ver"), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(header("x-client-os"), Some(std::env::consts::OS));
+    assert_eq!(header("x-ms-lib-capability"), Some("retry-after, h429"));
+    // MSAL's routing hint for Entra's backup authentication service: Oid:uid@utid.
+    let anchor = format!("Oid:{}", account.home_account_id.replacen('.', "@", 1));
+    assert_eq!(header("x-anchormailbox"), Some(anchor.as_str()));
+    let first = header("client-request-id")
+        .expect("a correlation id")
+        .to_string();
+    assert_eq!(first.len(), 36, "{first}");
+    assert_eq!(&first[14..15], "4", "a version 4 UUID: {first}");
+
+    // A refused request names Entra's trace id and the correlation id it was sent with, so
+    // it can be found in the tenant's sign-in logs.
+    fake.clear_log();
+    fake.queue_fault(FaultRule::once(
+        Endpoint::Token,
+        Fault::oauth("invalid_scope"),
+    ));
+    let err = me
+        .token("https://vault.azure.net/.default")
+        .await
+        .unwrap_err();
+    let sent = fake.request_log()[0].headers["client-request-id"].clone();
+    assert_ne!(sent, first, "a new id per request");
+    let text = err.to_string();
+    assert!(text.contains(&format!("correlation id {sent}")), "{text}");
+    assert!(text.contains("trace id "), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_given_as_a_domain_is_recorded_as_its_id_and_found_by_either() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    let code = me
+        .tokens
+        .start_device_code(Some("contoso.example"), &[ARM.to_string()])
+        .await
+        .unwrap();
+    fake.approve_device_code(&code.user_code, ALICE, PW).await;
+    let account = me
+        .tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap();
+    let tid = account.home_tenant.clone().expect("a home tenant");
+    assert!(!tid.contains('.'), "a tenant id, not a domain: {tid}");
+    let cache = me.tokens.cache();
+    let realms: Vec<_> = cache
+        .access_tokens()
+        .values()
+        .map(|t| t.realm.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        realms,
+        vec![tid.clone()],
+        "recorded under the id, as MSAL does"
+    );
+
+    // Asked by domain or by id (any case), the cached token is served without a request.
+    fake.clear_log();
+    let arm = scopes(ARM);
+    for tenant in ["contoso.example", "Contoso.Example", tid.as_str()] {
+        let served = me
+            .tokens
+            .get_token(&TokenRequest {
+                scopes: &arm,
+                tenant: Some(tenant),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(!served.refreshed, "{tenant}");
+        assert_eq!(served.tenant, tid, "{tenant}");
+    }
+    assert_eq!(token_requests(&fake, "refresh_token"), 0);
+}

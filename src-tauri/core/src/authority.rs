@@ -8,11 +8,41 @@ use url::Url;
 use crate::config::Config;
 use crate::{Error, Result};
 
-/// Sovereign clouds selectable by name in `authority`.
-pub const CLOUDS: [(&str, &str); 3] = [
-    ("public", "https://login.microsoftonline.com"),
-    ("usgov", "https://login.microsoftonline.us"),
-    ("china", "https://login.chinacloudapi.cn"),
+/// A cloud: its sign-in host and the resources tools ask for in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cloud {
+    /// The name `authority` takes (`public`, `usgov`, `china`).
+    pub name: &'static str,
+    /// The sign-in host's base URL.
+    pub authority: &'static str,
+    /// Azure Resource Manager's token audience (Azure CLI's `active_directory_resource_id`):
+    /// what `login` asks for when given no scope.
+    pub arm_audience: &'static str,
+    /// Microsoft Graph's resource.
+    pub graph: &'static str,
+}
+
+/// The clouds, the public one first (azure-cli `cloud.py`, hashicorp/go-azure-sdk
+/// `environments`).
+pub const CLOUDS: [Cloud; 3] = [
+    Cloud {
+        name: "public",
+        authority: "https://login.microsoftonline.com",
+        arm_audience: "https://management.core.windows.net/",
+        graph: "https://graph.microsoft.com",
+    },
+    Cloud {
+        name: "usgov",
+        authority: "https://login.microsoftonline.us",
+        arm_audience: "https://management.core.usgovcloudapi.net/",
+        graph: "https://graph.microsoft.us",
+    },
+    Cloud {
+        name: "china",
+        authority: "https://login.chinacloudapi.cn",
+        arm_audience: "https://management.core.chinacloudapi.cn/",
+        graph: "https://microsoftgraph.chinacloudapi.cn",
+    },
 ];
 
 /// An authority host and tenant.
@@ -35,8 +65,8 @@ impl Authority {
         };
         let text = CLOUDS
             .iter()
-            .find(|(name, _)| *name == config.authority)
-            .map_or(config.authority.as_str(), |(_, url)| url);
+            .find(|c| c.name == config.authority)
+            .map_or(config.authority.as_str(), |c| c.authority);
         let base =
             Url::parse(text).map_err(|e| bad(format!("authority {text:?} is not a URL: {e}")))?;
         let loopback = matches!(base.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -77,6 +107,22 @@ impl Authority {
             .to_ascii_lowercase()
     }
 
+    /// The cloud whose sign-in host this is; any other host (a test server, a proxy) counts
+    /// as the public cloud.
+    pub fn cloud(&self) -> &'static Cloud {
+        let host = self.environment();
+        CLOUDS
+            .iter()
+            .find(|c| c.authority.strip_prefix("https://") == Some(host.as_str()))
+            .unwrap_or(&CLOUDS[0])
+    }
+
+    /// The scope `login` and the window's sign-ins ask for when given none: this cloud's Azure
+    /// Resource Manager, spelled as `az login` asks for it (`https://management.core.windows.net//.default`).
+    pub fn login_scope(&self) -> String {
+        format!("{}/.default", self.cloud().arm_audience)
+    }
+
     /// The host as written in URLs (with port), for messages.
     pub fn origin(&self) -> String {
         self.base.origin().ascii_serialization()
@@ -109,6 +155,37 @@ impl Authority {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn each_cloud_signs_in_for_its_own_resource_manager() {
+        let scope = |authority: &str| {
+            Authority::from_config(&config(authority, "organizations"))
+                .unwrap()
+                .login_scope()
+        };
+        assert_eq!(
+            scope("public"),
+            "https://management.core.windows.net//.default"
+        );
+        assert_eq!(
+            scope("usgov"),
+            "https://management.core.usgovcloudapi.net//.default"
+        );
+        assert_eq!(
+            scope("https://login.chinacloudapi.cn/"),
+            "https://management.core.chinacloudapi.cn//.default"
+        );
+        assert_eq!(
+            scope("https://127.0.0.1:8443"),
+            "https://management.core.windows.net//.default",
+            "a test server is the public cloud"
+        );
+        let china = Authority::from_config(&config("china", "organizations")).unwrap();
+        assert_eq!(
+            china.cloud().graph,
+            "https://microsoftgraph.chinacloudapi.cn"
+        );
+    }
 
     fn config(authority: &str, tenant: &str) -> Config {
         let mut c = Config::defaults(Path::new("/x/config.toml"));

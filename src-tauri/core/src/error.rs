@@ -226,7 +226,10 @@ pub enum Error {
 
     /// The authority answered a token request with an OAuth error (ENTRA-PROTOCOL.md 2.2) that
     /// signing in again will not fix (bad scope, client not allowed, ...).
-    #[error("Entra ID refused the request: {error}: {}", first_line(description))]
+    #[error(
+        "Entra ID refused the request: {error}: {}",
+        summary_with_ids(description)
+    )]
     Authority {
         /// The OAuth `error` (`invalid_scope`, `invalid_client`, ...).
         error: String,
@@ -608,4 +611,29 @@ impl Error {
 /// The first line of an Entra error description (the rest is trace and correlation ids).
 pub(crate) fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text).trim()
+}
+
+/// The first line of an Entra error description plus the trace and correlation ids of its
+/// later lines, which find the failure in the tenant's sign-in logs: `AADSTS50076: ... (trace
+/// id T, correlation id C)`.
+pub(crate) fn summary_with_ids(text: &str) -> String {
+    let first = first_line(text);
+    let id = |label: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+    };
+    let ids: Vec<String> = [
+        ("Trace ID:", "trace id"),
+        ("Correlation ID:", "correlation id"),
+    ]
+    .into_iter()
+    .filter_map(|(label, name)| id(label).map(|v| format!("{name} {v}")))
+    .collect();
+    if ids.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first} ({})", ids.join(", "))
+    }
 }

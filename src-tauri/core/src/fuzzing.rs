@@ -22,7 +22,10 @@ use crate::cache::{
 };
 use crate::config::{Config, DEFAULT_CLIENT_ID};
 use crate::flow::device_code::{Answer, DeviceCode};
-use crate::flow::{DEFAULT_LOGIN_SCOPE, Failure, read_answer};
+use crate::flow::{Failure, read_answer};
+
+/// The scope the fixtures' tokens were granted (what `login` asks for in the public cloud).
+const DEFAULT_LOGIN_SCOPE: &str = "https://management.core.windows.net//.default";
 use crate::persist::{PersistedCache, envelope};
 use crate::secret::{DataKey, Secret};
 use crate::tokens::{Tokens, find_token};

@@ -14,7 +14,7 @@ use super::aad_error::{AadError, Trace};
 use super::app::App;
 use super::faults::{DEFAULT_CLAIMS, Endpoint, Fault};
 use super::params::Params;
-use super::request_log::LogEntry;
+use super::request_log::{LOGGED_HEADERS, LogEntry};
 use super::server::DropConnection;
 
 /// Bodies larger than this are refused (Entra's are a few kilobytes).
@@ -54,6 +54,13 @@ pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) 
         client_id,
         status: None,
         fault: fault.as_ref().map(|f| f.kind().to_string()),
+        headers: LOGGED_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = parts.headers.get(*name)?.to_str().ok()?;
+                Some(((*name).to_string(), value.to_string()))
+            })
+            .collect(),
     });
 
     let drop_hook = parts.extensions.get::<DropConnection>().cloned();

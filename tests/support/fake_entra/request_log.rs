@@ -1,5 +1,6 @@
 //! The request log tests read to count round trips. It records what identifies a request
-//! (method, path without query, endpoint, grant type, client id, status) and never a secret:
+//! (method, path without query, endpoint, grant type, client id, status, MSAL's routing and
+//! telemetry headers) and never a secret:
 //! no query strings, bodies, codes, tokens, passwords or verifiers.
 
 use std::sync::{Mutex, PoisonError};
@@ -29,7 +30,21 @@ pub struct LogEntry {
     pub status: Option<u16>,
     /// The fault applied, if any (`status`, `delay`, `drop`, …).
     pub fault: Option<String>,
+    /// The routing and telemetry headers MSAL sends ([`LOGGED_HEADERS`]), lowercase names;
+    /// none of them is a secret.
+    pub headers: std::collections::BTreeMap<String, String>,
 }
+
+/// Headers worth comparing with MSAL's: correlation, library, capabilities, routing hint.
+pub const LOGGED_HEADERS: [&str; 7] = [
+    "client-request-id",
+    "x-client-sku",
+    "x-client-ver",
+    "x-client-os",
+    "x-ms-lib-capability",
+    "x-anchormailbox",
+    "x-app-name",
+];
 
 /// The log itself.
 #[derive(Debug, Default)]

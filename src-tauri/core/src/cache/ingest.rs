@@ -125,10 +125,22 @@ impl TokenCache {
     ) -> Result<Ingested> {
         let claims = checked_claims(&response, event.client_id)?;
         let (client_info_known, home_account_id) = account_id(&response, claims.as_ref());
+        // A tenant given as a domain is recorded as the tenant id Entra answered (MSAL's
+        // discovery does the same), so MSAL, Azure CLI and tokentray find each other's tokens.
+        let tid = claims.as_ref().and_then(|c| c.tid.clone());
+        let realm = match tid {
+            Some(tid) if event.realm.contains('.') => {
+                self.state
+                    .tenant_ids
+                    .insert(event.realm.to_ascii_lowercase(), tid.clone());
+                tid
+            }
+            _ => self.tenant_id(event.realm).to_string(),
+        };
         let entry = Common {
             home_account_id: home_account_id.clone(),
             environment: Some(event.environment.to_string()),
-            realm: Some(event.realm.to_string()),
+            realm: Some(realm),
             client_id: Some(event.client_id.to_string()),
             target: target(&response, event),
         };

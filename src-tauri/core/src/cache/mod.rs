@@ -66,6 +66,10 @@ pub struct AppState {
     /// The loopback endpoint's secret (256 random bits, base64url), stable until rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_secret: Option<Secret>,
+    /// Tenant domains signed in to (`login --tenant contoso.com`), lowercase -> the tenant id
+    /// Entra answered for them: tokens are recorded under the id, as MSAL records them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tenant_ids: std::collections::BTreeMap<String, String>,
     /// Programs allowed or denied tokens under `require_approval` (`crate::approval`):
     /// executable path -> decision.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -77,6 +81,7 @@ impl AppState {
         self.default_account.is_none()
             && self.needs_sign_in.is_empty()
             && self.endpoint_secret.is_none()
+            && self.tenant_ids.is_empty()
             && self.clients.is_empty()
     }
 }
@@ -138,6 +143,18 @@ impl TokenCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The realm tokens for `tenant` are recorded under: the tenant id for a domain signed in
+    /// to before, else `tenant` as given.
+    pub fn tenant_id<'t>(&'t self, tenant: &'t str) -> &'t str {
+        if !tenant.contains('.') {
+            return tenant;
+        }
+        self.state
+            .tenant_ids
+            .get(&tenant.to_ascii_lowercase())
+            .map_or(tenant, String::as_str)
     }
 
     /// Entry counts per section.

@@ -4,13 +4,13 @@ use serde_json::json;
 
 use super::{LoginArgs, Out, open_tokens};
 use crate::Result;
-use crate::flow::{DEFAULT_LOGIN_SCOPE, browser};
+use crate::flow::browser;
 
 /// Signs in and adds the account; Ctrl-C cancels.
 pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
     let tokens = open_tokens()?;
     let scopes = if args.scopes.is_empty() {
-        vec![DEFAULT_LOGIN_SCOPE.to_string()]
+        vec![tokens.login_scope()]
     } else {
         args.scopes
     };

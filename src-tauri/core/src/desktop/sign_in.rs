@@ -7,8 +7,8 @@ use tokio::sync::watch;
 
 use super::Desktop;
 use crate::cache::AccountInfo;
+use crate::flow::browser;
 use crate::flow::device_code::DeviceCode;
-use crate::flow::{DEFAULT_LOGIN_SCOPE, browser};
 use crate::sync::lock;
 use crate::{Error, Result};
 
@@ -70,7 +70,7 @@ impl Desktop {
         let (id, cancelled) = self.begin_sign_in(None);
         let options = browser::Options {
             tenant: None,
-            scopes: vec![DEFAULT_LOGIN_SCOPE.to_string()],
+            scopes: vec![self.tokens.login_scope()],
             login_hint,
             prompt: Some("select_account".into()),
             claims: None,
@@ -92,7 +92,7 @@ impl Desktop {
     pub async fn start_device_code(&self) -> Result<DeviceCodeView> {
         let code = self
             .tokens
-            .start_device_code(None, &[DEFAULT_LOGIN_SCOPE.to_string()])
+            .start_device_code(None, &[self.tokens.login_scope()])
             .await?;
         let view = DeviceCodeView {
             user_code: code.user_code.clone(),

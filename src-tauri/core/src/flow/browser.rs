@@ -106,10 +106,13 @@ pub async fn sign_in(
         ("code_verifier", pkce.verifier.expose()),
         ("scope", scope.as_str()),
     ];
-    let response = entra.token(&authority, &form).await.map_err(|f| match f {
-        Failure::OAuth(e) => e.into_error("this sign-in"),
-        Failure::Other(e) => e,
-    })?;
+    let response = entra
+        .token(&authority, &form, None)
+        .await
+        .map_err(|f| match f {
+            Failure::OAuth(e) => e.into_sign_in_error(),
+            Failure::Other(e) => e,
+        })?;
     check_nonce(&response, &nonce)?;
     Ok(Completed {
         response,

@@ -95,10 +95,11 @@ pub async fn start(entra: &Entra, tenant: Option<&str>, scopes: &[String]) -> Re
             authority.device_code_endpoint(),
             &authority,
             &[("scope", scope.as_str())],
+            None,
         )
         .await
         .map_err(|f| match f {
-            Failure::OAuth(e) => e.into_error("this sign-in"),
+            Failure::OAuth(e) => e.into_sign_in_error(),
             Failure::Other(e) => e,
         })?;
     https_page(&answer.verification_uri)?;
@@ -168,7 +169,7 @@ pub async fn wait(
             ("device_code", code.device_code.expose()),
             ("scope", scope.as_str()),
         ];
-        match entra.token(&authority, &form).await {
+        match entra.token(&authority, &form, None).await {
             Ok(response) => return Ok(response),
             Err(Failure::OAuth(e)) => match e.error.as_str() {
                 "authorization_pending" => {}
@@ -180,7 +181,7 @@ pub async fn wait(
                         detail: "the sign-in was declined on the verification page".into(),
                     });
                 }
-                _ => return Err(e.into_error("this sign-in")),
+                _ => return Err(e.into_sign_in_error()),
             },
             // The authority hiccupped: keep polling until the code expires.
             Err(Failure::Other(e)) if e.is_transient() => {

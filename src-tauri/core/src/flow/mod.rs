@@ -21,10 +21,6 @@ use crate::config::Config;
 use crate::secret::random_token;
 use crate::{Error, Result};
 
-/// The scope `login` and the window's sign-ins ask for when given none (what `az login` asks
-/// for: Azure Resource Manager).
-pub const DEFAULT_LOGIN_SCOPE: &str = "https://management.core.windows.net//.default";
-
 /// An OAuth error answer from Entra (ENTRA-PROTOCOL.md 2.2). Carries no secrets.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct OAuthError {
@@ -56,9 +52,9 @@ impl OAuthError {
         )
     }
 
-    /// The first line of the description, for people.
+    /// The first line of the description, with Entra's trace and correlation ids, for people.
     pub fn summary(&self) -> String {
-        let line = crate::error::first_line(&self.error_description);
+        let line = crate::error::summary_with_ids(&self.error_description);
         if line.is_empty() {
             self.error.clone()
         } else {
@@ -80,6 +76,20 @@ impl OAuthError {
                 description: self.error_description,
                 codes: self.error_codes,
             }
+        }
+    }
+
+    /// The typed error for an interactive sign-in that Entra refused: it is the sign-in that
+    /// failed, not an account that must sign in again.
+    pub fn into_sign_in_error(self) -> Error {
+        Error::SignIn {
+            outcome: crate::error::SignInOutcome::Refused,
+            detail: format!(
+                "Entra ID answered {}: {}. Check the tenant (--tenant) and the scopes \
+                 (--scope), then sign in again",
+                self.error,
+                self.summary()
+            ),
         }
     }
 }
@@ -160,30 +170,48 @@ impl Entra {
         &self.client_id
     }
 
-    /// POSTs a token request to `authority`'s token endpoint.
+    /// POSTs a token request to `authority`'s token endpoint; `anchor` is the home account id
+    /// of the account it is for, when known (a refresh).
     pub(crate) async fn token(
         &self,
         authority: &Authority,
         form: &[(&str, &str)],
+        anchor: Option<&str>,
     ) -> std::result::Result<TokenResponse, Failure> {
-        self.post(authority.token_endpoint(), authority, form).await
+        self.post(authority.token_endpoint(), authority, form, anchor)
+            .await
     }
 
-    /// POSTs a form and reads a JSON answer, classifying failures.
+    /// POSTs a form and reads a JSON answer, classifying failures. Sends the headers MSAL
+    /// sends: a new `client-request-id` (Entra echoes it as the correlation id), the library's
+    /// name, version and OS, `x-ms-lib-capability: retry-after, h429`, and for an account's
+    /// request (`anchor`: `uid.utid`) the routing hint `X-AnchorMailbox: Oid:uid@utid`.
     pub(crate) async fn post<T: DeserializeOwned>(
         &self,
         url: Url,
         authority: &Authority,
         form: &[(&str, &str)],
+        anchor: Option<&str>,
     ) -> std::result::Result<T, Failure> {
         let origin = authority.origin();
         let mut body: Vec<(&str, &str)> =
             vec![("client_id", &self.client_id), ("client_info", "1")];
         body.extend_from_slice(form);
-        let response = self
+        let mut request = self
             .http
             .post(url)
             .header("Accept", "application/json")
+            .header("client-request-id", request_id()?)
+            .header("x-client-SKU", CLIENT_SKU)
+            .header("x-client-VER", env!("CARGO_PKG_VERSION"))
+            .header("x-client-OS", std::env::consts::OS)
+            .header("x-ms-lib-capability", "retry-after, h429");
+        if let Some((uid, utid)) = anchor.and_then(|hid| hid.split_once('.')) {
+            // The routing hint MSAL sends for an account's refresh: it lets Entra's backup
+            // authentication service answer during an outage.
+            request = request.header("X-AnchorMailbox", format!("Oid:{uid}@{utid}"));
+        }
+        let response = request
             .form(&body)
             .send()
             .await
@@ -200,6 +228,26 @@ impl Entra {
             .map_err(|e| unavailable(&origin, &e))?;
         read_answer(&origin, status.as_u16(), retry_after, &bytes)
     }
+}
+
+/// `x-client-SKU`: the library Entra sees (MSAL Python sends `MSAL.Python`).
+const CLIENT_SKU: &str = "tokentray";
+
+/// A random (version 4) UUID, as `client-request-id` takes it.
+fn request_id() -> Result<String> {
+    let mut b = [0u8; 16];
+    crate::secret::random_bytes(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 /// Classifies an answer of `origin` (HTTP `status`, `Retry-After` seconds, body): 429 and 5xx

@@ -259,6 +259,12 @@ impl Tokens {
         (self.clock)()
     }
 
+    /// The scope a sign-in asks for when given none: the configured cloud's Azure Resource
+    /// Manager (`https://management.core.windows.net//.default` in the public cloud).
+    pub fn login_scope(&self) -> String {
+        self.entra.authority().login_scope()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -586,9 +592,9 @@ pub fn find_token<'c>(
         client_id: &config.client_id,
         // Without a tenant: the configured tenant first, then the home tenant, then any realm.
         realm: match tenant {
-            Some(t) => RealmPreference::Only(t),
+            Some(t) => RealmPreference::Only(cache.tenant_id(t)),
             None => RealmPreference::Prefer {
-                first: &config.tenant,
+                first: cache.tenant_id(&config.tenant),
                 then: account.home_tenant.as_deref(),
             },
         },

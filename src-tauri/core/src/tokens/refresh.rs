@@ -129,7 +129,7 @@ impl Tokens {
         }
         let mut last = None;
         for (key, rt) in candidates {
-            let failure = match self.redeem(&tenant, &rt, request).await {
+            let failure = match self.redeem(account, &tenant, &rt, request).await {
                 Ok(response) => {
                     return self.store_refresh(account, request, &tenant, &key, response);
                 }
@@ -138,7 +138,7 @@ impl Tokens {
             };
             let failure = if failure.error == "invalid_grant" {
                 match self.rotated_meanwhile(&key, &rt)? {
-                    Some(newer) => match self.redeem(&tenant, &newer, request).await {
+                    Some(newer) => match self.redeem(account, &tenant, &newer, request).await {
                         Ok(response) => {
                             return self.store_refresh(account, request, &tenant, &key, response);
                         }
@@ -227,9 +227,10 @@ impl Tokens {
         }))
     }
 
-    /// The refresh-token grant for `request` in `tenant`.
+    /// The refresh-token grant of `account` for `request` in `tenant`.
     async fn redeem(
         &self,
+        account: &AccountInfo,
         tenant: &str,
         refresh_token: &Secret,
         request: &TokenRequest<'_>,
@@ -241,7 +242,9 @@ impl Tokens {
             ("refresh_token", refresh_token.expose()),
             ("scope", scope.as_str()),
         ];
-        self.entra.token(&authority, &form).await
+        self.entra
+            .token(&authority, &form, Some(&account.home_account_id))
+            .await
     }
 
     fn store_refresh(
