@@ -350,6 +350,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refused_sign_in_says_so_with_entras_ids() {
+        let refused = OAuthError {
+            error: "invalid_scope".into(),
+            error_description: "AADSTS70011: The provided value for scope is not valid.\r\n\
+                Trace ID: 0f3c\r\nCorrelation ID: 9a1b\r\nTimestamp: 2026-12-01 10:00:00Z"
+                .into(),
+            error_codes: vec![70011],
+            ..OAuthError::default()
+        };
+        let e = refused.into_sign_in_error();
+        assert_eq!(e.code(), crate::ErrorCode::SignInDenied);
+        let text = e.to_string();
+        assert!(!text.contains("must sign in again"), "{text}");
+        assert!(
+            text.contains(
+                "AADSTS70011: The provided value for scope is not valid. (trace id 0f3c, \
+                 correlation id 9a1b)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("--tenant"), "{text}");
+    }
+
+    #[test]
     fn pkce_challenge_is_rfc_7636_s256() {
         // RFC 7636, Appendix B.
         let p = Pkce::from_verifier("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
