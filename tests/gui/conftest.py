@@ -4,7 +4,9 @@ tests/gui/run.sh provides the X server, the D-Bus session, the unlocked keyring 
 tauri-driver starts the app (TOKENTRAY_BIN) for each WebDriver session, with tauri-driver's
 own environment: that is how the app gets pointed at fake-entra and a throwaway home.
 """
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -96,8 +98,9 @@ def driver_url(app_env):
 
 
 @pytest.fixture
-def launch(driver_url):
-    """Starts the app in a WebDriver session; every session is ended after the test."""
+def launch(driver_url, home):
+    """Starts the app in a WebDriver session; every session is ended after the test, and the
+    app with it (see `stop_leftover_app`)."""
     sessions = []
 
     def start():
@@ -114,3 +117,25 @@ def launch(driver_url):
             driver.quit()
         except Exception:  # noqa: BLE001 - already ended by the test
             pass
+    if sessions:
+        stop_leftover_app(home)
+
+
+def stop_leftover_app(home):
+    """Waits for the app of an ended session to exit (it withdraws endpoint.json), and stops
+    it if it does not: the next test's app would otherwise find it running and, being a
+    single instance, only focus it and exit."""
+    endpoint = home / "run" / "endpoint.json"
+    deadline = time.monotonic() + 10
+    while endpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not endpoint.exists():
+        return
+    pid = json.loads(endpoint.read_text())["pid"]
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while endpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
