@@ -1062,3 +1062,88 @@ async fn a_tenant_given_as_a_domain_is_recorded_as_its_id_and_found_by_either() 
     }
     assert_eq!(token_requests(&fake, "refresh_token"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_under_a_429_with_retry_after_make_one_request() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    me.advance(4000); // the token expired: each process would have to refresh
+    outage(&fake, 429, 60);
+    let arm = scopes(ARM);
+    // Three processes (each its own Tokens: its own memory, the same cache file).
+    for n in 0..3 {
+        let process = me.restart(&fake);
+        let err = process
+            .get_token(&TokenRequest {
+                scopes: &arm,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        let Error::AuthorityUnavailable { retry_after, .. } = &err else {
+            panic!("process {n}: {err:?}")
+        };
+        let wait = retry_after.unwrap_or(0);
+        assert!(
+            (55..=60).contains(&wait),
+            "process {n} waits what Entra asked: {wait}"
+        );
+    }
+    assert_eq!(
+        token_requests(&fake, "refresh_token"),
+        1,
+        "as Azure CLI does"
+    );
+
+    // Once the minute is over, the next process asks again.
+    me.advance(61);
+    fake.clear_faults();
+    let later = me.restart(&fake);
+    let served = later
+        .get_token(&TokenRequest {
+            scopes: &arm,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(served.refreshed);
+    assert_eq!(token_requests(&fake, "refresh_token"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_code_polling_waits_as_long_as_a_429_asks() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    let code = me
+        .tokens
+        .start_device_code(None, &[ARM.to_string()])
+        .await
+        .unwrap();
+    fake.clear_log();
+    fake.queue_fault(
+        FaultRule::once(Endpoint::Token, Fault::status(429, Some(3)))
+            .for_grant("urn:ietf:params:oauth:grant-type:device_code"),
+    );
+    let approve = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        fake.approve_device_code(&code.user_code, ALICE, PW).await;
+    };
+    let (signed_in, ()) = tokio::join!(
+        me.tokens.finish_device_code(&code, std::future::pending()),
+        approve
+    );
+    signed_in.unwrap();
+    let polls: Vec<_> = fake
+        .request_log()
+        .into_iter()
+        .filter(|e| e.endpoint == Endpoint::Token)
+        .collect();
+    assert_eq!(polls[0].status, Some(429), "{polls:?}");
+    let at = |i: usize| chrono::DateTime::parse_from_rfc3339(&polls[i].time).unwrap();
+    let gap = (at(1) - at(0)).num_milliseconds();
+    assert!(
+        gap >= 2900,
+        "the next poll came {gap} ms after the 429 (Retry-After: 3)"
+    );
+}

@@ -66,6 +66,11 @@ pub struct AppState {
     /// The loopback endpoint's secret (256 random bits, base64url), stable until rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_secret: Option<Secret>,
+    /// Until when (epoch seconds) Entra asked every tokentray process to leave it alone: a
+    /// `Retry-After` it sent with a 429 or 5xx, kept here so that other processes (each
+    /// `tokentray token`, the helpers) honour it too instead of repeating the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_retry_at: Option<i64>,
     /// Tenant domains signed in to (`login --tenant contoso.com`), lowercase -> the tenant id
     /// Entra answered for them: tokens are recorded under the id, as MSAL records them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -81,6 +86,7 @@ impl AppState {
         self.default_account.is_none()
             && self.needs_sign_in.is_empty()
             && self.endpoint_secret.is_none()
+            && self.authority_retry_at.is_none()
             && self.tenant_ids.is_empty()
             && self.clients.is_empty()
     }

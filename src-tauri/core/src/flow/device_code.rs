@@ -151,9 +151,11 @@ pub async fn wait(
         ),
     };
     let mut interval = Duration::from_secs(code.interval);
+    // How long Entra asked to be left alone (`Retry-After` on a 429 or 5xx), for the next poll.
+    let mut hold = Duration::ZERO;
     tokio::pin!(cancel);
     loop {
-        let next = Instant::now() + interval;
+        let next = Instant::now() + interval.max(std::mem::take(&mut hold));
         if next >= code.deadline {
             return Err(expired());
         }
@@ -183,14 +185,25 @@ pub async fn wait(
                 }
                 _ => return Err(e.into_sign_in_error()),
             },
-            // The authority hiccupped: keep polling until the code expires.
+            // The authority hiccupped or throttles: keep polling until the code expires, no
+            // sooner than it asked.
             Err(Failure::Other(e)) if e.is_transient() => {
                 tracing::debug!("device code poll: {e}");
+                if let Error::AuthorityUnavailable {
+                    retry_after: Some(secs),
+                    ..
+                } = e
+                {
+                    hold = Duration::from_secs(secs.min(MAX_HOLD_SECS));
+                }
             }
             Err(Failure::Other(e)) => return Err(e),
         }
     }
 }
+
+/// The longest `Retry-After` honoured between two polls (a code lives 15 minutes).
+const MAX_HOLD_SECS: u64 = 300;
 
 /// The page the user is sent to (and the window opens) must be an https URL: nothing else is
 /// ever opened.

@@ -23,6 +23,10 @@ const VALID_SECS: i64 = 1;
 /// are the caller's to choose, memory is not.
 pub(super) const MAX_KEYS: usize = 256;
 
+/// The longest shared `Retry-After` honoured (a broken or hostile answer cannot stop
+/// tokentray for longer).
+const MAX_SHARED_WAIT: u64 = 300;
+
 impl Tokens {
     /// The gate of `key`'s flight: one refresh at a time per (account, tenant, scopes).
     fn flight(&self, key: &FlightKey) -> Arc<tokio::sync::Mutex<()>> {
@@ -76,12 +80,19 @@ impl Tokens {
                 retry_after: Some(wait.as_secs().max(1)),
             });
         }
+        if let Some(wait) = self.shared_retry_after()? {
+            return valid.map(|c| c.token).ok_or(Error::AuthorityUnavailable {
+                detail: "Entra ID asked tokentray to wait (Retry-After)".into(),
+                retry_after: Some(wait),
+            });
+        }
         match self.refresh(account, request).await {
             Ok(served) => {
                 lock(&self.backoff).clear(&account.home_account_id);
                 Ok(served)
             }
             Err(e) if e.is_transient() => {
+                self.share_retry_after(&e);
                 let (wait, streak) = lock(&self.backoff).failed(&account.home_account_id, &e);
                 tracing::info!(
                     "refresh for {} failed ({e}); next try in {}s (failure {streak})",
@@ -100,6 +111,39 @@ impl Tokens {
                 lock(&self.in_use).remove(key);
                 Err(e)
             }
+        }
+    }
+
+    /// Seconds left of a `Retry-After` any tokentray process was given, if one still runs.
+    fn shared_retry_after(&self) -> Result<Option<u64>> {
+        self.reload_if_changed()?;
+        let now = (self.clock)();
+        let until = self.with_cache(|c| c.state.authority_retry_at);
+        Ok(until
+            .filter(|u| *u > now)
+            .map(|u| u64::try_from(u - now).unwrap_or(1).min(MAX_SHARED_WAIT)))
+    }
+
+    /// Keeps the `Retry-After` of `e`, if it has one, for every tokentray process (best
+    /// effort: this process backs off either way).
+    fn share_retry_after(&self, e: &Error) {
+        let Error::AuthorityUnavailable {
+            retry_after: Some(secs),
+            ..
+        } = e
+        else {
+            return;
+        };
+        let until =
+            (self.clock)().saturating_add(i64::try_from((*secs).min(MAX_SHARED_WAIT)).unwrap_or(0));
+        let kept = self.update(|c| {
+            if c.state.authority_retry_at.is_none_or(|u| u < until) {
+                c.state.authority_retry_at = Some(until);
+            }
+            Ok(())
+        });
+        if let Err(e) = kept {
+            tracing::debug!("could not share Retry-After with other processes: {e}");
         }
     }
 
