@@ -143,7 +143,7 @@ pub fn create_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
             .map_err(|e| Error::io("write", &target, e))?;
         file.sync_all().map_err(|e| Error::io("sync", &target, e))?;
         if replace {
-            std::fs::rename(&target, path).map_err(|e| Error::io("replace", path, e))?;
+            rename(&target, path).map_err(|e| Error::io("replace", path, e))?;
         }
         sync_dir(dir);
         Ok(())
@@ -178,7 +178,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         file.write_all(bytes)
             .map_err(|e| Error::io("write", &tmp, e))?;
         file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
+        rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
         sync_dir(dir);
         Ok(())
     })();
@@ -186,6 +186,55 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Waits between tries of a rename that failed for a moment (about 1.5 s in all).
+const RENAME_RETRIES: [Duration; 6] = [
+    Duration::from_millis(10),
+    Duration::from_millis(40),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(600),
+];
+
+/// `std::fs::rename` (on Windows `MoveFileExW` with `MOVEFILE_REPLACE_EXISTING`), tried again
+/// while it fails for a moment: on Windows an indexer, antivirus or backup tool that has the
+/// target open without `FILE_SHARE_DELETE` makes it fail with access denied or a sharing
+/// violation until it lets go. Elsewhere it is tried once.
+fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    retry(
+        || std::fs::rename(from, to),
+        |e| transient_rename_error(e, cfg!(windows)),
+        &RENAME_RETRIES,
+        std::thread::sleep,
+    )
+}
+
+/// Whether a failed rename may succeed if tried again: on Windows `ERROR_ACCESS_DENIED` (5)
+/// and `ERROR_SHARING_VIOLATION` (32); never elsewhere.
+fn transient_rename_error(e: &std::io::Error, windows: bool) -> bool {
+    windows && matches!(e.raw_os_error(), Some(5 | 32))
+}
+
+/// Runs `op` until it succeeds, fails for good, or `waits` (slept with `sleep` between tries)
+/// run out; the last error then.
+fn retry<T>(
+    mut op: impl FnMut() -> std::io::Result<T>,
+    transient: impl Fn(&std::io::Error) -> bool,
+    waits: &[Duration],
+    mut sleep: impl FnMut(Duration),
+) -> std::io::Result<T> {
+    let mut waits = waits.iter();
+    loop {
+        match op() {
+            Err(e) if transient(&e) => match waits.next() {
+                Some(&wait) => sleep(wait),
+                None => return Err(e),
+            },
+            done => return done,
+        }
+    }
 }
 
 fn remove_stale_temps(dir: &Path, name: &str) {
@@ -224,7 +273,7 @@ pub fn move_aside(path: &Path, why: &str) -> Result<PathBuf> {
         target = PathBuf::from(format!("{base}-{n}"));
         n += 1;
     }
-    std::fs::rename(path, &target).map_err(|e| Error::io("move aside", path, e))?;
+    rename(path, &target).map_err(|e| Error::io("move aside", path, e))?;
     Ok(target)
 }
 
@@ -355,4 +404,76 @@ fn restrict(path: &Path, mode: u32) -> Result<()> {
 fn restrict(_path: &Path, _mode: u32) -> Result<()> {
     // Windows: files under the user's profile inherit its owner-only ACL.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error as IoError, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn a_rename_held_up_by_another_reader_is_tried_again_on_windows_only() {
+        let denied = IoError::from_raw_os_error(5);
+        let sharing = IoError::from_raw_os_error(32);
+        let missing = IoError::from_raw_os_error(2);
+        assert!(transient_rename_error(&denied, true));
+        assert!(transient_rename_error(&sharing, true));
+        assert!(!transient_rename_error(&missing, true));
+        assert!(
+            !transient_rename_error(&denied, false),
+            "EPERM on Linux is for good"
+        );
+    }
+
+    #[test]
+    fn retry_stops_at_success_at_a_lasting_error_or_when_the_waits_run_out() {
+        let waits = [Duration::from_millis(1), Duration::from_millis(2)];
+        let transient = |e: &IoError| e.kind() == ErrorKind::PermissionDenied;
+        let (mut calls, mut slept) = (0, Vec::new());
+        let ok = retry(
+            || {
+                calls += 1;
+                if calls < 3 {
+                    Err(ErrorKind::PermissionDenied.into())
+                } else {
+                    Ok(calls)
+                }
+            },
+            transient,
+            &waits,
+            |d| slept.push(d),
+        );
+        assert_eq!(ok.unwrap(), 3);
+        assert_eq!(slept, waits);
+
+        let (mut calls, mut slept) = (0, Vec::new());
+        let lasting = retry(
+            || -> std::io::Result<()> {
+                calls += 1;
+                Err(ErrorKind::NotFound.into())
+            },
+            transient,
+            &waits,
+            |d| slept.push(d),
+        );
+        assert_eq!(lasting.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!((calls, slept.len()), (1, 0));
+
+        let mut calls = 0;
+        let out_of_waits = retry(
+            || -> std::io::Result<()> {
+                calls += 1;
+                Err(ErrorKind::PermissionDenied.into())
+            },
+            transient,
+            &waits,
+            |_| {},
+        );
+        assert_eq!(
+            out_of_waits.unwrap_err().kind(),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(calls, 3);
+    }
 }
