@@ -126,3 +126,5 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@$(call apt-ensure,yamllint)
+	yamllint --strict .github/workflows

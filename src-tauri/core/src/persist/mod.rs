@@ -26,6 +26,8 @@ mod plaintext;
 
 #[cfg(any(windows, test))]
 mod dpapi;
+#[cfg(any(target_os = "macos", test))]
+mod key_memo;
 #[cfg(target_os = "macos")]
 mod keychain;
 #[cfg(target_os = "linux")]
