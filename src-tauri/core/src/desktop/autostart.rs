@@ -137,7 +137,7 @@ mod run_key {
     const RUN: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
     const NAME: &str = "tokentray";
 
-    fn failed(what: &str, code: u32) -> Error {
+    fn failed(what: &'static str, code: u32) -> Error {
         Error::io(
             what,
             format!(r"HKEY_CURRENT_USER\{RUN}\{NAME}"),

@@ -195,7 +195,7 @@ mod ffi {
     }
 
     /// Whether `pid` names a process that has not exited.
-    pub(in crate::peer) fn running(pid: u32) -> bool {
+    pub(crate) fn running(pid: u32) -> bool {
         let Some(process) = open(pid) else {
             return false;
         };
@@ -207,7 +207,9 @@ mod ffi {
 }
 
 #[cfg(windows)]
-pub(super) use ffi::{executable, holder, running, same_user, started};
+pub(crate) use ffi::running;
+#[cfg(windows)]
+pub(super) use ffi::{executable, holder, same_user, started};
 
 #[cfg(test)]
 mod tests {

@@ -45,6 +45,8 @@ pub enum KeyHolder {
     Keychain,
 }
 
+// Windows has no key holder (DPAPI encrypts the file itself): there the enum is empty.
+#[cfg_attr(windows, allow(unused_variables))]
 impl KeyHolder {
     /// The key store behind `backend`, if it is one this platform has.
     pub fn for_backend(backend: Backend) -> Option<Self> {
