@@ -139,6 +139,10 @@ pub fn create_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
         }
     })?;
     let result = (|| {
+        // Windows: the 0600 of Unix, before a byte is written (the file inherited the ACL of a
+        // directory tokentray does not own).
+        #[cfg(windows)]
+        restrict(&target, 0o600)?;
         file.write_all(bytes)
             .map_err(|e| Error::io("write", &target, e))?;
         file.sync_all().map_err(|e| Error::io("sync", &target, e))?;
@@ -186,6 +190,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Windows: the file's index on its volume (`GetFileInformationByHandle`), what the inode is
+/// on Unix: a file renamed over `path` has another one. Type-checked only.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub(crate) fn file_index(path: &Path) -> Option<u64> {
+    use std::os::windows::io::AsRawHandle as _;
+    use windows_sys::Win32::Storage::FileSystem::{
+        BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle,
+    };
+    // std opens with every FILE_SHARE_* flag: this never holds up a writer's rename.
+    let file = File::open(path).ok()?;
+    let mut info = BY_HANDLE_FILE_INFORMATION::default();
+    // SAFETY: the handle is open while `file` lives; one struct to write.
+    let ok = unsafe { GetFileInformationByHandle(file.as_raw_handle(), &mut info) };
+    (ok != 0).then(|| (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow))
 }
 
 /// Waits between tries of a rename that failed for a moment (about 1.5 s in all).
@@ -400,9 +421,72 @@ fn restrict(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(unix))]
+/// Windows: replaces `path`'s DACL with one that grants this user alone full access and
+/// inherits nothing from the parent (`SetNamedSecurityInfoW` with
+/// `PROTECTED_DACL_SECURITY_INFORMATION`); a directory's entry is inherited by what is created
+/// in it. What 0700 and 0600 are on Unix. Ownership is not checked on Windows. Type-checked
+/// only, never run.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn restrict(path: &Path, _mode: u32) -> Result<()> {
+    use std::os::windows::ffi::OsStrExt as _;
+    use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SetNamedSecurityInfoW};
+    use windows_sys::Win32::Security::{
+        ACL, ACL_REVISION, AddAccessAllowedAceEx, CONTAINER_INHERIT_ACE, DACL_SECURITY_INFORMATION,
+        GetLengthSid, InitializeAcl, OBJECT_INHERIT_ACE, PROTECTED_DACL_SECURITY_INFORMATION,
+    };
+    use windows_sys::Win32::Storage::FileSystem::FILE_ALL_ACCESS;
+    let inherit = if path.is_dir() {
+        OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE
+    } else {
+        0
+    };
+    let name: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    let set = crate::peer::with_own_sid(|sid| -> std::io::Result<()> {
+        // SAFETY: `sid` is valid during this call.
+        let len = owner_only_acl_len(unsafe { GetLengthSid(sid) });
+        let mut acl = vec![0u32; usize::try_from(len / 4).unwrap_or(0)];
+        let acl = acl.as_mut_ptr().cast::<ACL>();
+        // SAFETY: `acl` is `len` bytes, DWORD-aligned, as InitializeAcl is told.
+        if unsafe { InitializeAcl(acl, len, ACL_REVISION) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the ACL was initialized with room for this one ACE and the SID.
+        if unsafe { AddAccessAllowedAceEx(acl, ACL_REVISION, inherit, FILE_ALL_ACCESS, sid) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `name` is NUL-terminated; null owner, group and SACL are left unchanged.
+        let status = unsafe {
+            SetNamedSecurityInfoW(
+                name.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                acl,
+                std::ptr::null(),
+            )
+        };
+        match status {
+            0 => Ok(()),
+            code => Err(std::io::Error::from_raw_os_error(
+                i32::try_from(code).unwrap_or(i32::MAX),
+            )),
+        }
+    })
+    .unwrap_or_else(|| Err(std::io::Error::other("cannot read this process's user")));
+    set.map_err(|e| Error::io("restrict access to", path, e))
+}
+
+/// Bytes of an ACL with one access-allowed ACE for a SID of `sid_len` bytes: the `ACL` header
+/// (8), the `ACCESS_ALLOWED_ACE` without its first SID DWORD (8), the SID, DWORD-aligned.
+#[cfg(any(windows, test))]
+fn owner_only_acl_len(sid_len: u32) -> u32 {
+    (16 + sid_len).next_multiple_of(4)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn restrict(_path: &Path, _mode: u32) -> Result<()> {
-    // Windows: files under the user's profile inherit its owner-only ACL.
     Ok(())
 }
 
@@ -411,6 +495,13 @@ mod tests {
     use std::io::{Error as IoError, ErrorKind};
 
     use super::*;
+
+    #[test]
+    fn an_owner_only_acl_has_room_for_its_one_ace() {
+        // S-1-5-21-a-b-c-rid: 8 bytes of header and 5 sub-authorities.
+        assert_eq!(owner_only_acl_len(28), 44);
+        assert_eq!(owner_only_acl_len(13), 32, "DWORD-aligned");
+    }
 
     #[test]
     fn a_rename_held_up_by_another_reader_is_tried_again_on_windows_only() {

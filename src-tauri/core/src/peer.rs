@@ -212,9 +212,9 @@ pub(crate) fn executable(pid: u32) -> Option<std::path::PathBuf> {
 #[cfg(target_os = "macos")]
 use macos::started;
 #[cfg(windows)]
-pub(crate) use windows::running;
-#[cfg(windows)]
 use windows::started;
+#[cfg(windows)]
+pub(crate) use windows::{running, with_own_sid};
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn started(_: u32) -> Option<u64> {
     None

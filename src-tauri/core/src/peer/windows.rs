@@ -67,7 +67,9 @@ mod ffi {
         GetExtendedTcpTable, TCP_TABLE_OWNER_PID_ALL,
     };
     use windows_sys::Win32::Networking::WinSock::{AF_INET, AF_INET6};
-    use windows_sys::Win32::Security::{EqualSid, GetTokenInformation, TOKEN_QUERY, TokenUser};
+    use windows_sys::Win32::Security::{
+        EqualSid, GetTokenInformation, PSID, TOKEN_QUERY, TokenUser,
+    };
     use windows_sys::Win32::System::Threading::{
         GetCurrentProcess, GetExitCodeProcess, GetProcessTimes, OpenProcess, OpenProcessToken,
         PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION, QueryFullProcessImageNameW,
@@ -146,6 +148,17 @@ mod ffi {
         (ok != 0).then_some(buf)
     }
 
+    /// Runs `f` with this process's user SID (valid during the call).
+    pub(crate) fn with_own_sid<T>(f: impl FnOnce(PSID) -> T) -> Option<T> {
+        use windows_sys::Win32::Security::TOKEN_USER;
+        // SAFETY: the pseudo-handle of this process needs no closing.
+        let ours = token_user(unsafe { GetCurrentProcess() })?;
+        // SAFETY: the buffer starts with the TOKEN_USER GetTokenInformation wrote, whose SID
+        // pointer points into the same buffer, alive until the end of this function.
+        let sid = unsafe { (*ours.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+        Some(f(sid))
+    }
+
     /// Whether `pid` runs as the same Windows user as this process.
     pub(in crate::peer) fn same_user(pid: u32) -> Option<bool> {
         use windows_sys::Win32::Security::TOKEN_USER;
@@ -207,9 +220,9 @@ mod ffi {
 }
 
 #[cfg(windows)]
-pub(crate) use ffi::running;
-#[cfg(windows)]
 pub(super) use ffi::{executable, holder, same_user, started};
+#[cfg(windows)]
+pub(crate) use ffi::{running, with_own_sid};
 
 #[cfg(test)]
 mod tests {
