@@ -140,9 +140,10 @@ mod ffi {
 
     /// The local and foreign addresses of the TCP socket `fd` of `pid`.
     fn addresses(pid: i32, fd: i32) -> Option<(SocketAddr, SocketAddr)> {
-        // u64s: the struct's 8-byte alignment.
-        let mut buf = [0u64; SOCKET_FDINFO_LEN / 8];
-        // SAFETY: the buffer is SOCKET_FDINFO_LEN bytes, the size passed.
+        // u64s: the struct's 8-byte alignment. Room to spare: a kernel whose struct grew at
+        // the end refuses a buffer smaller than its own, and the offsets read stay put.
+        let mut buf = [0u64; 4 * SOCKET_FDINFO_LEN / 8];
+        // SAFETY: the buffer is `len_of::<u64>(buf.len())` bytes, the size passed.
         let got = unsafe {
             libc::proc_pidfdinfo(
                 pid,
