@@ -9,7 +9,12 @@
 //!   stops the endpoint cleanly on Quit, SIGTERM or SIGINT. A second start focuses this one.
 
 pub mod commands;
+#[cfg_attr(not(windows), allow(dead_code))]
+mod console;
 mod tray;
+
+#[cfg(windows)]
+pub use console::release_own_console;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,7 +87,14 @@ fn start() -> anyhow::Result<()> {
         .build(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("the tokentray window could not start: {e}"))?;
 
-    app.run(move |_app, event| {
+    app.run(move |app, event| {
+        // macOS: a click on the Dock icon while the window is hidden brings it back.
+        #[cfg(target_os = "macos")]
+        if let tauri::RunEvent::Reopen { .. } = event {
+            show_window(app);
+        }
+        #[cfg(not(target_os = "macos"))]
+        let _ = app;
         if let tauri::RunEvent::Exit = event {
             let _ = stop_tx.send(true);
             let handle = instance.lock().ok().and_then(|mut slot| slot.take());
@@ -251,6 +263,15 @@ fn notify_blocking(summary: String, body: String) {
 }
 
 fn show_notification(summary: &str, body: &str) {
+    // macOS: notifications come from the app's bundle (tauri.conf.json's identifier), not
+    // from Finder; an unbundled dev build stays with notify-rust's default.
+    #[cfg(target_os = "macos")]
+    {
+        static APP: std::sync::Once = std::sync::Once::new();
+        APP.call_once(|| {
+            let _ = notify_rust::set_application("dev.tokentray.app");
+        });
+    }
     let shown = notify_rust::Notification::new()
         .appname("tokentray")
         .summary(summary)

@@ -1,5 +1,7 @@
 //! `tokentray`: with a subcommand, the CLI (no display needed); without, the tray app.
-#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+//!
+//! On Windows this one binary is a console program, for the CLI's sake; the tray app closes a
+//! console made just for it (`tokentray::release_own_console`).
 
 use std::process::ExitCode;
 
@@ -11,12 +13,16 @@ fn main() -> ExitCode {
     cli::init_logging();
     match args.command {
         Some(command) => ExitCode::from(cli::run(command, args.json)),
-        None => match tokentray::run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                ExitCode::FAILURE
+        None => {
+            #[cfg(windows)]
+            tokentray::release_own_console();
+            match tokentray::run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }

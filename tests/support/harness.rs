@@ -149,9 +149,12 @@ pub fn config_against(
     config
 }
 
-/// Deletes a test home's kernel key (the keyutils store's) when dropped.
+/// Deletes a test home's kernel key (the keyutils store's) when dropped (Linux: the kernel
+/// keyring).
+#[cfg(target_os = "linux")]
 pub struct KeyCleanup(pub tokentray_core::persist::KernelKey);
 
+#[cfg(target_os = "linux")]
 impl KeyCleanup {
     /// The kernel key of the tokentray home at `home`.
     pub fn for_home(home: &Path) -> Self {
@@ -162,6 +165,7 @@ impl KeyCleanup {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for KeyCleanup {
     fn drop(&mut self) {
         let _ = self.0.delete();

@@ -15,6 +15,23 @@ pub enum Shell {
     Powershell,
 }
 
+impl Shell {
+    /// The shell a user of this system most likely has: PowerShell on Windows (whose `cmd` has
+    /// no one-line syntax worth copying), sh elsewhere.
+    pub fn native() -> Self {
+        Self::for_os(std::env::consts::OS)
+    }
+
+    /// [`Shell::native`] for the system `os` names (`std::env::consts::OS`).
+    pub fn for_os(os: &str) -> Self {
+        if os == "windows" {
+            Self::Powershell
+        } else {
+            Self::Posix
+        }
+    }
+}
+
 /// The lines that point tools at the endpoint at `url` with `secret` (the `IDENTITY_ENDPOINT`
 /// and `IDENTITY_HEADER` variables azure-identity's managed identity credential reads), in
 /// `shell`'s syntax, one per line. Zeroized on drop: it holds the secret.
@@ -36,4 +53,23 @@ pub fn env_lines(url: &str, secret: &str, shell: Shell) -> zeroize::Zeroizing<St
         };
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_users_get_powershell_and_everyone_else_sh() {
+        assert_eq!(Shell::for_os("windows"), Shell::Powershell);
+        assert_eq!(Shell::for_os("macos"), Shell::Posix);
+        assert_eq!(Shell::for_os("linux"), Shell::Posix);
+        assert_eq!(Shell::native(), Shell::for_os(std::env::consts::OS));
+        let ps = env_lines("http://127.0.0.1:1", "s3", Shell::Powershell);
+        assert!(
+            ps.starts_with("$env:IDENTITY_ENDPOINT = 'http://127.0.0.1:1/msi/token'\n"),
+            "{}",
+            *ps
+        );
+    }
 }

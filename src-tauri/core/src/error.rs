@@ -9,16 +9,28 @@ use std::path::PathBuf;
 /// Result alias for tokentray-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How to get an encrypted store working on the system `os` names (`std::env::consts::OS`).
+fn store_advice(os: &str) -> &'static str {
+    match os {
+        "windows" => {
+            "Sign in to Windows interactively so DPAPI has your key (an SSH session or a \
+             service may not have it)"
+        }
+        "macos" => "Unlock your login Keychain (Keychain Access) and allow tokentray to use it",
+        _ => "Start a Secret Service (e.g. gnome-keyring) or allow the kernel keyring",
+    }
+}
+
 /// Everything that can go wrong in tokentray-core.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No usable encrypted store could be opened; `tried` names each backend and why it failed.
     #[error(
-        "no encrypted token store is available ({}). Start a Secret Service (e.g. gnome-keyring) \
-         or allow the kernel keyring; to store tokens unencrypted, opt in with \
-         TOKENTRAY_STORE=plaintext or `allow_unencrypted_storage = true` in {}",
+        "no encrypted token store is available ({}). {}; to store tokens unencrypted, opt in \
+         with TOKENTRAY_STORE=plaintext or `allow_unencrypted_storage = true` in {}",
         tried.iter().map(|(b, why)| format!("{b}: {why}")).collect::<Vec<_>>().join("; "),
+        store_advice(std::env::consts::OS),
         config.display()
     )]
     StoreUnavailable {
@@ -635,5 +647,24 @@ pub(crate) fn summary_with_ids(text: &str) -> String {
         first.to_string()
     } else {
         format!("{first} ({})", ids.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_store_is_explained_in_the_systems_own_terms() {
+        assert!(store_advice("windows").contains("DPAPI"));
+        assert!(store_advice("macos").contains("Keychain"));
+        assert!(store_advice("linux").contains("gnome-keyring"));
+        let e = Error::StoreUnavailable {
+            tried: vec![("secret-service".into(), "no D-Bus".into())],
+            config: PathBuf::from("/c/config.toml"),
+        };
+        let text = e.to_string();
+        assert!(text.contains("secret-service: no D-Bus"), "{text}");
+        assert!(text.contains(store_advice(std::env::consts::OS)), "{text}");
     }
 }

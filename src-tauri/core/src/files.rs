@@ -139,11 +139,15 @@ pub fn create_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
         }
     })?;
     let result = (|| {
+        // Windows: the 0600 of Unix, before a byte is written (the file inherited the ACL of a
+        // directory tokentray does not own).
+        #[cfg(windows)]
+        restrict(&target, 0o600)?;
         file.write_all(bytes)
             .map_err(|e| Error::io("write", &target, e))?;
         file.sync_all().map_err(|e| Error::io("sync", &target, e))?;
         if replace {
-            std::fs::rename(&target, path).map_err(|e| Error::io("replace", path, e))?;
+            rename(&target, path).map_err(|e| Error::io("replace", path, e))?;
         }
         sync_dir(dir);
         Ok(())
@@ -178,7 +182,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         file.write_all(bytes)
             .map_err(|e| Error::io("write", &tmp, e))?;
         file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
+        rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
         sync_dir(dir);
         Ok(())
     })();
@@ -186,6 +190,72 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Windows: the file's index on its volume (`GetFileInformationByHandle`), what the inode is
+/// on Unix: a file renamed over `path` has another one. Type-checked only.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub(crate) fn file_index(path: &Path) -> Option<u64> {
+    use std::os::windows::io::AsRawHandle as _;
+    use windows_sys::Win32::Storage::FileSystem::{
+        BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle,
+    };
+    // std opens with every FILE_SHARE_* flag: this never holds up a writer's rename.
+    let file = File::open(path).ok()?;
+    let mut info = BY_HANDLE_FILE_INFORMATION::default();
+    // SAFETY: the handle is open while `file` lives; one struct to write.
+    let ok = unsafe { GetFileInformationByHandle(file.as_raw_handle(), &mut info) };
+    (ok != 0).then(|| (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow))
+}
+
+/// Waits between tries of a rename that failed for a moment (about 1.5 s in all).
+const RENAME_RETRIES: [Duration; 6] = [
+    Duration::from_millis(10),
+    Duration::from_millis(40),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_millis(600),
+];
+
+/// `std::fs::rename` (on Windows `MoveFileExW` with `MOVEFILE_REPLACE_EXISTING`), tried again
+/// while it fails for a moment: on Windows an indexer, antivirus or backup tool that has the
+/// target open without `FILE_SHARE_DELETE` makes it fail with access denied or a sharing
+/// violation until it lets go. Elsewhere it is tried once.
+fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    retry(
+        || std::fs::rename(from, to),
+        |e| transient_rename_error(e, cfg!(windows)),
+        &RENAME_RETRIES,
+        std::thread::sleep,
+    )
+}
+
+/// Whether a failed rename may succeed if tried again: on Windows `ERROR_ACCESS_DENIED` (5)
+/// and `ERROR_SHARING_VIOLATION` (32); never elsewhere.
+fn transient_rename_error(e: &std::io::Error, windows: bool) -> bool {
+    windows && matches!(e.raw_os_error(), Some(5 | 32))
+}
+
+/// Runs `op` until it succeeds, fails for good, or `waits` (slept with `sleep` between tries)
+/// run out; the last error then.
+fn retry<T>(
+    mut op: impl FnMut() -> std::io::Result<T>,
+    transient: impl Fn(&std::io::Error) -> bool,
+    waits: &[Duration],
+    mut sleep: impl FnMut(Duration),
+) -> std::io::Result<T> {
+    let mut waits = waits.iter();
+    loop {
+        match op() {
+            Err(e) if transient(&e) => match waits.next() {
+                Some(&wait) => sleep(wait),
+                None => return Err(e),
+            },
+            done => return done,
+        }
+    }
 }
 
 fn remove_stale_temps(dir: &Path, name: &str) {
@@ -224,7 +294,7 @@ pub fn move_aside(path: &Path, why: &str) -> Result<PathBuf> {
         target = PathBuf::from(format!("{base}-{n}"));
         n += 1;
     }
-    std::fs::rename(path, &target).map_err(|e| Error::io("move aside", path, e))?;
+    rename(path, &target).map_err(|e| Error::io("move aside", path, e))?;
     Ok(target)
 }
 
@@ -351,8 +421,150 @@ fn restrict(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(unix))]
+/// Windows: replaces `path`'s DACL with one that grants this user alone full access and
+/// inherits nothing from the parent (`SetNamedSecurityInfoW` with
+/// `PROTECTED_DACL_SECURITY_INFORMATION`); a directory's entry is inherited by what is created
+/// in it. What 0700 and 0600 are on Unix. Ownership is not checked on Windows. Type-checked
+/// only, never run.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn restrict(path: &Path, _mode: u32) -> Result<()> {
+    use std::os::windows::ffi::OsStrExt as _;
+    use windows_sys::Win32::Security::Authorization::{SE_FILE_OBJECT, SetNamedSecurityInfoW};
+    use windows_sys::Win32::Security::{
+        ACL, ACL_REVISION, AddAccessAllowedAceEx, CONTAINER_INHERIT_ACE, DACL_SECURITY_INFORMATION,
+        GetLengthSid, InitializeAcl, OBJECT_INHERIT_ACE, PROTECTED_DACL_SECURITY_INFORMATION,
+    };
+    use windows_sys::Win32::Storage::FileSystem::FILE_ALL_ACCESS;
+    let inherit = if path.is_dir() {
+        OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE
+    } else {
+        0
+    };
+    let name: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    let set = crate::peer::with_own_sid(|sid| -> std::io::Result<()> {
+        // SAFETY: `sid` is valid during this call.
+        let len = owner_only_acl_len(unsafe { GetLengthSid(sid) });
+        let mut acl = vec![0u32; usize::try_from(len / 4).unwrap_or(0)];
+        let acl = acl.as_mut_ptr().cast::<ACL>();
+        // SAFETY: `acl` is `len` bytes, DWORD-aligned, as InitializeAcl is told.
+        if unsafe { InitializeAcl(acl, len, ACL_REVISION) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the ACL was initialized with room for this one ACE and the SID.
+        if unsafe { AddAccessAllowedAceEx(acl, ACL_REVISION, inherit, FILE_ALL_ACCESS, sid) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `name` is NUL-terminated; null owner, group and SACL are left unchanged.
+        let status = unsafe {
+            SetNamedSecurityInfoW(
+                name.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                acl,
+                std::ptr::null(),
+            )
+        };
+        match status {
+            0 => Ok(()),
+            code => Err(std::io::Error::from_raw_os_error(
+                i32::try_from(code).unwrap_or(i32::MAX),
+            )),
+        }
+    })
+    .unwrap_or_else(|| Err(std::io::Error::other("cannot read this process's user")));
+    set.map_err(|e| Error::io("restrict access to", path, e))
+}
+
+/// Bytes of an ACL with one access-allowed ACE for a SID of `sid_len` bytes: the `ACL` header
+/// (8), the `ACCESS_ALLOWED_ACE` without its first SID DWORD (8), the SID, DWORD-aligned.
+#[cfg(any(windows, test))]
+fn owner_only_acl_len(sid_len: u32) -> u32 {
+    (16 + sid_len).next_multiple_of(4)
+}
+
+#[cfg(not(any(unix, windows)))]
 fn restrict(_path: &Path, _mode: u32) -> Result<()> {
-    // Windows: files under the user's profile inherit its owner-only ACL.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error as IoError, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn an_owner_only_acl_has_room_for_its_one_ace() {
+        // S-1-5-21-a-b-c-rid: 8 bytes of header and 5 sub-authorities.
+        assert_eq!(owner_only_acl_len(28), 44);
+        assert_eq!(owner_only_acl_len(13), 32, "DWORD-aligned");
+    }
+
+    #[test]
+    fn a_rename_held_up_by_another_reader_is_tried_again_on_windows_only() {
+        let denied = IoError::from_raw_os_error(5);
+        let sharing = IoError::from_raw_os_error(32);
+        let missing = IoError::from_raw_os_error(2);
+        assert!(transient_rename_error(&denied, true));
+        assert!(transient_rename_error(&sharing, true));
+        assert!(!transient_rename_error(&missing, true));
+        assert!(
+            !transient_rename_error(&denied, false),
+            "EPERM on Linux is for good"
+        );
+    }
+
+    #[test]
+    fn retry_stops_at_success_at_a_lasting_error_or_when_the_waits_run_out() {
+        let waits = [Duration::from_millis(1), Duration::from_millis(2)];
+        let transient = |e: &IoError| e.kind() == ErrorKind::PermissionDenied;
+        let (mut calls, mut slept) = (0, Vec::new());
+        let ok = retry(
+            || {
+                calls += 1;
+                if calls < 3 {
+                    Err(ErrorKind::PermissionDenied.into())
+                } else {
+                    Ok(calls)
+                }
+            },
+            transient,
+            &waits,
+            |d| slept.push(d),
+        );
+        assert_eq!(ok.unwrap(), 3);
+        assert_eq!(slept, waits);
+
+        let (mut calls, mut slept) = (0, Vec::new());
+        let lasting = retry(
+            || -> std::io::Result<()> {
+                calls += 1;
+                Err(ErrorKind::NotFound.into())
+            },
+            transient,
+            &waits,
+            |d| slept.push(d),
+        );
+        assert_eq!(lasting.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!((calls, slept.len()), (1, 0));
+
+        let mut calls = 0;
+        let out_of_waits = retry(
+            || -> std::io::Result<()> {
+                calls += 1;
+                Err(ErrorKind::PermissionDenied.into())
+            },
+            transient,
+            &waits,
+            |_| {},
+        );
+        assert_eq!(
+            out_of_waits.unwrap_err().kind(),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(calls, 3);
+    }
 }

@@ -35,14 +35,15 @@ const LIFETIME: Duration = Duration::from_secs(600);
 pub(crate) const MAX_REQUESTS: u32 = 1000;
 
 /// Whether the connection `stream` from `peer` comes from this user's process, decided on a
-/// blocking thread: `Ok` with the peer socket's inode (when known), or `Err` with why not.
+/// blocking thread: `Ok` with what names the peer's process (`peer::PeerSocket::handle`, when
+/// known), or `Err` with why not.
 pub(crate) async fn admit(stream: &TcpStream, peer: SocketAddr) -> Result<Option<u64>, Admission> {
     let local = stream.local_addr().map_err(|_| Admission::Unknown)?;
     let admission = tokio::task::spawn_blocking(move || admits(peer, local))
         .await
         .unwrap_or(Admission::Unknown);
     if admission.allowed() {
-        Ok(admission.inode())
+        Ok(admission.handle())
     } else {
         Err(admission)
     }

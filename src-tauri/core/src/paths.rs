@@ -157,12 +157,12 @@ pub fn canonical(path: &Path) -> PathBuf {
     }
 }
 
-#[cfg(test)]
+// Symlinks are made with `std::os::unix`.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
     #[test]
-    #[cfg(unix)]
     fn canonical_resolves_symlinks_and_relative_spellings_of_one_file() {
         let dir = tempfile::tempdir().unwrap();
         let real = canonical(dir.path()).join("real");

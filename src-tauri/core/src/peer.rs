@@ -1,4 +1,4 @@
-//! Who is on the other end of a loopback TCP connection: the owner (uid) of the peer's socket,
+//! Who is on the other end of a loopback TCP connection: the owner of the peer's socket,
 //! found before a byte of the request is read, and, for the audit, the process holding it.
 //!
 //! - Linux: the kernel looks the peer's socket up by its exact 4-tuple (`NETLINK_SOCK_DIAG`,
@@ -6,38 +6,78 @@
 //!   of sockets on the host) and answers its owner's uid and inode; if sock_diag is unavailable,
 //!   `/proc/net/tcp{,6}` is read instead (linear in the sockets). The process is then the one
 //!   holding `socket:[inode]` in `/proc/*/fd`: a scan of every process, so it runs only for
-//!   connections that were served a token, on a blocking thread, cached per inode.
-//! - Other systems: not implemented here. [`socket_of`] answers `None` and [`admits`] lets the
-//!   connection through, so the endpoint relies on its secret alone there (macOS would use
-//!   libproc's `proc_pidfdinfo` socket info, Windows `GetExtendedTcpTable` with the owning
-//!   process's token SID; the README states the limitation).
+//!   connections that were served a token, on a blocking thread, cached per inode. Verified by
+//!   the tests here and the endpoint's black-box tests.
+//! - macOS ([`macos`]): libproc finds the process holding the socket with that 4-tuple, and its
+//!   uid is compared with ours. Type-checked only (see the module for what is tested).
+//! - Windows ([`windows`]): `GetExtendedTcpTable` names the pid owning the connection, and its
+//!   token's user SID is compared with ours. Type-checked only.
+//! - Other systems: [`admits`] answers [`Admission::Unchecked`]: the secret decides alone.
+//!
+//! A connection whose process cannot be identified is refused on all three.
+
+#[cfg(any(target_os = "macos", test))]
+mod macos;
+#[cfg(any(windows, test))]
+mod windows;
 
 use std::net::SocketAddr;
 
-/// The peer's socket: its owner and its inode.
+/// The peer's socket: its owner, and what names the process holding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PeerSocket {
-    /// The uid owning the peer's socket.
-    pub uid: u32,
-    /// The socket's inode (names it in `/proc/PID/fd`).
-    pub inode: u64,
+    /// Who owns it: the uid (Linux, macOS); on Windows, which names users by SID, the pid of
+    /// the process holding it.
+    pub owner: u32,
+    /// What [`process_of`] takes: the socket's inode on Linux (it names the socket in
+    /// `/proc/PID/fd`), the pid of the process holding it on macOS and Windows.
+    pub handle: u64,
 }
 
-/// Whether a connection from `peer` to our `local` address may be served: on Linux only when
-/// the peer's socket belongs to this process's uid (a socket that cannot be found is refused);
-/// elsewhere always (see the module doc). Blocking (one netlink round trip): call it on a
-/// blocking thread.
+/// Whether a connection from `peer` to our `local` address may be served: on Linux, macOS and
+/// Windows only when the peer's socket belongs to this process's user (a socket that cannot be
+/// found is refused); elsewhere always (see the module doc). Blocking (one netlink round trip on
+/// Linux, a process scan on macOS, a table read on Windows): call it on a blocking thread.
 pub(crate) fn admits(peer: SocketAddr, local: SocketAddr) -> Admission {
     #[cfg(target_os = "linux")]
     {
         let me = rustix::process::getuid().as_raw();
         match socket_of(peer, local) {
-            Some(s) if s.uid == me => Admission::Own(s),
-            Some(s) => Admission::OtherUser(s.uid),
+            Some(s) if s.owner == me => Admission::Own(s),
+            Some(s) => Admission::OtherUser(s.owner),
             None => Admission::Unknown,
         }
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    {
+        let me = rustix::process::getuid().as_raw();
+        let Some(pid) = macos::holder(peer, local) else {
+            return Admission::Unknown;
+        };
+        match macos::uid(pid) {
+            Some(uid) if uid == me => Admission::Own(PeerSocket {
+                owner: uid,
+                handle: pid.into(),
+            }),
+            Some(uid) => Admission::OtherUser(uid),
+            None => Admission::Unknown,
+        }
+    }
+    #[cfg(windows)]
+    {
+        let Some(pid) = windows::holder(peer, local) else {
+            return Admission::Unknown;
+        };
+        match windows::same_user(pid) {
+            Some(true) => Admission::Own(PeerSocket {
+                owner: pid,
+                handle: pid.into(),
+            }),
+            Some(false) => Admission::OtherUser(pid),
+            None => Admission::Unknown,
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     {
         let _ = (peer, local);
         Admission::Unchecked
@@ -49,12 +89,16 @@ pub(crate) fn admits(peer: SocketAddr, local: SocketAddr) -> Admission {
 pub(crate) enum Admission {
     /// This user's process: serve it.
     Own(PeerSocket),
-    /// Another user's (uid): refuse without reading.
+    /// Another user's (uid; on Windows the pid of that user's process): refuse without
+    /// reading.
     OtherUser(u32),
     /// The peer's socket is not found (gone already, or no way to ask): refuse.
     Unknown,
-    /// This system cannot tell (not Linux): the secret decides alone.
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    /// This system cannot tell (not Linux, macOS or Windows): the secret decides alone.
+    #[cfg_attr(
+        any(target_os = "linux", target_os = "macos", windows),
+        allow(dead_code)
+    )]
     Unchecked,
 }
 
@@ -64,10 +108,11 @@ impl Admission {
         matches!(self, Self::Own(_) | Self::Unchecked)
     }
 
-    /// The peer's socket inode, when known.
-    pub(crate) fn inode(self) -> Option<u64> {
+    /// What names the peer's process for [`process_of`] (see [`PeerSocket::handle`]), when
+    /// known.
+    pub(crate) fn handle(self) -> Option<u64> {
         match self {
-            Self::Own(s) => Some(s.inode),
+            Self::Own(s) => Some(s.handle),
             _ => None,
         }
     }
@@ -92,8 +137,9 @@ pub(crate) struct Process {
     /// Its executable as the OS names it; `None` when it cannot be read (another user's, or
     /// gone).
     pub exe: Option<std::path::PathBuf>,
-    /// When it started (Linux: clock ticks after boot, `/proc/PID/stat` field 22). With the pid
-    /// it names this process and not a later one that reuses the pid.
+    /// When it started (Linux: clock ticks after boot, `/proc/PID/stat` field 22; macOS:
+    /// microseconds since the epoch; Windows: its creation time in 100 ns units since 1601).
+    /// With the pid it names this process and not a later one that reuses the pid.
     pub started: Option<u64>,
 }
 
@@ -101,6 +147,8 @@ impl Process {
     /// Opens the executable the process runs, for hashing its content: on Linux
     /// `/proc/PID/exe`, the very file mapped even if its path was replaced since; elsewhere
     /// the path.
+    // Its caller, approval of new programs (`crate::approval`), is being written on main.
+    #[allow(dead_code)]
     pub(crate) fn open_image(&self) -> std::io::Result<std::fs::File> {
         #[cfg(target_os = "linux")]
         {
@@ -126,27 +174,60 @@ impl std::fmt::Display for Process {
     }
 }
 
-/// The process holding the socket `inode`, when one does (Linux).
-pub(crate) fn process_of(inode: u64) -> Option<Process> {
+/// The process holding the peer's socket, by its [`PeerSocket::handle`]: the socket's inode on
+/// Linux, the pid on macOS and Windows.
+pub(crate) fn process_of(handle: u64) -> Option<Process> {
     #[cfg(target_os = "linux")]
-    {
-        process(holder(inode)?)
-    }
+    let pid = holder(handle)?;
     #[cfg(not(target_os = "linux"))]
-    {
-        let _ = inode;
-        None
-    }
+    let pid = u32::try_from(handle).ok()?;
+    Some(Process {
+        pid,
+        exe: executable(pid),
+        started: started(pid),
+    })
 }
 
-/// The running process `pid` (Linux; `None` if there is none).
-#[cfg(target_os = "linux")]
+/// The running process `pid`, if this system says it runs (the tests' stand-in for a peer).
+#[cfg(test)]
 pub(crate) fn process(pid: u32) -> Option<Process> {
     Some(Process {
         pid,
         started: Some(started(pid)?),
-        exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
+        exe: executable(pid),
     })
+}
+
+/// The executable the process `pid` runs, as the OS names it.
+pub(crate) fn executable(pid: u32) -> Option<std::path::PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+    }
+    #[cfg(target_os = "macos")]
+    {
+        macos::executable(pid)
+    }
+    #[cfg(windows)]
+    {
+        windows::executable(pid)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+#[cfg(target_os = "macos")]
+use macos::started;
+#[cfg(windows)]
+use windows::started;
+#[cfg(windows)]
+pub(crate) use windows::{running, with_own_sid};
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+fn started(_: u32) -> Option<u64> {
+    None
 }
 
 /// Field 22 of `/proc/PID/stat` (start time), read after the command name, which may hold
@@ -194,13 +275,13 @@ fn proc_net_tcp(peer: SocketAddr, local: SocketAddr) -> Option<PeerSocket> {
         matches
             .then(|| {
                 Some(PeerSocket {
-                    uid: cols.get(7)?.parse().ok()?,
-                    inode: cols.get(9)?.parse().ok()?,
+                    owner: cols.get(7)?.parse().ok()?,
+                    handle: cols.get(9)?.parse().ok()?,
                 })
             })
             .flatten()
             // A closed socket in TIME_WAIT shows uid 0 and inode 0: it has no owner any more.
-            .filter(|s| s.inode != 0)
+            .filter(|s| s.handle != 0)
     })
 }
 
@@ -317,10 +398,10 @@ mod sock_diag {
             Some(u32::from_ne_bytes(msg.get(at..at + 4)?.try_into().ok()?))
         };
         Some(PeerSocket {
-            uid: word(64)?,
-            inode: u64::from(word(68)?),
+            owner: word(64)?,
+            handle: u64::from(word(68)?),
         })
-        .filter(|s| s.inode != 0)
+        .filter(|s| s.handle != 0)
     }
 }
 
@@ -340,13 +421,13 @@ mod tests {
             assert_eq!(peer, client.local_addr().unwrap());
             let by_kernel = sock_diag::lookup(peer, local).unwrap().expect("sock_diag");
             assert_eq!(Some(by_kernel), proc_net_tcp(peer, local), "{host}");
-            assert_eq!(by_kernel.uid, rustix::process::getuid().as_raw());
+            assert_eq!(by_kernel.owner, rustix::process::getuid().as_raw());
             assert_eq!(admits(peer, local), Admission::Own(by_kernel));
-            let who = process_of(by_kernel.inode).expect("the holder is found");
+            let who = process_of(by_kernel.handle).expect("the holder is found");
             assert_eq!(who.pid, std::process::id());
             assert_eq!(who.exe, std::env::current_exe().ok(), "{host}");
             assert!(who.started.is_some_and(|t| t > 0), "{who:?}");
-            assert_eq!(process_of(by_kernel.inode), Some(who.clone()), "stable");
+            assert_eq!(process_of(by_kernel.handle), Some(who.clone()), "stable");
             // No such connection: refused.
             let nobody = SocketAddr::new(peer.ip(), 1);
             assert_eq!(admits(nobody, local), Admission::Unknown, "{host}");

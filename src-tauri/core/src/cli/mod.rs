@@ -79,7 +79,7 @@ pub enum Command {
     /// `eval "$(tokentray env)"`.
     Env {
         /// Shell syntax.
-        #[arg(long, value_enum, default_value_t = Shell::Posix)]
+        #[arg(long, value_enum, default_value_t = Shell::native())]
         shell: Shell,
         /// Replace the endpoint secret first (tools configured with the old one stop working).
         #[arg(long)]

@@ -1,11 +1,25 @@
-//! Start at login: an XDG autostart entry on Linux desktops (elsewhere not available yet).
+//! Start at login, for the user only: an XDG autostart entry on Linux desktops
+//! (`~/.config/autostart/tokentray.desktop`), a LaunchAgent on macOS
+//! (`~/Library/LaunchAgents/dev.tokentray.app.plist`, loaded by launchd at the next login), the
+//! `tokentray` value of `HKCU\Software\Microsoft\Windows\CurrentVersion\Run` on Windows. Each
+//! starts this executable, as it is now, with no arguments (the tray app).
+//!
+//! Verified how: Linux by the settings tests; the macOS plist and the Windows command line are
+//! unit-tested here; the registry calls are type-checked for `x86_64-pc-windows-gnu` only,
+//! never run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Setting;
 use crate::{Error, Result};
 
+/// The XDG autostart entry (Linux) or LaunchAgent (macOS) file.
+#[cfg_attr(windows, allow(dead_code))]
 fn entry() -> Option<PathBuf> {
+    if cfg!(target_os = "macos") {
+        let agents = dirs::home_dir()?.join("Library").join("LaunchAgents");
+        return Some(agents.join("dev.tokentray.app.plist"));
+    }
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -13,34 +27,203 @@ fn entry() -> Option<PathBuf> {
     Some(config.join("autostart").join("tokentray.desktop"))
 }
 
-pub(super) fn enabled() -> bool {
-    cfg!(target_os = "linux") && entry().is_some_and(|p| p.exists())
-}
-
-pub(super) fn set(on: bool) -> Result<()> {
-    if !cfg!(target_os = "linux") {
-        return Err(Error::InvalidSetting {
-            field: Setting::StartAtLogin,
-            detail: "not available on this system yet; add tokentray to your login items instead"
-                .into(),
-        });
-    }
-    let path = entry().ok_or_else(|| Error::InvalidSetting {
-        field: Setting::StartAtLogin,
-        detail: "cannot find your home directory; set HOME or XDG_CONFIG_HOME".into(),
-    })?;
-    if !on {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", path, e)),
-            _ => Ok(()),
-        };
-    }
-    let exe = std::env::current_exe().map_err(|e| Error::io("find", "tokentray", e))?;
-    let text = format!(
+/// The XDG autostart entry that starts `exe`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn desktop_entry(exe: &Path) -> String {
+    format!(
         "[Desktop Entry]\nType=Application\nName=tokentray\n\
          Comment=Entra ID sign-in and tokens for developer tools\n\
          Exec=\"{}\"\nIcon=tokentray\nTerminal=false\nX-GNOME-Autostart-enabled=true\n",
         exe.display()
-    );
-    crate::files::write_atomic(&path, text.as_bytes())
+    )
+}
+
+/// The LaunchAgent that starts `exe` at login (once: no `KeepAlive`, Quit means quit).
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn launch_agent(exe: &Path) -> String {
+    let exe = exe
+        .display()
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \
+         \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+         <plist version=\"1.0\">\n<dict>\n\
+         \t<key>Label</key>\n\t<string>dev.tokentray.app</string>\n\
+         \t<key>ProgramArguments</key>\n\t<array>\n\t\t<string>{exe}</string>\n\t</array>\n\
+         \t<key>RunAtLoad</key>\n\t<true/>\n\
+         \t<key>ProcessType</key>\n\t<string>Interactive</string>\n\
+         </dict>\n</plist>\n"
+    )
+}
+
+/// The `Run` value that starts `exe`: its path in double quotes (it may hold spaces, and
+/// Windows paths hold no `"`).
+#[cfg_attr(not(windows), allow(dead_code))]
+fn run_command(exe: &Path) -> String {
+    format!("\"{}\"", exe.display())
+}
+
+fn unavailable(detail: &str) -> Error {
+    Error::InvalidSetting {
+        field: Setting::StartAtLogin,
+        detail: detail.into(),
+    }
+}
+
+pub(super) fn enabled() -> bool {
+    #[cfg(windows)]
+    {
+        run_key::get()
+    }
+    #[cfg(not(windows))]
+    {
+        (cfg!(target_os = "linux") || cfg!(target_os = "macos"))
+            && entry().is_some_and(|p| p.exists())
+    }
+}
+
+pub(super) fn set(on: bool) -> Result<()> {
+    if !(cfg!(target_os = "linux") || cfg!(target_os = "macos") || cfg!(windows)) {
+        return Err(unavailable(
+            "not available on this system; add tokentray to your login items instead",
+        ));
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::io("find", "tokentray", e))?;
+    #[cfg(windows)]
+    {
+        run_key::set(on.then(|| run_command(&exe)).as_deref())
+    }
+    #[cfg(not(windows))]
+    {
+        let path = entry().ok_or_else(|| {
+            unavailable("cannot find your home directory; set HOME or XDG_CONFIG_HOME")
+        })?;
+        if !on {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io("remove", path, e))
+                }
+                _ => Ok(()),
+            };
+        }
+        let text = if cfg!(target_os = "macos") {
+            launch_agent(&exe)
+        } else {
+            desktop_entry(&exe)
+        };
+        crate::files::write_atomic(&path, text.as_bytes())
+    }
+}
+
+/// The `tokentray` value under `HKCU\Software\Microsoft\Windows\CurrentVersion\Run`.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod run_key {
+    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, NO_ERROR};
+    use windows_sys::Win32::System::Registry::{
+        HKEY_CURRENT_USER, REG_SZ, RRF_RT_REG_SZ, RegDeleteKeyValueW, RegGetValueW, RegSetKeyValueW,
+    };
+
+    use crate::{Error, Result};
+
+    fn wide(s: &str) -> Vec<u16> {
+        s.encode_utf16().chain([0]).collect()
+    }
+
+    const RUN: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
+    const NAME: &str = "tokentray";
+
+    fn failed(what: &'static str, code: u32) -> Error {
+        Error::io(
+            what,
+            format!(r"HKEY_CURRENT_USER\{RUN}\{NAME}"),
+            std::io::Error::from_raw_os_error(i32::try_from(code).unwrap_or(i32::MAX)),
+        )
+    }
+
+    /// Whether the value exists.
+    pub(super) fn get() -> bool {
+        let (key, name) = (wide(RUN), wide(NAME));
+        let mut size = 0u32;
+        // SAFETY: null data asks only for the size; the strings are NUL-terminated.
+        let status = unsafe {
+            RegGetValueW(
+                HKEY_CURRENT_USER,
+                key.as_ptr(),
+                name.as_ptr(),
+                RRF_RT_REG_SZ,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut size,
+            )
+        };
+        status == NO_ERROR
+    }
+
+    /// Sets the value to `command`, or deletes it for `None`.
+    pub(super) fn set(command: Option<&str>) -> Result<()> {
+        let (key, name) = (wide(RUN), wide(NAME));
+        let Some(command) = command else {
+            // SAFETY: NUL-terminated strings.
+            let status =
+                unsafe { RegDeleteKeyValueW(HKEY_CURRENT_USER, key.as_ptr(), name.as_ptr()) };
+            return match status {
+                NO_ERROR | ERROR_FILE_NOT_FOUND => Ok(()),
+                code => Err(failed("remove", code)),
+            };
+        };
+        let data = wide(command);
+        let bytes = u32::try_from(data.len() * 2).map_err(|_| failed("write", 87))?;
+        // SAFETY: `data` is `bytes` bytes of NUL-terminated UTF-16, as REG_SZ wants.
+        let status = unsafe {
+            RegSetKeyValueW(
+                HKEY_CURRENT_USER,
+                key.as_ptr(),
+                name.as_ptr(),
+                REG_SZ,
+                data.as_ptr().cast(),
+                bytes,
+            )
+        };
+        match status {
+            NO_ERROR => Ok(()),
+            code => Err(failed("write", code)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_system_gets_a_login_item_that_starts_this_executable() {
+        let exe = Path::new("/Applications/Tools & <Co>/tokentray.app/Contents/MacOS/tokentray");
+        let plist = launch_agent(exe);
+        assert!(
+            plist.contains(
+                "<string>/Applications/Tools &amp; &lt;Co&gt;/tokentray.app/Contents/MacOS/\
+                 tokentray</string>"
+            ),
+            "{plist}"
+        );
+        assert!(plist.contains("<key>RunAtLoad</key>\n\t<true/>"), "{plist}");
+        assert!(!plist.contains("KeepAlive"), "Quit must stay quit");
+
+        let exe = Path::new(r"C:\Program Files\tokentray\tokentray.exe");
+        assert_eq!(
+            run_command(exe),
+            r#""C:\Program Files\tokentray\tokentray.exe""#
+        );
+
+        let entry = desktop_entry(Path::new("/opt/token tray/tokentray"));
+        assert!(
+            entry.contains("Exec=\"/opt/token tray/tokentray\"\n"),
+            "{entry}"
+        );
+    }
 }

@@ -169,7 +169,7 @@ impl Desktop {
         let preview_url = url
             .clone()
             .unwrap_or_else(|| endpoint_url(&self.paths, self.tokens.config().port));
-        let env_preview = env_lines(&preview_url, "********", Shell::Posix)
+        let env_preview = env_lines(&preview_url, "********", Shell::native())
             .lines()
             .map(str::to_string)
             .collect();

@@ -95,27 +95,52 @@ pub fn rotate_secret(paths: &Paths, tokens: &crate::tokens::Tokens) -> Result<Se
     Ok(secret)
 }
 
-/// Whether `pid` is a live tokentray process.
+/// Whether `pid` is a live tokentray process: this one, or a running process whose executable
+/// the OS names as tokentray's (`/proc/PID/exe`, libproc, `QueryFullProcessImageNameW`), so a
+/// pid reused after a crash by another program does not count. On Windows the process must
+/// also not have exited: a handle someone still holds keeps an exited process's name readable.
 fn alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
     }
-    #[cfg(target_os = "linux")]
-    {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-        exe.is_some_and(|e| {
-            e.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("tokentray"))
-        })
+    #[cfg(windows)]
+    if !crate::peer::running(pid) {
+        return false;
     }
-    #[cfg(all(unix, not(target_os = "linux")))]
-    {
-        rustix::process::Pid::from_raw(pid as i32)
-            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        false
+    crate::peer::executable(pid).is_some_and(|exe| is_tokentray(&exe))
+}
+
+/// Whether `exe` is a tokentray binary (or a test build of one): its file name starts with
+/// `tokentray`, ignoring ASCII case as Windows does (`TokenTray.EXE`).
+fn is_tokentray(exe: &std::path::Path) -> bool {
+    exe.file_name().is_some_and(|n| {
+        n.to_string_lossy()
+            .get(..9)
+            .is_some_and(|head| head.eq_ignore_ascii_case("tokentray"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_live_tokentray_is_recognised_by_its_executable() {
+        for exe in [
+            "/usr/bin/tokentray",
+            "TokenTray.EXE",
+            "/Applications/tokentray.app/Contents/MacOS/tokentray",
+            "/work/target/debug/deps/tokentray_core-0123abcd",
+        ] {
+            assert!(is_tokentray(Path::new(exe)), "{exe}");
+        }
+        for exe in ["/usr/bin/python3", "/usr/bin/token", "/", ""] {
+            assert!(!is_tokentray(Path::new(exe)), "{exe}");
+        }
+        assert!(alive(std::process::id()));
+        // A pid that no process has (the kernel's limit is far lower).
+        assert!(!alive(u32::MAX - 1));
     }
 }

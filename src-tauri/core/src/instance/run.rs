@@ -117,7 +117,9 @@ async fn republish(
     }
 }
 
-/// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).
+/// Completes on SIGINT or SIGTERM; on Windows on Ctrl-C, Ctrl-Break or the console window being
+/// closed, and logoff or shutdown where Windows sends those to consoles (`tokio::signal::windows`;
+/// type-checked only, not run here).
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -134,7 +136,24 @@ pub async fn shutdown_signal() {
             }
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_logoff, ctrl_shutdown};
+        let (Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) =
+            (ctrl_break(), ctrl_close(), ctrl_logoff(), ctrl_shutdown())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = brk.recv() => {}
+            _ = close.recv() => {}
+            _ = logoff.recv() => {}
+            _ = shutdown.recv() => {}
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = tokio::signal::ctrl_c().await;
     }

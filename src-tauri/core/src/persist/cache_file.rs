@@ -186,13 +186,15 @@ impl PersistedCache {
         Ok((cache, self.stamp()))
     }
 
-    /// Identifies the file's current version (modification time, size, inode): a changed stamp
-    /// means another process wrote it. `None` if there is no file.
+    /// Identifies the file's current version (modification time, size, inode; on Windows the
+    /// file index): a changed stamp means another process wrote it. `None` if there is no file.
     pub fn stamp(&self) -> Option<Stamp> {
         let meta = std::fs::metadata(self.location()).ok()?;
         #[cfg(unix)]
         let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-        #[cfg(not(unix))]
+        #[cfg(windows)]
+        let inode = crate::files::file_index(self.location()).unwrap_or(0);
+        #[cfg(not(any(unix, windows)))]
         let inode = 0;
         Some(Stamp {
             modified: meta.modified().ok(),

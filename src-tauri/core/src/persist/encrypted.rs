@@ -45,7 +45,22 @@ pub enum KeyHolder {
     Keychain,
 }
 
+// Windows has no key holder (DPAPI encrypts the file itself): there the enum is empty.
+#[cfg_attr(windows, allow(unused_variables))]
 impl KeyHolder {
+    /// The key store behind `backend`, if it is one this platform has.
+    pub fn for_backend(backend: Backend) -> Option<Self> {
+        match backend {
+            #[cfg(target_os = "linux")]
+            Backend::SecretService => Some(Self::SecretService),
+            #[cfg(target_os = "linux")]
+            Backend::Keyutils => Some(Self::Keyutils),
+            #[cfg(target_os = "macos")]
+            Backend::Keychain => Some(Self::Keychain),
+            _ => None,
+        }
+    }
+
     /// The backend this key store makes.
     pub fn backend(self) -> Backend {
         match self {

@@ -3,12 +3,19 @@
 //! # Persistence
 //! The login Keychain is a file on disk encrypted with the user's login password: the key
 //! **survives reboots**. macOS may ask the user to allow access when the binary's signature
-//! changes.
+//! changes; each item is read at most once per process ([`super::key_memo`]), so a build that
+//! is not signed with a stable Developer ID asks once per run, not once per read.
+//!
+//! Verified how: type-checked for `aarch64-apple-darwin`; the memo is unit-tested on Linux.
 
 use security_framework::passwords::{get_generic_password, set_generic_password};
 
+use super::key_memo::KeyMemo;
 use crate::secret::DataKey;
 use crate::{Error, Result};
+
+/// The keys this process has read or written.
+static READ: KeyMemo = KeyMemo::new();
 
 const SERVICE: &str = "tokentray";
 const BACKEND: &str = "keychain";
@@ -40,6 +47,11 @@ impl KeychainKey {
     /// # Errors
     /// [`Error::KeyStore`].
     pub fn get(&self) -> Result<Option<DataKey>> {
+        READ.get(&self.account, || self.read())
+    }
+
+    /// The key as the Keychain holds it now (one read, maybe one prompt).
+    fn read(&self) -> Result<Option<DataKey>> {
         match get_generic_password(SERVICE, &self.account) {
             Ok(bytes) => {
                 let bytes = zeroize::Zeroizing::new(bytes);
@@ -65,9 +77,13 @@ impl KeychainKey {
     /// # Errors
     /// [`Error::KeyStore`].
     pub fn put(&self, key: &DataKey) -> Result<()> {
-        set_generic_password(SERVICE, &self.account, key.expose()).map_err(|e| Error::KeyStore {
-            backend: BACKEND,
-            reason: e.to_string(),
+        READ.put(&self.account, key, || {
+            set_generic_password(SERVICE, &self.account, key.expose()).map_err(|e| {
+                Error::KeyStore {
+                    backend: BACKEND,
+                    reason: e.to_string(),
+                }
+            })
         })
     }
 }

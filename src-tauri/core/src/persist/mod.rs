@@ -24,8 +24,10 @@ pub(crate) mod envelope;
 mod memory;
 mod plaintext;
 
-#[cfg(windows)]
+#[cfg(any(windows, test))]
 mod dpapi;
+#[cfg(any(target_os = "macos", test))]
+mod key_memo;
 #[cfg(target_os = "macos")]
 mod keychain;
 #[cfg(target_os = "linux")]
@@ -256,23 +258,18 @@ fn platform_order() -> Vec<Backend> {
 
 /// Builds and probes one backend (looking up the key `probe_id`); `Err` says why it is not
 /// usable here.
-#[allow(unused_variables)]
 fn build(
     backend: Backend,
     path: &Path,
     probe_id: &str,
 ) -> std::result::Result<Box<dyn Persistence>, String> {
-    let keys = match backend {
-        #[cfg(target_os = "linux")]
-        Backend::SecretService => KeyHolder::SecretService,
-        #[cfg(target_os = "linux")]
-        Backend::Keyutils => KeyHolder::Keyutils,
-        #[cfg(target_os = "macos")]
-        Backend::Keychain => KeyHolder::Keychain,
-        #[cfg(windows)]
-        Backend::Dpapi => return Ok(Box::new(DpapiFile::new(path.with_extension("dpapi")))),
-        _ => return Err("not available on this platform".into()),
-    };
+    #[cfg(windows)]
+    if backend == Backend::Dpapi {
+        let file = DpapiFile::new(path.with_extension("dpapi"));
+        file.probe()?;
+        return Ok(Box::new(file));
+    }
+    let keys = KeyHolder::for_backend(backend).ok_or("not available on this platform")?;
     keys.probe(probe_id)?;
     Ok(Box::new(EncryptedFile::new(path.to_path_buf(), keys)))
 }
