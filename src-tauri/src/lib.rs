@@ -238,8 +238,9 @@ fn ask(desktop: Arc<Desktop>, id: u64, summary: String, body: String) {
                         let _ = desktop.answer_approval(id, answer);
                     }
                 }),
+                // No notification actions on this system: the window asks.
                 #[cfg(not(all(unix, not(target_os = "macos"))))]
-                Ok(_) => drop(desktop),
+                Ok(_) => drop((desktop, id)),
                 Err(e) => tracing::debug!("no approval notification ({e}): {summary}"),
             }
         });

@@ -189,7 +189,7 @@ pub(crate) fn process_of(handle: u64) -> Option<Process> {
 }
 
 /// The running process `pid`, if this system says it runs (the tests' stand-in for a peer).
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 pub(crate) fn process(pid: u32) -> Option<Process> {
     Some(Process {
         pid,
