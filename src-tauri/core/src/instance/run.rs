@@ -119,43 +119,55 @@ async fn republish(
 
 /// Completes on SIGINT or SIGTERM; on Windows on Ctrl-C, Ctrl-Break or the console window being
 /// closed, and logoff or shutdown where Windows sends those to consoles (`tokio::signal::windows`;
-/// type-checked only, not run here).
-pub async fn shutdown_signal() {
+/// type-checked only, not run here). On Unix the handlers are installed when this is called,
+/// not when the future is first polled: call it before announcing the instance
+/// (`endpoint.json`), so that a stop signal sent as soon as it is seen is never the default
+/// (fatal) one. Needs a tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let installed = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            match installed {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-            Err(_) => {
+        }
+        #[cfg(windows)]
+        {
+            use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_logoff, ctrl_shutdown};
+            let (Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) =
+                (ctrl_break(), ctrl_close(), ctrl_logoff(), ctrl_shutdown())
+            else {
                 let _ = tokio::signal::ctrl_c().await;
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = brk.recv() => {}
+                _ = close.recv() => {}
+                _ = logoff.recv() => {}
+                _ = shutdown.recv() => {}
             }
         }
-    }
-    #[cfg(windows)]
-    {
-        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_logoff, ctrl_shutdown};
-        let (Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) =
-            (ctrl_break(), ctrl_close(), ctrl_logoff(), ctrl_shutdown())
-        else {
+        #[cfg(not(any(unix, windows)))]
+        {
             let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = brk.recv() => {}
-            _ = close.recv() => {}
-            _ = logoff.recv() => {}
-            _ = shutdown.recv() => {}
         }
-    }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -81,10 +81,13 @@ impl Tokens {
             });
         }
         if let Some(wait) = self.shared_retry_after()? {
-            return valid.map(|c| c.token).ok_or(Error::AuthorityUnavailable {
+            // Another process was told to wait: this one waits too, and shows it.
+            let e = Error::AuthorityUnavailable {
                 detail: "Entra ID asked tokentray to wait (Retry-After)".into(),
                 retry_after: Some(wait),
-            });
+            };
+            lock(&self.backoff).failed(&account.home_account_id, &e);
+            return valid.map(|c| c.token).ok_or(e);
         }
         match self.refresh(account, request).await {
             Ok(served) => {
