@@ -147,8 +147,6 @@ impl Process {
     /// Opens the executable the process runs, for hashing its content: on Linux
     /// `/proc/PID/exe`, the very file mapped even if its path was replaced since; elsewhere
     /// the path.
-    // Its caller, approval of new programs (`crate::approval`), is being written on main.
-    #[allow(dead_code)]
     pub(crate) fn open_image(&self) -> std::io::Result<std::fs::File> {
         #[cfg(target_os = "linux")]
         {
