@@ -123,6 +123,8 @@ async fn republish(
 /// not when the future is first polled: call it before announcing the instance
 /// (`endpoint.json`), so that a stop signal sent as soon as it is seen is never the default
 /// (fatal) one. Needs a tokio runtime.
+// Elsewhere nothing is installed before the first poll, so it could be an `async fn` there.
+#[cfg_attr(not(unix), allow(clippy::manual_async_fn))]
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let installed = {
