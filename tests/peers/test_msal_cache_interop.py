@@ -179,3 +179,37 @@ def test_golden_fixtures_are_what_this_msal_writes(tmp_path):
     committed = json.loads((ROOT / "tests/fixtures/msal_python/cache.json").read_text())
     fresh = json.loads((tmp_path / "cache.json").read_text())
     assert fresh == committed, "MSAL Python now writes a different cache: regenerate the fixtures and check tokentray"
+
+
+def test_msal_python_finds_the_tokens_of_a_sign_in_to_a_tenant_domain(fake_entra, tmp_path):
+    """`login --tenant contoso.example` records the tokens under the tenant's id, as MSAL does
+    (its discovery turns the domain into the id's token endpoint), so MSAL Python, asked for
+    that tenant by domain, finds tokentray's token without a request."""
+    env = dict(os.environ, TOKENTRAY_HOME=str(tmp_path / "home"), TOKENTRAY_AUTHORITY=fake_entra.url,
+               TOKENTRAY_CA_FILE=str(fake_entra.ca_path))
+    env.pop("TOKENTRAY_STORE", None)
+
+    def run(*args):
+        p = subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    login = subprocess.Popen([BIN, "--json", "login", "--device-code", "--tenant", "contoso.example"],
+                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fake_entra.approve_device_code(json.loads(login.stdout.readline())["user_code"],
+                                   "alice@contoso.example", "Correct-Horse-7")
+    assert login.wait(timeout=60) == 0, login.stderr.read()
+    held = run("token", "--scope", ARM, "--tenant", "contoso.example", "--format", "raw").strip()
+
+    cache = msal.SerializableTokenCache()
+    cache.deserialize(run("cache", "export"))
+    app = msal.PublicClientApplication(CLIENT, authority=fake_entra.authority("contoso.example"),
+                                       instance_discovery=False, http_client=fake_entra.session(),
+                                       token_cache=cache)
+    fake_entra.clear_log()
+    [account] = app.get_accounts(username="alice@contoso.example")
+    result = app.acquire_token_silent([ARM], account=account)
+    assert result and result.get("access_token") == held, result
+    assert result.get("token_source") == "cache", result
+    grants = [e for e in fake_entra.log() if e.get("grant_type")]
+    assert grants == [], f"no token request: {grants}"
