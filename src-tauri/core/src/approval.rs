@@ -411,12 +411,9 @@ impl Approvals {
             return own.as_ref() == Some(program);
         }
         let own = tokio::task::spawn_blocking(|| {
-            let path = std::env::current_exe().ok()?;
-            let sha256 = sha256_of(std::fs::File::open(&path).ok()?).ok()?;
-            Some(Program {
-                path: path.to_string_lossy().into_owned(),
-                sha256,
-            })
+            let path = std::env::current_exe().ok()?.to_string_lossy().into_owned();
+            let sha256 = current_sha256(&path)?;
+            Some(Program { path, sha256 })
         })
         .await
         .ok()

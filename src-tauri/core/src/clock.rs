@@ -20,3 +20,13 @@ pub fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// Epoch seconds `at` in local time, in chrono's `format` (`%H:%M`), or `?` if it is out of
+/// range: how messages for people show a time.
+pub fn local_time(at: i64, format: &str) -> String {
+    use chrono::TimeZone as _;
+    chrono::Local
+        .timestamp_opt(at, 0)
+        .single()
+        .map_or_else(|| "?".into(), |t| t.format(format).to_string())
+}

@@ -80,7 +80,7 @@ fn list(clients: &[Client], required: bool, out: &mut Out<'_>) -> Result<()> {
             "{verdict} {}\tsha256 {}\tdecided {}{changed}",
             c.path,
             short(&c.rule.sha256),
-            local_time(c.rule.decided),
+            crate::clock::local_time(c.rule.decided, "%Y-%m-%d %H:%M"),
         ))?;
     }
     Ok(())
@@ -97,12 +97,4 @@ fn off_hint(tokens: &crate::tokens::Tokens) -> String {
 /// The first 12 hex digits of a SHA-256.
 fn short(sha256: &str) -> &str {
     sha256.get(..12).unwrap_or(sha256)
-}
-
-fn local_time(epoch: i64) -> String {
-    use chrono::TimeZone as _;
-    chrono::Local
-        .timestamp_opt(epoch, 0)
-        .single()
-        .map_or_else(|| "?".into(), |t| t.format("%Y-%m-%d %H:%M").to_string())
 }

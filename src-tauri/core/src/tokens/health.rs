@@ -176,21 +176,12 @@ impl Health {
             Self::Retrying { at, attempt, .. } => {
                 format!(
                     "can't reach Entra ID, retrying at {} (try {attempt})",
-                    local_hh_mm(*at)
+                    crate::clock::local_time(*at, "%H:%M")
                 )
             }
             Self::NeedsSignIn { summary, .. } => format!("needs sign-in: {summary}"),
         }
     }
-}
-
-/// `HH:MM` in local time of epoch seconds `at`.
-fn local_hh_mm(at: i64) -> String {
-    use chrono::TimeZone as _;
-    chrono::Local
-        .timestamp_opt(at, 0)
-        .single()
-        .map_or_else(|| "?".into(), |t| t.format("%H:%M").to_string())
 }
 
 /// The few words of [`SIGN_IN_REASONS`] for a recorded reason (Entra's first line, which
