@@ -17,7 +17,7 @@ CARGO ?= cargo
 
 ## make run: install what is missing, build, start the tray app.
 run: deps build
-	./target/debug/tokentray
+	./target/debug/tokentray-app
 
 ## make test: install what is missing, build everything, run every test suite.
 test: deps venv tools build check-targets
@@ -31,7 +31,7 @@ demo: deps build
 bench: deps venv
 	@dpkg -s wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	$(CARGO) bench -p tokentray-core --bench cache
-	$(CARGO) build --release -p tokentray -p tokentray-tests --bin tokentray --bin fake-entra
+	$(CARGO) build --release -p tokentray-core -p tokentray-tests --bin tokentray --bin fake-entra
 	TOKENTRAY_BIN=$(CURDIR)/target/release/tokentray FAKE_ENTRA_BIN=$(CURDIR)/target/release/fake-entra \
 	  $(VENV)/bin/python tests/bench/endpoint.py
 

@@ -31,4 +31,4 @@ tokentray demo
   quit it first: a second start only brings the running one forward.
 MSG
 TOKENTRAY_HOME=$demo/home TOKENTRAY_AUTHORITY=$url TOKENTRAY_CA_FILE=$demo/fake-entra-ca.pem \
-  TOKENTRAY_PORT=$port target/debug/tokentray
+  TOKENTRAY_PORT=$port target/debug/tokentray-app

@@ -9,12 +9,7 @@
 //!   stops the endpoint cleanly on Quit, SIGTERM or SIGINT. A second start focuses this one.
 
 pub mod commands;
-#[cfg_attr(not(windows), allow(dead_code))]
-mod console;
 mod tray;
-
-#[cfg(windows)]
-pub use console::release_own_console;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -497,3 +497,80 @@ fn export_creates_a_private_file_and_leaves_the_directory_alone() {
         .collect();
     assert!(names.is_empty(), "no temp files left: {names:?}");
 }
+
+/// The shared libraries `bin` loads, directly or through another (`ldd`).
+fn linked_libraries(bin: &Path) -> String {
+    let out = std::process::Command::new("ldd").arg(bin).output().unwrap();
+    assert!(out.status.success(), "ldd {}: {:?}", bin.display(), out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_cli_links_no_gui_library_and_the_app_does() {
+    let cli = tokentray_tests::harness::tokentray_bin();
+    let libs = linked_libraries(&cli);
+    assert!(libs.contains("libc.so"), "{libs}");
+    for gui in [
+        "gtk",
+        "gdk",
+        "webkit",
+        "javascriptcore",
+        "appindicator",
+        "soup",
+        "cairo",
+    ] {
+        assert!(!libs.contains(gui), "tokentray links {gui}:\n{libs}");
+    }
+    // The tray app next to it is the one that does: the check above reads real output.
+    let app = cli.with_file_name("tokentray-app");
+    if app.exists() {
+        assert!(linked_libraries(&app).contains("libwebkit2gtk"));
+    }
+}
+
+#[test]
+fn without_a_display_tokentray_says_what_to_use_instead() {
+    let home = Home::new("plaintext");
+    let mut cmd = home.cmd(&[]);
+    cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: no display"), "{stderr}");
+    assert!(stderr.contains("tokentray daemon"), "{stderr}");
+    assert!(stderr.contains("tokentray login --device-code"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let mut cmd = home.cmd(&["--json"]);
+    cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_err(&out)["code"], "no_display");
+}
+
+#[test]
+fn with_a_display_and_no_app_beside_it_tokentray_says_so() {
+    // A copy of the CLI alone in a directory: the app it would start is not there.
+    let home = Home::new("plaintext");
+    let lone = home.path().join("bin");
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(
+        tokentray_tests::harness::tokentray_bin(),
+        lone.join("tokentray"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(lone.join("tokentray"))
+        .env("TOKENTRAY_HOME", home.path())
+        .env("DISPLAY", ":999")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the tray app is not installed"), "{stderr}");
+    assert!(
+        stderr.contains(&lone.join("tokentray-app").display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("tokentray daemon"), "{stderr}");
+}

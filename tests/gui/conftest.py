@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
 import fake_entra_helpers as fe  # noqa: E402
 
-APP = Path(os.environ.get("TOKENTRAY_BIN", ROOT / "target" / "debug" / "tokentray"))
+# The tray app, and the CLI (`tokentray`) that starts it when run without a subcommand.
+APP = Path(os.environ.get("TOKENTRAY_APP", ROOT / "target" / "debug" / "tokentray-app"))
+CLI = Path(os.environ.get("TOKENTRAY_BIN", ROOT / "target" / "debug" / "tokentray"))
 TAURI_DRIVER = Path(os.environ.get("TAURI_DRIVER", ROOT / ".tools" / "bin" / "tauri-driver"))
 OUT = Path(os.environ.get("TOKENTRAY_TEST_OUTPUT", ROOT / "target" / "test-output" / "gui"))
 ALICE = ("alice@contoso.example", "Correct-Horse-7")

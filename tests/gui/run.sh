@@ -35,6 +35,7 @@ dunst=$!
 trap 'kill $monitor $dunst 2>/dev/null || true' EXIT
 
 export TOKENTRAY_BIN=${TOKENTRAY_BIN:-$root/target/debug/tokentray}
+export TOKENTRAY_APP=${TOKENTRAY_APP:-$root/target/debug/tokentray-app}
 export TOKENTRAY_PYTHON=${TOKENTRAY_PYTHON:-$root/.venv/bin/python}
 export TAURI_DRIVER=${TAURI_DRIVER:-$root/.tools/bin/tauri-driver}
 export TOKENTRAY_TEST_OUTPUT=$out

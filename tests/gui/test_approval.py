@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from selenium.webdriver.common.by import By
 
-from conftest import ALICE, APP, OUT
+from conftest import ALICE, CLI, OUT
 from test_window import shot, wait
 
 ME = os.path.realpath(sys.executable)
@@ -49,7 +49,7 @@ def answer(driver, choice):
 
 
 def cli(app_env, *args):
-    return subprocess.run([str(APP), *args], env={**os.environ, **app_env}, capture_output=True,
+    return subprocess.run([str(CLI), *args], env={**os.environ, **app_env}, capture_output=True,
                           text=True, timeout=60)
 
 
@@ -57,7 +57,7 @@ def test_a_new_program_waits_for_the_window_and_the_decision_is_kept(launch, fak
     os.environ["REQUESTS_CA_BUNDLE"] = str(fake.ca_path)
     (home / "config").mkdir(mode=0o700, parents=True, exist_ok=True)
     (home / "config" / "config.toml").write_text("require_approval = true\n")
-    login = subprocess.Popen([str(APP), "--json", "login", "--device-code"], env={**os.environ, **app_env},
+    login = subprocess.Popen([str(CLI), "--json", "login", "--device-code"], env={**os.environ, **app_env},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     fake.approve_device_code(json.loads(login.stdout.readline())["user_code"], *ALICE)
     assert login.wait(timeout=60) == 0, login.stderr.read()

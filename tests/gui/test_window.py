@@ -17,7 +17,7 @@ from selenium.common.exceptions import (NoSuchElementException, StaleElementRefe
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ALICE, APP, BOB, OUT, fe
+from conftest import ALICE, BOB, CLI, OUT, fe
 
 
 def wait(driver, condition, what, timeout=30):
@@ -160,7 +160,9 @@ def test_second_start_focuses_the_first_and_exits(launch, app_env):
     driver = launch()
     wait(driver, lambda d: d.find_element(By.ID, "tab-accounts").is_displayed(), "the window")
     started = time.monotonic()
-    second = subprocess.run([str(APP)], env={**os.environ, **app_env}, capture_output=True, timeout=30)
+    # `tokentray` without a subcommand starts the app (tokentray-app, next to it), which hands
+    # over to the running one and exits.
+    second = subprocess.run([str(CLI)], env={**os.environ, **app_env}, capture_output=True, timeout=30)
     assert second.returncode == 0, second.stderr
     assert time.monotonic() - started < 10
     # The first instance is unaffected and still answers.
@@ -169,7 +171,7 @@ def test_second_start_focuses_the_first_and_exits(launch, app_env):
 
 def cli(app_env, *args, **kwargs):
     """`tokentray ARGS` as another process, with the app's environment."""
-    return subprocess.run([str(APP), *args], env={**os.environ, **app_env}, capture_output=True,
+    return subprocess.run([str(CLI), *args], env={**os.environ, **app_env}, capture_output=True,
                           text=True, timeout=60, **kwargs)
 
 
@@ -181,7 +183,7 @@ def test_the_window_follows_other_processes_and_shows_an_outage(launch, fake, ho
     assert ALICE[0] not in before, before
 
     # A device-code sign-in in a terminal: the window shows Alice without being touched.
-    login = subprocess.Popen([str(APP), "--json", "login", "--device-code"], env={**os.environ, **app_env},
+    login = subprocess.Popen([str(CLI), "--json", "login", "--device-code"], env={**os.environ, **app_env},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     code = json.loads(login.stdout.readline())["user_code"]
     fake.approve_device_code(code, *ALICE)

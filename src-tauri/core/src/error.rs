@@ -346,6 +346,26 @@ pub enum Error {
         program: String,
     },
 
+    /// `tokentray` was run without a subcommand, which starts the tray app, where there is no
+    /// graphical session to show it in (an SSH session, a container, a server).
+    #[error(
+        "no display: the tray app needs a desktop session. Without one, `tokentray daemon` \
+         serves tokens to your tools and `tokentray login --device-code` signs in"
+    )]
+    NoDisplay,
+
+    /// `tokentray` was run without a subcommand, which starts the tray app, and the app is not
+    /// installed next to it.
+    #[error(
+        "the tray app is not installed: {} is missing. Install the tokentray package, which has \
+         both, or build it with `make build`; without a window, `tokentray daemon` serves tokens",
+        path.display()
+    )]
+    AppNotFound {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+
     /// The cache holds no valid access token for the request.
     #[error(
         "no valid access token for {scopes} is cached for {account}. Run the command again while \
@@ -495,6 +515,10 @@ error_codes! {
     AmbiguousAccount => "ambiguous_account",
     /// [`Error::NoCachedToken`]
     NoCachedToken => "no_cached_token",
+    /// [`Error::NoDisplay`]
+    NoDisplay => "no_display",
+    /// [`Error::AppNotFound`]
+    AppNotFound => "app_not_found",
     /// [`Error::ClientNotApproved`]
     ClientNotApproved => "client_not_approved",
     /// [`Error::ClientDenied`]
@@ -569,6 +593,8 @@ impl Error {
             Self::AccountNotFound { .. } => ErrorCode::AccountNotFound,
             Self::AmbiguousAccount { .. } => ErrorCode::AmbiguousAccount,
             Self::NoCachedToken { .. } => ErrorCode::NoCachedToken,
+            Self::NoDisplay => ErrorCode::NoDisplay,
+            Self::AppNotFound { .. } => ErrorCode::AppNotFound,
             Self::ClientNotApproved { .. } => ErrorCode::ClientNotApproved,
             Self::ClientDenied { .. } => ErrorCode::ClientDenied,
             Self::Authority { .. } => ErrorCode::Authority,

@@ -1,7 +1,11 @@
 //! The `tokentray` subcommands. The binary parses [`Cli`]; a subcommand runs here with no
 //! display and no GUI toolkit, no subcommand starts the tray app.
 //!
-//! Exit codes ([`exit`]): 0 success; 1 failure; 2 bad usage or input; 3 sign-in needed (no
+//! Without a subcommand, `tokentray` starts the tray app, `tokentray-app`, installed next to it
+//! (`app`); with no display it says what to use instead and exits 2.
+//!
+//! Exit codes ([`exit`]): 0 success; 1 failure; 2 bad usage or input (or no display for the
+//! app); 3 sign-in needed (no
 //! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked, or a
 //! file tokentray trusts owned by another user or writable by others; 5
 //! Entra ID unavailable (network, 5xx, 429) and no valid cached token; 6 the program is not
@@ -14,6 +18,7 @@
 //! `status`, `instance` (`env`, `daemon`), `clients` (`clients [allow | deny | revoke]`).
 
 mod accounts;
+mod app;
 mod cache;
 mod clients;
 mod instance;
@@ -209,7 +214,16 @@ pub mod exit {
 }
 
 /// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`).
-pub fn run(command: Command, json: bool) -> u8 {
+pub fn run(command: Option<Command>, json: bool) -> u8 {
+    let Some(command) = command else {
+        return match app::start() {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                report(&e, json);
+                exit_code(e.code())
+            }
+        };
+    };
     let json_errors = json || matches!(&command, Command::Token(t) if t.format == Format::Json);
     let runtime = if matches!(command, Command::Daemon) {
         tokio::runtime::Builder::new_multi_thread()
@@ -235,19 +249,24 @@ pub fn run(command: Command, json: bool) -> u8 {
     match runtime.block_on(dispatch(command, &mut out)) {
         Ok(()) => exit::OK,
         Err(e) => {
-            let mut stderr = std::io::stderr().lock();
-            let _ = if json_errors {
-                writeln!(
-                    stderr,
-                    "{}",
-                    json!({"code": e.code().as_str(), "message": e.to_string()})
-                )
-            } else {
-                writeln!(stderr, "error: {e}")
-            };
+            report(&e, json_errors);
             exit_code(e.code())
         }
     }
+}
+
+/// Prints `e` on stderr: `error: ...`, or `{"code", "message"}` for `json`.
+fn report(e: &Error, json: bool) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = if json {
+        writeln!(
+            stderr,
+            "{}",
+            json!({"code": e.code().as_str(), "message": e.to_string()})
+        )
+    } else {
+        writeln!(stderr, "error: {e}")
+    };
 }
 
 async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
@@ -276,7 +295,8 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::Config
         | ErrorCode::FileExists
         | ErrorCode::AccountNotFound
-        | ErrorCode::AmbiguousAccount => exit::USAGE,
+        | ErrorCode::AmbiguousAccount
+        | ErrorCode::NoDisplay => exit::USAGE,
         ErrorCode::NoAccount
         | ErrorCode::NoCachedToken
         | ErrorCode::KeyLost
