@@ -120,7 +120,8 @@ fn serve<R: Runtime>(
         };
         let approvals = desktop.approvals().clone();
         let paths = desktop.paths().clone();
-        if let Err(e) = tokentray_core::instance::run(&paths, approvals, stopped, ready).await {
+        let run = tokentray_core::instance::run_or_follow(&paths, approvals, stopped, ready);
+        if let Err(e) = run.await {
             tracing::error!("the token endpoint is not running: {e}");
             desktop.endpoint_stopped(e.to_string());
             let _ = app.emit(CHANGED, serde_json::json!({"kind": "endpoint_changed"}));

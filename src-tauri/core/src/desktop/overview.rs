@@ -159,12 +159,22 @@ impl Desktop {
     }
 
     fn endpoint_view(&self) -> EndpointView {
-        let ours = Endpoint::running(&self.paths).filter(|e| e.pid == std::process::id());
+        // This app's endpoint, or the daemon's that it follows (`instance::run_or_follow`).
+        let running = Endpoint::running(&self.paths);
+        let ours = running.as_ref().filter(|e| e.pid == std::process::id());
+        let daemon = running.as_ref().filter(|e| e.pid != std::process::id());
         let error = lock(&self.endpoint_error).clone();
-        let (status, url) = match (&ours, &error) {
+        let (status, url) = match (running.as_ref(), &error) {
             (Some(e), _) => ("running", Some(e.url.clone())),
             (None, Some(_)) => ("stopped", None),
             (None, None) => ("starting", None),
+        };
+        let error = match daemon {
+            Some(d) => Some(format!(
+                "served by tokentray daemon (pid {}), which keeps its own count",
+                d.pid
+            )),
+            None => error.filter(|_| ours.is_none()),
         };
         let preview_url = url
             .clone()
@@ -176,7 +186,7 @@ impl Desktop {
         EndpointView {
             status,
             url,
-            detail: error.filter(|_| ours.is_none()),
+            detail: error,
             requests_served: self.tokens.requests_served(),
             env_preview,
         }

@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+#[cfg(target_os = "linux")]
+mod activation;
 mod client;
 mod run;
 
@@ -20,7 +22,7 @@ use crate::paths::Paths;
 use crate::secret::Secret;
 
 pub use client::{account_states, native_token};
-pub use run::{run, shutdown_signal};
+pub use run::{ACTIVATION_WAIT, run, run_or_follow, shutdown_signal};
 
 /// What `endpoint.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

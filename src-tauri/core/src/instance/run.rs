@@ -79,6 +79,89 @@ pub async fn run(
     served
 }
 
+/// Like [`run`], but when another tokentray instance already serves (`tokentray daemon`, perhaps
+/// started by its systemd socket), follows it instead of starting a second endpoint: watches
+/// the cache for the changes it makes, so the window shows them, and leaves refreshing and
+/// serving to it. If that instance stops, this one takes over and serves. `ready` is called
+/// with the endpoint that serves, each time that changes. The tray app calls this.
+///
+/// A port held by a socket unit whose daemon has not started yet is found by connecting to it
+/// once (which starts the daemon), then waiting up to [`ACTIVATION_WAIT`] for its
+/// `endpoint.json`.
+///
+/// # Errors
+/// Those of [`run`].
+pub async fn run_or_follow(
+    paths: &Paths,
+    approvals: Arc<Approvals>,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut ready: impl FnMut(&Endpoint),
+) -> Result<()> {
+    tokio::pin!(shutdown);
+    let tokens = approvals.tokens().clone();
+    loop {
+        let Some(other) = serving_elsewhere(paths, tokens.config().port).await else {
+            return run(paths, approvals, shutdown, ready).await;
+        };
+        tracing::warn!(
+            "tokentray (pid {}) already serves tokens on {}; this instance follows it",
+            other.pid,
+            other.url
+        );
+        ready(&other);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let watching = tokio::spawn(tokens.clone().watch_for_changes(WATCH_PERIOD, async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|stop| *stop).await;
+        }));
+        let gone = async {
+            while super::alive(other.pid) {
+                tokio::time::sleep(FOLLOW_CHECK).await;
+            }
+        };
+        let shut_down = tokio::select! {
+            () = &mut shutdown => true,
+            () = gone => false,
+        };
+        let _ = stop_tx.send(true);
+        let _ = watching.await;
+        if shut_down {
+            return Ok(());
+        }
+        tracing::warn!("tokentray (pid {}) stopped; serving here", other.pid);
+    }
+}
+
+/// How long a socket-activated daemon has to publish `endpoint.json` after the first connection.
+pub const ACTIVATION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How often a following instance checks that the one it follows still runs.
+const FOLLOW_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The other running instance, if one serves: the one `endpoint.json` names, or the daemon that
+/// a connection to `port` starts (a systemd socket), once it has published `endpoint.json`.
+async fn serving_elsewhere(paths: &Paths, port: u16) -> Option<Endpoint> {
+    let other = || Endpoint::running(paths).filter(|e| e.pid != std::process::id());
+    if let Some(found) = other() {
+        return Some(found);
+    }
+    // Something listens on the port (a closed port answers at once): perhaps a socket unit.
+    let probe = tokio::net::TcpStream::connect(("127.0.0.1", port));
+    if !matches!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), probe).await,
+        Ok(Ok(_))
+    ) {
+        return None;
+    }
+    let deadline = tokio::time::Instant::now() + ACTIVATION_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if let Some(found) = other() {
+            return Some(found);
+        }
+    }
+    None
+}
+
 /// Republishes `endpoint.json` whenever this instance's endpoint secret changes (rotated, or
 /// created anew after the cache was reset or quarantined), until `stop`, so that tools and the
 /// CLI never hold a secret the endpoint no longer takes.
@@ -173,16 +256,39 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Binds the endpoint: `127.0.0.1:port`, plus `[::1]:port` when IPv6 loopback exists.
+/// Binds the endpoint: `127.0.0.1:port`, plus `[::1]:port` when IPv6 loopback exists; or, when
+/// socket-activated (Linux, [`super::activation`]), takes the listeners passed in, IPv4 first.
 ///
 /// # Errors
 /// [`Error::Config`]-style message if the port is taken: by a running tokentray (say so) or by
-/// another program (say how to pick another port).
+/// another program (say how to pick another port). [`Error::InvalidInput`] for a passed socket
+/// tokentray must not serve on.
 pub(crate) async fn bind(
     paths: &Paths,
     config_path: &Path,
     port: u16,
 ) -> Result<Vec<tokio::net::TcpListener>> {
+    #[cfg(target_os = "linux")]
+    if let Some(mut passed) = super::activation::listeners()? {
+        passed.sort_by_key(|l| l.local_addr().map(|a| a.is_ipv6()).unwrap_or(true));
+        let activated = passed.first().and_then(|l| l.local_addr().ok());
+        if let Some(addr) = activated.filter(|a| a.port() != port) {
+            tracing::warn!(
+                "serving on {addr}, passed by socket activation, not on the configured port \
+                 {port}: tools started before this instance get the configured one from \
+                 `tokentray env`; make them agree (`port = {}` in {})",
+                addr.port(),
+                config_path.display()
+            );
+        }
+        return passed
+            .into_iter()
+            .map(|l| {
+                tokio::net::TcpListener::from_std(l)
+                    .map_err(|e| Error::io("listen on", "a passed socket", e))
+            })
+            .collect();
+    }
     let v4 = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
