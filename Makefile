@@ -9,11 +9,12 @@ APT_PACKAGES := libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev 
   libssl-dev build-essential pkg-config file libgtk-3-dev libsoup-3.0-dev \
   libjavascriptcoregtk-4.1-dev xvfb xauth dbus dbus-x11 at-spi2-core imagemagick \
   webkit2gtk-driver gnome-keyring libsecret-tools keyutils chromium dunst libnotify-bin \
-  python3-venv curl
+  python3-venv curl systemd
 VENV := .venv
 CARGO ?= cargo
 
-.PHONY: run test demo bench fuzz deps venv tools build fmt lint check-targets xcheck-deps
+.PHONY: run test demo bench fuzz deps venv tools build fmt lint check-targets xcheck-deps \
+  package test-package
 
 ## make run: install what is missing, build, start the tray app.
 run: deps build
@@ -22,6 +23,30 @@ run: deps build
 ## make test: install what is missing, build everything, run every test suite.
 test: deps venv tools build check-targets
 	tests/run.sh
+	$(MAKE) --no-print-directory test-package PACKAGE_PROFILE=debug
+
+## make package: the .deb in target/release/bundle/deb/, built by the Tauri bundler (the Tauri CLI
+## from npm, pinned, under .tools/): both binaries, the desktop entry, icons and the systemd user
+## units (tokentray.socket, enabled for every user's session, and tokentray.service).
+## PACKAGE_PROFILE=debug builds it from the debug build instead (what `make test` checks).
+## No AppImage: the bundler downloads linuxdeploy from GitHub, which this network does not reach.
+PACKAGE_PROFILE ?= release
+TAURI_CLI_VERSION := 2.11.5
+TAURI_CLI := .tools/node_modules/.bin/tauri
+package: deps $(TAURI_CLI)
+	$(if $(filter release,$(PACKAGE_PROFILE)),$(CARGO) build --release -p tokentray-core --bin tokentray,\
+	  $(CARGO) build --workspace --bins)
+	mkdir -p target/package && cp target/$(PACKAGE_PROFILE)/tokentray target/package/tokentray
+	cd src-tauri && CI=true ../$(TAURI_CLI) build --bundles deb \
+	  $(if $(filter release,$(PACKAGE_PROFILE)),,--debug)
+	@ls -l target/$(PACKAGE_PROFILE)/bundle/deb/*.deb
+$(TAURI_CLI):
+	npm install --prefix .tools --no-audit --no-fund --no-save @tauri-apps/cli@$(TAURI_CLI_VERSION)
+
+## make test-package: builds the package (PACKAGE_PROFILE, debug in `make test`), installs it into
+## a throwaway root and uses it from there (tests/package/run.sh).
+test-package: package venv
+	tests/package/run.sh $$(ls -t target/$(PACKAGE_PROFILE)/bundle/deb/tokentray_*.deb | head -1)
 
 ## make demo: fake-entra with two users and the app pointed at it (no Azure tenant needed).
 demo: deps build

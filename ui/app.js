@@ -274,6 +274,11 @@ function render() {
   renderEndpoint(overview.endpoint ?? {});
   renderSettingsInfo(overview.settings ?? {});
   if (!state.settingsFilled && overview.settings) fillSettings(overview.settings);
+  // Start at login is live state (the autostart entry exists or not), which the first sign-in
+  // may change: follow it while the form has no unsaved edits.
+  else if (overview.settings && $('#revert-settings').disabled) {
+    $('#set-start-at-login').checked = Boolean(overview.settings.start_at_login);
+  }
   tick();
 }
 

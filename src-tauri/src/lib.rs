@@ -44,7 +44,7 @@ pub fn run() -> anyhow::Result<()> {
 fn start() -> anyhow::Result<()> {
     let paths = Paths::from_env()?;
     let tokens = Arc::new(Tokens::open(&paths, system_clock())?);
-    let desktop = Arc::new(Desktop::new(paths, tokens));
+    let desktop = Arc::new(Desktop::new(paths, tokens).starting_at_login());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let instance: Arc<Mutex<Option<tauri::async_runtime::JoinHandle<()>>>> = Arc::default();
 

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import requests
 from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
@@ -17,7 +18,7 @@ from selenium.common.exceptions import (NoSuchElementException, StaleElementRefe
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ALICE, BOB, CLI, OUT, fe
+from conftest import ALICE, APP, BOB, CLI, OUT, fe
 
 
 def wait(driver, condition, what, timeout=30):
@@ -96,6 +97,9 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     wait(driver, lambda d: countdown(d) != first, "the countdown to move", timeout=5)
     assert default_of(driver) == [ALICE[0]], "the first account is the default"
     shot(driver, "03-signed-in")
+    # The first sign-in switched start at login on: an XDG autostart entry for the tray app.
+    autostart = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "tokentray.desktop"
+    assert f'Exec="{APP}"' in autostart.read_text()
 
     # Bob: the browser flow ($BROWSER runs headless Chromium, which signs in as Bob).
     driver.find_element(By.ID, "sign-in-browser").click()
@@ -138,6 +142,7 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     wait(driver, lambda d: "secret-service" in d.find_element(By.ID, "store-backend").text, "the store in use")
     assert driver.find_element(By.ID, "set-authority").get_attribute("disabled") is not None, \
         "TOKENTRAY_AUTHORITY fixes the authority"
+    assert driver.find_element(By.ID, "set-start-at-login").is_selected()
     shot(driver, "09-settings")
 
     # Restart: the state is as left.
@@ -167,6 +172,35 @@ def test_second_start_focuses_the_first_and_exits(launch, app_env):
     assert time.monotonic() - started < 10
     # The first instance is unaffected and still answers.
     assert driver.find_element(By.ID, "tab-accounts").is_displayed()
+
+
+def test_the_app_follows_a_running_daemon_and_takes_over_when_it_stops(launch, home, app_env):
+    endpoint = home / "run" / "endpoint.json"
+    log = open(OUT / "daemon.log", "w")
+    daemon = subprocess.Popen([str(CLI), "daemon"], env={**os.environ, **app_env}, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while not (endpoint.exists() and json.loads(endpoint.read_text())["pid"] == daemon.pid):
+            assert time.monotonic() < deadline and daemon.poll() is None, "the daemon did not start"
+            time.sleep(0.05)
+        driver = launch()
+        driver.find_element(By.ID, "tab-endpoint").click()
+        status = lambda d: d.find_element(By.ID, "endpoint-status").text  # noqa: E731
+        wait(driver, lambda d: f"served by tokentray daemon (pid {daemon.pid})" in status(d),
+             "the window to show the daemon serving")
+        shot(driver, "12-endpoint-daemon")
+        assert json.loads(endpoint.read_text())["pid"] == daemon.pid, "no second endpoint"
+        assert fe.jwt_claims(endpoint_token(home))["upn"] == BOB[0]
+    finally:
+        daemon.terminate()
+        assert daemon.wait(timeout=10) == 0
+    # The app serves from now on.
+    deadline = time.monotonic() + 15
+    while not (endpoint.exists() and json.loads(endpoint.read_text())["pid"] != daemon.pid):
+        assert time.monotonic() < deadline, "the app did not take over"
+        time.sleep(0.1)
+    wait(driver, lambda d: "running" in status(d).lower() and "daemon" not in status(d), "the app's endpoint")
+    assert fe.jwt_claims(endpoint_token(home))["upn"] == BOB[0]
 
 
 def cli(app_env, *args, **kwargs):

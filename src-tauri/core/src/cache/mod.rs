@@ -79,6 +79,10 @@ pub struct AppState {
     /// executable path -> decision.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub clients: std::collections::BTreeMap<String, ClientRule>,
+    /// Whether the tray app has switched start at login on after its first sign-in (it does
+    /// that once; the user may turn it off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start_at_login_offered: bool,
 }
 
 impl AppState {
@@ -89,6 +93,7 @@ impl AppState {
             && self.authority_retry_at.is_none()
             && self.tenant_ids.is_empty()
             && self.clients.is_empty()
+            && !self.start_at_login_offered
     }
 }
 

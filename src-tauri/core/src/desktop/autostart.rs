@@ -33,7 +33,7 @@ fn desktop_entry(exe: &Path) -> String {
     format!(
         "[Desktop Entry]\nType=Application\nName=tokentray\n\
          Comment=Entra ID sign-in and tokens for developer tools\n\
-         Exec=\"{}\"\nIcon=tokentray\nTerminal=false\nX-GNOME-Autostart-enabled=true\n",
+         Exec=\"{}\"\nIcon=tokentray-app\nTerminal=false\nX-GNOME-Autostart-enabled=true\n",
         exe.display()
     )
 }

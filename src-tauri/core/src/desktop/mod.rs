@@ -41,6 +41,8 @@ pub struct Desktop {
     approvals: Arc<Approvals>,
     sign_in: Mutex<Option<PendingSignIn>>,
     endpoint_error: Mutex<Option<String>>,
+    /// Whether the first sign-in switches start at login on ([`Desktop::starting_at_login`]).
+    start_at_login_on_first_sign_in: bool,
 }
 
 impl Desktop {
@@ -52,7 +54,17 @@ impl Desktop {
             tokens,
             sign_in: Mutex::new(None),
             endpoint_error: Mutex::new(None),
+            start_at_login_on_first_sign_in: false,
         }
+    }
+
+    /// Makes the app's first successful sign-in switch start at login on (the tray app calls
+    /// this; headless uses of `Desktop`, such as tests, leave the user's session alone). It
+    /// happens once per cache: turned off in Settings, it stays off.
+    #[must_use]
+    pub fn starting_at_login(mut self) -> Self {
+        self.start_at_login_on_first_sign_in = true;
+        self
     }
 
     /// The token owner.

@@ -81,7 +81,7 @@ impl Desktop {
             .sign_in_browser(options, open, wait_cancel(cancelled))
             .await;
         self.end_sign_in(id);
-        result
+        self.signed_in(result)
     }
 
     /// Starts a device code sign-in; show the result, then call
@@ -127,6 +127,25 @@ impl Desktop {
             .finish_device_code(&code, wait_cancel(cancelled))
             .await;
         self.end_sign_in(id);
+        self.signed_in(result)
+    }
+
+    /// After the app's first successful sign-in, switches start at login on, once
+    /// ([`Desktop::starting_at_login`]): the tray app then starts with the session. Turned off
+    /// in Settings, it stays off (the offer is recorded in the cache); a failure to write the
+    /// entry is logged, never fails the sign-in.
+    fn signed_in(&self, result: Result<AccountInfo>) -> Result<AccountInfo> {
+        if result.is_ok() && self.start_at_login_on_first_sign_in {
+            let first = self.tokens.update_app_state(|state| {
+                Ok(!std::mem::replace(&mut state.start_at_login_offered, true))
+            });
+            if matches!(first, Ok(true)) && !super::autostart::enabled() {
+                match super::autostart::set(true) {
+                    Ok(()) => tracing::info!("start at login switched on (first sign-in)"),
+                    Err(e) => tracing::warn!("could not switch start at login on: {e}"),
+                }
+            }
+        }
         result
     }
 
