@@ -56,7 +56,7 @@ demo: deps build
 bench: deps venv
 	@dpkg -s wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	$(CARGO) bench -p tokentray-core --bench cache
-	$(CARGO) build --release -p tokentray-core -p tokentray-tests --bin tokentray --bin fake-entra
+	$(CARGO) build --release -p tokentray-core -p tokentray-tests --bin tokentray --bin fake-entra --bin bare-hyper
 	TOKENTRAY_BIN=$(CURDIR)/target/release/tokentray FAKE_ENTRA_BIN=$(CURDIR)/target/release/fake-entra \
 	  $(VENV)/bin/python tests/bench/endpoint.py
 
