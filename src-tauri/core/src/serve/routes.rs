@@ -166,17 +166,28 @@ pub(super) async fn msi_token(
     {
         Ok(served) => {
             audit(&state, "/msi/token", &served, peer).await;
-            Json(json!({
-                "access_token": served.access_token.expose(),
-                "expires_on": served.expires_on.to_string(),
-                "resource": resource,
-                "token_type": served.token_type,
-                "client_id": state.tokens.config().client_id,
-            }))
+            Json(MsiBody {
+                access_token: served.access_token.expose(),
+                expires_on: served.expires_on.to_string(),
+                resource: &resource,
+                token_type: &served.token_type,
+                client_id: &state.tokens.config().client_id,
+            })
             .into_response()
         }
         Err(e) => error_response(&e),
     }
+}
+
+/// The App Service managed-identity answer (`expires_on` as a string of epoch seconds, as App
+/// Service sends it), serialized straight from the served token.
+#[derive(Serialize)]
+struct MsiBody<'a> {
+    access_token: &'a str,
+    expires_on: String,
+    resource: &'a str,
+    token_type: &'a str,
+    client_id: &'a str,
 }
 
 #[derive(Deserialize)]

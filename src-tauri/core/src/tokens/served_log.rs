@@ -4,19 +4,23 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{Event, Tokens};
 use crate::sync::lock;
 
 /// Most (username, scopes) pairs remembered; past this the memory starts over.
 const MAX_REMEMBERED: usize = 1024;
+/// A token served again to the same client is told to the UI at most this often: a tool that
+/// asks thousands of times a second costs one event a second, not one per request.
+const RETELL: Duration = Duration::from_secs(1);
 
 /// Served tokens: a counter (one atomic add on the request path) and (username, scopes) -> the
-/// client last served.
+/// client last served, and when the UI was last told.
 #[derive(Debug, Default)]
 pub(super) struct ServedLog {
     count: AtomicU64,
-    last: Mutex<HashMap<(String, String), String>>,
+    last: Mutex<HashMap<(String, String), (String, Instant)>>,
 }
 
 impl Tokens {
@@ -26,15 +30,26 @@ impl Tokens {
     }
 
     /// Records that the endpoint served `account`'s token for `scopes` to `client`, and tells
-    /// the UI.
+    /// the UI, unless it told the UI the same within [`RETELL`].
     pub fn served_to(&self, account: String, scopes: String, client: String) {
+        let now = Instant::now();
+        let key = (account, scopes);
         {
             let mut last = lock(&self.served.last);
-            if last.len() >= MAX_REMEMBERED {
-                last.clear();
+            match last.get_mut(&key) {
+                Some((known, told)) if *known == client && now.duration_since(*told) < RETELL => {
+                    return;
+                }
+                Some(entry) => *entry = (client.clone(), now),
+                None => {
+                    if last.len() >= MAX_REMEMBERED {
+                        last.clear();
+                    }
+                    last.insert(key.clone(), (client.clone(), now));
+                }
             }
-            last.insert((account.clone(), scopes.clone()), client.clone());
         }
+        let (account, scopes) = key;
         self.emit(Event::TokenServed {
             account,
             scopes,
@@ -47,7 +62,7 @@ impl Tokens {
     pub fn last_served_to(&self, account: &str, scopes: &str) -> Option<String> {
         lock(&self.served.last)
             .get(&(account.to_string(), scopes.to_string()))
-            .cloned()
+            .map(|(client, _)| client.clone())
     }
 
     /// Tokens the endpoint served since this instance started.
