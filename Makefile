@@ -33,11 +33,13 @@ test: deps venv tools build check-targets
 PACKAGE_PROFILE ?= release
 TAURI_CLI_VERSION := 2.11.5
 TAURI_CLI := .tools/node_modules/.bin/tauri
+## The bundler packages the binaries cargo built (`tauri bundle`, not `tauri build`): the same
+## features, so nothing is compiled twice, and the package holds the very app the tests ran.
 package: deps $(TAURI_CLI)
-	$(if $(filter release,$(PACKAGE_PROFILE)),$(CARGO) build --release -p tokentray-core --bin tokentray,\
+	$(if $(filter release,$(PACKAGE_PROFILE)),$(CARGO) build --release -p tokentray-core --bin tokentray -p tokentray --bin tokentray-app,\
 	  $(CARGO) build --workspace --bins)
 	mkdir -p target/package && cp target/$(PACKAGE_PROFILE)/tokentray target/package/tokentray
-	cd src-tauri && CI=true ../$(TAURI_CLI) build --bundles deb \
+	cd src-tauri && CI=true ../$(TAURI_CLI) bundle --bundles deb \
 	  $(if $(filter release,$(PACKAGE_PROFILE)),,--debug)
 	@ls -l target/$(PACKAGE_PROFILE)/bundle/deb/*.deb
 $(TAURI_CLI):
