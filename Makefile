@@ -9,7 +9,7 @@ APT_PACKAGES := libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev 
   libssl-dev build-essential pkg-config file libgtk-3-dev libsoup-3.0-dev \
   libjavascriptcoregtk-4.1-dev xvfb xauth dbus dbus-x11 at-spi2-core imagemagick \
   webkit2gtk-driver gnome-keyring libsecret-tools keyutils chromium dunst libnotify-bin \
-  python3-venv curl systemd
+  python3-venv curl systemd git
 VENV := .venv
 CARGO ?= cargo
 
@@ -33,11 +33,12 @@ test: deps venv tools build check-targets
 PACKAGE_PROFILE ?= release
 TAURI_CLI_VERSION := 2.11.5
 TAURI_CLI := .tools/node_modules/.bin/tauri
-## The bundler packages the binaries cargo built (`tauri bundle`, not `tauri build`): the same
+## The bundler packages the binaries cargo built (`tauri bundle`, not `tauri build`; the debug build
+## is `make build`'s own, --all-targets): the same
 ## features, so nothing is compiled twice, and the package holds the very app the tests ran.
 package: deps $(TAURI_CLI)
 	$(if $(filter release,$(PACKAGE_PROFILE)),$(CARGO) build --release -p tokentray-core --bin tokentray -p tokentray --bin tokentray-app,\
-	  $(CARGO) build --workspace --bins)
+	  $(CARGO) build --workspace --all-targets)
 	mkdir -p target/package && cp target/$(PACKAGE_PROFILE)/tokentray target/package/tokentray
 	cd src-tauri && CI=true ../$(TAURI_CLI) bundle --bundles deb \
 	  $(if $(filter release,$(PACKAGE_PROFILE)),,--debug)
@@ -110,6 +111,8 @@ apt-ensure = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$
 	fi
 deps:
 	@$(call apt-ensure,$(APT_PACKAGES))
+	@# The kube-token tests run kubectl: Debian's kubernetes-client unless one is installed already.
+	@command -v kubectl >/dev/null || { $(call apt-ensure,kubernetes-client); }
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tests/peers/requirements.txt
