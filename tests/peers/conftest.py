@@ -26,5 +26,6 @@ def fake_entra_factory(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_entra(fake_entra_factory):
-    """A fake-entra with Alice and Bob and Entra's default lifetimes."""
-    return fake_entra_factory()
+    """A fake-entra with Alice and Bob and Entra's default lifetimes, but device-code polling
+    every second instead of every five (each test signs in with a device code)."""
+    return fake_entra_factory("--device-code-interval", "1")

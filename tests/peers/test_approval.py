@@ -16,7 +16,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CredentialUnavailableError, ManagedIdentityCredential
 
-from test_endpoint_azure_identity import ARM_SCOPE, BIN, use_tokentray_env
+import tokentray_helpers as tt
+from test_endpoint_azure_identity import ARM_SCOPE, use_tokentray_env
+from tokentray_helpers import BIN
 
 # This test process is the program asking; the OS names its executable by its real path.
 ME = os.path.realpath(sys.executable)
@@ -27,26 +29,16 @@ def daemon(tmp_path, fake_entra):
     home = tmp_path / "home"
     (home / "config").mkdir(mode=0o700, parents=True)
     (home / "config" / "config.toml").write_text("require_approval = true\n")
-    env = dict(os.environ, TOKENTRAY_HOME=str(home), TOKENTRAY_AUTHORITY=fake_entra.url,
-               TOKENTRAY_CA_FILE=str(fake_entra.ca_path), TOKENTRAY_PORT="0")
-    env.pop("TOKENTRAY_STORE", None)
+    env = tt.environment(home, fake_entra)
 
     def run(*args, check=True):
         p = subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 0 or not check, p.stderr
         return p
 
-    login = subprocess.Popen([BIN, "--json", "login", "--device-code"], env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    fake_entra.approve_device_code(json.loads(login.stdout.readline())["user_code"], "alice@contoso.example",
-                                   "Correct-Horse-7")
-    assert login.wait(timeout=60) == 0, login.stderr.read()
+    tt.sign_in(env, fake_entra)
     log = tmp_path / "daemon.log"
-    process = subprocess.Popen([BIN, "daemon"], env=env, stderr=open(log, "w"))
-    for _ in range(200):
-        if (home / "run" / "endpoint.json").exists():
-            break
-        time.sleep(0.05)
+    process = tt.start_daemon(env, log)
     yield run, log
     process.terminate()
     assert process.wait(timeout=10) == 0, log.read_text()

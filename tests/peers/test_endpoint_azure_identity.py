@@ -5,19 +5,17 @@ only the variables `tokentray env` prints, unmodified `ManagedIdentityCredential
 `DefaultAzureCredential` get the token tokentray holds, a second scope refreshes through
 fake-entra, and the audit log names each token served without containing any.
 """
-import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
 import fake_entra_helpers as fe
+import tokentray_helpers as tt
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("TOKENTRAY_BIN", str(ROOT / "target" / "debug" / "tokentray"))
+from tokentray_helpers import BIN
 ARM_SCOPE = "https://management.core.windows.net/.default"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Variables that would make the SDKs pick another credential or identity source.
@@ -28,24 +26,11 @@ OTHER_IDENTITY_VARS = ["MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT
 
 @pytest.fixture
 def daemon(tmp_path, fake_entra):
-    env = dict(os.environ, TOKENTRAY_HOME=str(tmp_path / "home"), TOKENTRAY_AUTHORITY=fake_entra.url,
-               TOKENTRAY_CA_FILE=str(fake_entra.ca_path), TOKENTRAY_PORT="0",
-               TOKENTRAY_LOG="warn,tokentray::audit=info")
-    env.pop("TOKENTRAY_STORE", None)
-    login = subprocess.Popen([BIN, "--json", "login", "--device-code"], env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    shown = json.loads(login.stdout.readline())
-    fake_entra.approve_device_code(shown["user_code"], *fe.ALICE)
-    out, err = login.communicate(timeout=60)
-    assert login.returncode == 0, err
+    env = tt.environment(tmp_path / "home", fake_entra, TOKENTRAY_LOG="warn,tokentray::audit=info")
+    tt.sign_in(env, fake_entra)
     log = tmp_path / "daemon.log"
-    process = subprocess.Popen([BIN, "daemon"], env=env, stderr=open(log, "w"))
+    process = tt.start_daemon(env, log)
     endpoint = tmp_path / "home" / "run" / "endpoint.json"
-    for _ in range(200):
-        if endpoint.exists():
-            break
-        time.sleep(0.05)
-    assert endpoint.exists(), log.read_text()
 
     def run(*args):
         p = subprocess.run([BIN, *args], env=env, capture_output=True, text=True, timeout=60)

@@ -16,8 +16,9 @@ import time
 import pytest
 from azure.identity import ManagedIdentityCredential
 
-import fake_entra_helpers as fe
-from test_endpoint_azure_identity import ARM_SCOPE, BIN, OTHER_IDENTITY_VARS
+import tokentray_helpers as tt
+from test_endpoint_azure_identity import ARM_SCOPE, OTHER_IDENTITY_VARS
+from tokentray_helpers import BIN
 
 ACTIVATE = "/usr/bin/systemd-socket-activate"
 
@@ -32,16 +33,8 @@ def free_port():
 def home(tmp_path, fake_entra):
     """Alice signed in; the configured port is a free one; nothing serves yet."""
     port = free_port()
-    env = dict(os.environ, TOKENTRAY_HOME=str(tmp_path / "home"), TOKENTRAY_AUTHORITY=fake_entra.url,
-               TOKENTRAY_CA_FILE=str(fake_entra.ca_path), TOKENTRAY_PORT=str(port),
-               TOKENTRAY_LOG="warn,tokentray::audit=info")
-    env.pop("TOKENTRAY_STORE", None)
-    login = subprocess.Popen([BIN, "--json", "login", "--device-code"], env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    shown = json.loads(login.stdout.readline())
-    fake_entra.approve_device_code(shown["user_code"], *fe.ALICE)
-    _, err = login.communicate(timeout=60)
-    assert login.returncode == 0, err
+    env = tt.environment(tmp_path / "home", fake_entra, port, TOKENTRAY_LOG="warn,tokentray::audit=info")
+    tt.sign_in(env, fake_entra)
     return env, port, tmp_path / "home" / "run" / "endpoint.json"
 
 

@@ -10,6 +10,7 @@
 //! path and the fix ([`crate::files::check_trusted`]); nothing is chmodded. Unix only: on other
 //! systems ownership is not checked.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,12 @@ pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const DEFAULT_PORT: u16 = 42117;
 /// Work and school accounts of any tenant.
 pub const DEFAULT_TENANT: &str = "organizations";
+/// The hosts of Azure Repos, which `tokentray git-credential` answers for unless `[git] hosts`
+/// says otherwise: `*.` matches any subdomain.
+pub const DEFAULT_GIT_HOSTS: [&str; 2] = ["dev.azure.com", "*.visualstudio.com"];
+/// The hosts of Azure Container Registry in each cloud, which `docker-credential-tokentray`
+/// answers for unless `[docker] hosts` says otherwise.
+pub const DEFAULT_DOCKER_HOSTS: [&str; 3] = ["*.azurecr.io", "*.azurecr.us", "*.azurecr.cn"];
 
 /// The file's shape.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -49,6 +56,40 @@ struct File {
     port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     require_approval: Option<bool>,
+    #[serde(default, skip_serializing_if = "GitFile::is_empty")]
+    git: GitFile,
+    #[serde(default, skip_serializing_if = "DockerFile::is_empty")]
+    docker: DockerFile,
+}
+
+/// The file's `[docker]` table.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct DockerFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosts: Option<Vec<String>>,
+}
+
+impl DockerFile {
+    fn is_empty(&self) -> bool {
+        self.hosts.is_none()
+    }
+}
+
+/// The file's `[git]` table.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct GitFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    accounts: BTreeMap<String, String>,
+}
+
+impl GitFile {
+    fn is_empty(&self) -> bool {
+        self.hosts.is_none() && self.accounts.is_empty()
+    }
 }
 
 impl File {
@@ -67,6 +108,22 @@ impl File {
         let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
         toml::from_str(&text).map_err(|e| bad(e.message().to_string()))
     }
+}
+
+/// Whether `host` (with its `:port`, if any) is one of `patterns` (`[git] hosts`,
+/// `[docker] hosts`): equal ignoring case, or
+/// under a `*.domain` pattern's domain.
+pub fn host_matches(patterns: &[String], host: &str) -> bool {
+    patterns
+        .iter()
+        .any(|pattern| match pattern.strip_prefix("*.") {
+            Some(domain) => host
+                .len()
+                .checked_sub(domain.len() + 1)
+                .filter(|&dot| dot > 0 && host.as_bytes()[dot] == b'.')
+                .is_some_and(|dot| host[dot + 1..].eq_ignore_ascii_case(domain)),
+            None => host.eq_ignore_ascii_case(pattern),
+        })
 }
 
 /// The settings the window edits, as written to `config.toml`.
@@ -115,6 +172,15 @@ pub struct Config {
     /// Whether each program must be approved before the endpoint serves it a token
     /// (`require_approval`; see `crate::approval`).
     pub require_approval: bool,
+    /// The hosts `tokentray git-credential` answers for (`[git] hosts`, default
+    /// [`DEFAULT_GIT_HOSTS`]): a host (with `:port` if not 443) or `*.domain`.
+    pub git_hosts: Vec<String>,
+    /// The account to use for each Azure DevOps organisation (`[git.accounts]`, organisation =
+    /// account); other organisations use the default account.
+    pub git_accounts: BTreeMap<String, String>,
+    /// The registries `docker-credential-tokentray` answers for (`[docker] hosts`, default
+    /// [`DEFAULT_DOCKER_HOSTS`]), as `git_hosts`.
+    pub docker_hosts: Vec<String>,
     /// The file this was read from (it may not exist).
     pub path: PathBuf,
 }
@@ -131,6 +197,9 @@ impl Config {
             ca_file: None,
             port: DEFAULT_PORT,
             require_approval: false,
+            git_hosts: DEFAULT_GIT_HOSTS.map(String::from).to_vec(),
+            git_accounts: BTreeMap::new(),
+            docker_hosts: DEFAULT_DOCKER_HOSTS.map(String::from).to_vec(),
             path: path.into(),
         }
     }
@@ -174,6 +243,15 @@ impl Config {
                 None => file.port.unwrap_or(DEFAULT_PORT),
             },
             require_approval: file.require_approval.unwrap_or(false),
+            git_hosts: file
+                .git
+                .hosts
+                .unwrap_or_else(|| DEFAULT_GIT_HOSTS.map(String::from).to_vec()),
+            git_accounts: file.git.accounts,
+            docker_hosts: file
+                .docker
+                .hosts
+                .unwrap_or_else(|| DEFAULT_DOCKER_HOSTS.map(String::from).to_vec()),
             path: path.into(),
         })
     }

@@ -1,8 +1,13 @@
 //! The environment that points tools at tokentray's endpoint: the `IDENTITY_ENDPOINT` and
 //! `IDENTITY_HEADER` variables that every Azure SDK's managed identity credential reads (the App
-//! Service protocol), in the syntax of the user's shell.
+//! Service protocol), in the syntax of the user's shell; and, while the `az` shim is installed,
+//! its directory first on `PATH`.
+
+use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
+
+use crate::paths::Paths;
 
 /// Shells `tokentray env` writes for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -32,10 +37,23 @@ impl Shell {
     }
 }
 
+/// The directory to put first on `PATH`: the `az` shim's, while it is installed.
+pub fn path_first(paths: &Paths) -> Option<PathBuf> {
+    let shim = paths.az_shim();
+    shim.exists()
+        .then(|| shim.parent().map(Path::to_path_buf))?
+}
+
 /// The lines that point tools at the endpoint at `url` with `secret` (the `IDENTITY_ENDPOINT`
-/// and `IDENTITY_HEADER` variables azure-identity's managed identity credential reads), in
-/// `shell`'s syntax, one per line. Zeroized on drop: it holds the secret.
-pub fn env_lines(url: &str, secret: &str, shell: Shell) -> zeroize::Zeroizing<String> {
+/// and `IDENTITY_HEADER` variables azure-identity's managed identity credential reads), and put
+/// `path_first` (see [`path_first`]) before the rest of `PATH`, in `shell`'s syntax, one per
+/// line. Zeroized on drop: it holds the secret.
+pub fn env_lines(
+    url: &str,
+    secret: &str,
+    shell: Shell,
+    path_first: Option<&Path>,
+) -> zeroize::Zeroizing<String> {
     use std::fmt::Write as _;
     let endpoint = format!("{url}/msi/token");
     let vars = [
@@ -44,12 +62,20 @@ pub fn env_lines(url: &str, secret: &str, shell: Shell) -> zeroize::Zeroizing<St
     ];
     // Reserved up front so the secret is never left behind in a reallocated buffer.
     let mut text =
-        zeroize::Zeroizing::new(String::with_capacity(128 + endpoint.len() + secret.len()));
+        zeroize::Zeroizing::new(String::with_capacity(256 + endpoint.len() + secret.len()));
     for (name, value) in vars {
         let _ = match shell {
             Shell::Posix => writeln!(text, "export {name}='{value}'"),
             Shell::Fish => writeln!(text, "set -gx {name} '{value}';"),
             Shell::Powershell => writeln!(text, "$env:{name} = '{value}'"),
+        };
+    }
+    if let Some(dir) = path_first {
+        let dir = dir.display();
+        let _ = match shell {
+            Shell::Posix => writeln!(text, "export PATH='{dir}':\"$PATH\""),
+            Shell::Fish => writeln!(text, "set -gx PATH '{dir}' $PATH;"),
+            Shell::Powershell => writeln!(text, "$env:PATH = '{dir};' + $env:PATH"),
         };
     }
     text
@@ -65,11 +91,40 @@ mod tests {
         assert_eq!(Shell::for_os("macos"), Shell::Posix);
         assert_eq!(Shell::for_os("linux"), Shell::Posix);
         assert_eq!(Shell::native(), Shell::for_os(std::env::consts::OS));
-        let ps = env_lines("http://127.0.0.1:1", "s3", Shell::Powershell);
+        let ps = env_lines("http://127.0.0.1:1", "s3", Shell::Powershell, None);
         assert!(
             ps.starts_with("$env:IDENTITY_ENDPOINT = 'http://127.0.0.1:1/msi/token'\n"),
             "{}",
             *ps
+        );
+    }
+
+    #[test]
+    fn the_shim_directory_goes_first_on_path_in_each_shell() {
+        let dir = Path::new("/home/a/.local/share/tokentray/bin");
+        let last = |shell| {
+            env_lines("http://127.0.0.1:1", "s3", shell, Some(dir))
+                .lines()
+                .last()
+                .map(str::to_string)
+        };
+        assert_eq!(
+            last(Shell::Posix).as_deref(),
+            Some(r#"export PATH='/home/a/.local/share/tokentray/bin':"$PATH""#)
+        );
+        assert_eq!(
+            last(Shell::Fish).as_deref(),
+            Some("set -gx PATH '/home/a/.local/share/tokentray/bin' $PATH;")
+        );
+        assert_eq!(
+            last(Shell::Powershell).as_deref(),
+            Some("$env:PATH = '/home/a/.local/share/tokentray/bin;' + $env:PATH")
+        );
+        assert_eq!(
+            env_lines("http://127.0.0.1:1", "s3", Shell::Posix, None)
+                .lines()
+                .count(),
+            2
         );
     }
 }

@@ -366,6 +366,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A program or service tokentray uses for the user (`git config` for `git-credential
+    /// --install`, a container registry's token exchange) is missing or failed; nothing of
+    /// tokentray's own state was changed by it.
+    #[error("`{command}` {detail}")]
+    ToolFailed {
+        /// The command line or request, e.g. `git config --global --add ...` (never a secret).
+        command: String,
+        /// What went wrong and what to do (its stderr's first line, or "not found: install it").
+        detail: String,
+    },
+
     /// The cache holds no valid access token for the request.
     #[error(
         "no valid access token for {scopes} is cached for {account}. Run the command again while \
@@ -519,6 +530,8 @@ error_codes! {
     NoDisplay => "no_display",
     /// [`Error::AppNotFound`]
     AppNotFound => "app_not_found",
+    /// [`Error::ToolFailed`]
+    ToolFailed => "tool_failed",
     /// [`Error::ClientNotApproved`]
     ClientNotApproved => "client_not_approved",
     /// [`Error::ClientDenied`]
@@ -595,6 +608,7 @@ impl Error {
             Self::NoCachedToken { .. } => ErrorCode::NoCachedToken,
             Self::NoDisplay => ErrorCode::NoDisplay,
             Self::AppNotFound { .. } => ErrorCode::AppNotFound,
+            Self::ToolFailed { .. } => ErrorCode::ToolFailed,
             Self::ClientNotApproved { .. } => ErrorCode::ClientNotApproved,
             Self::ClientDenied { .. } => ErrorCode::ClientDenied,
             Self::Authority { .. } => ErrorCode::Authority,

@@ -105,6 +105,15 @@ impl Paths {
     pub fn lock_file(&self) -> PathBuf {
         self.data.join("cache.lock")
     }
+
+    /// Where `tokentray az-shim --install` puts the `az` shim (`DATA/bin/az`, a link to
+    /// tokentray; `az.cmd` on Windows). `tokentray env` puts its directory first on `PATH` while
+    /// it exists.
+    pub fn az_shim(&self) -> PathBuf {
+        self.data
+            .join("bin")
+            .join(if cfg!(windows) { "az.cmd" } else { "az" })
+    }
 }
 
 /// A runtime directory in memory without `$XDG_RUNTIME_DIR` (Linux): `/run/user/UID` if it is

@@ -52,6 +52,9 @@ pub enum RealmPreference<'a> {
         /// The next best (the account's home tenant).
         then: Option<&'a str>,
     },
+    /// The account's home tenant `0`: its own realm first, then a multi-tenant realm
+    /// (`organizations`, `common`), whose tokens Entra issues for the home tenant; no other.
+    Home(&'a str),
     /// Any realm, none preferred.
     Any,
 }
@@ -64,6 +67,8 @@ impl RealmPreference<'_> {
             Self::Prefer { first, .. } if realm == Some(first) => Some(0),
             Self::Prefer { then, .. } if realm.is_some() && realm == then => Some(1),
             Self::Prefer { .. } => Some(2),
+            Self::Home(home) if realm == Some(home) => Some(0),
+            Self::Home(_) => matches!(realm, Some("organizations" | "common")).then_some(1),
             Self::Any => Some(0),
         }
     }

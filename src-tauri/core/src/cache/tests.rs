@@ -470,3 +470,32 @@ fn app_state_lives_in_the_file_but_not_in_exports() {
         "MSAL tools get pure MSAL JSON"
     );
 }
+
+#[test]
+fn the_home_tenant_also_takes_a_token_from_organizations_but_no_other_tenant_s() {
+    let cache = signed_in("oid1", "alice@contoso.example");
+    let scopes = vec!["https://management.core.windows.net//.default".to_string()];
+    let query = |realm| AtQuery {
+        home_account_id: "oid1.tid1",
+        environment: "login.windows.net",
+        client_id: CLIENT,
+        realm,
+        scopes: &scopes,
+    };
+    assert!(
+        cache
+            .find_access_token(&query(RealmPreference::Home("tid1")), NOW, EXPIRY_SKEW_SECS)
+            .is_some(),
+        "the signed-in token's realm is organizations"
+    );
+    assert!(
+        cache
+            .find_access_token(&query(RealmPreference::Only("tid1")), NOW, EXPIRY_SKEW_SECS)
+            .is_none()
+    );
+    assert!(
+        cache
+            .find_access_token(&query(RealmPreference::Only("tid2")), NOW, EXPIRY_SKEW_SECS)
+            .is_none()
+    );
+}

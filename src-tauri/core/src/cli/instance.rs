@@ -20,7 +20,8 @@ pub(super) fn env(shell: Shell, rotate: bool, out: &mut Out<'_>) -> Result<()> {
         tokens.endpoint_secret()?
     };
     let url = endpoint_url(&paths, tokens.config().port);
-    out.bytes(env_lines(&url, secret.expose(), shell).as_bytes())
+    let path_first = crate::env::path_first(&paths);
+    out.bytes(env_lines(&url, secret.expose(), shell, path_first.as_deref()).as_bytes())
 }
 
 /// Serves the endpoint, with background refresh, until SIGINT or SIGTERM.

@@ -15,13 +15,22 @@
 //!
 //! One function per subcommand, in the module of its area: [`login`](login), `accounts`
 //! (`accounts`, `switch`, `logout`), `token`, `cache` (`cache import | export | reset`),
-//! `status`, `instance` (`env`, `daemon`), `clients` (`clients [allow | deny | revoke]`).
+//! `status`, `instance` (`env`, `daemon`), `clients` (`clients [allow | deny | revoke]`); the
+//! helpers other tools run: `kube` (`kube-token`, kubectl's exec plugin), `kubeconfig`
+//! (`kubeconfig convert`), `git`
+//! (`git-credential`, git's credential helper), `az` (the `az` shim and `az-shim`), `docker`
+//! (`docker-credential-tokentray`, docker's credential helper).
 
 mod accounts;
 mod app;
+mod az;
 mod cache;
 mod clients;
+mod docker;
+mod git;
 mod instance;
+mod kube;
+mod kubeconfig;
 mod login;
 mod status;
 mod token;
@@ -99,6 +108,107 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ClientsCommand>,
     },
+    /// kubectl's exec credential plugin for AKS: prints an ExecCredential with the cluster's
+    /// token (the kubeconfig's users[].user.exec runs it).
+    KubeToken(KubeTokenArgs),
+    /// Rewrite a kubeconfig's AKS users (kubelogin, auth-provider azure) to use `kube-token`.
+    #[command(subcommand)]
+    Kubeconfig(KubeconfigCommand),
+    /// git's credential helper for Azure Repos (git runs it); `--install` makes git use it.
+    GitCredential(GitCredentialArgs),
+    /// Whether the `az` shim is installed; `--install` puts an `az` first on PATH that answers
+    /// `az account get-access-token` from tokentray and hands the rest to the real Azure CLI.
+    AzShim(AzShimArgs),
+}
+
+/// `tokentray az-shim`.
+#[derive(Debug, clap::Args)]
+pub struct AzShimArgs {
+    /// Install the shim (`tokentray env` then puts it first on PATH).
+    #[arg(long, conflicts_with = "uninstall")]
+    pub install: bool,
+    /// Remove the shim.
+    #[arg(long)]
+    pub uninstall: bool,
+}
+
+/// The arguments of the `az` shim when this process runs as it: started by the name `az` (the
+/// link `az-shim --install` makes) or as `tokentray az ARGS` (what the Windows `az.cmd` runs).
+pub fn az_shim_args(argv: &[std::ffi::OsString]) -> Option<&[std::ffi::OsString]> {
+    let name = std::path::Path::new(argv.first()?).file_stem()?;
+    if name == "az" {
+        return argv.get(1..);
+    }
+    (argv.get(1)? == "az").then(|| argv.get(2..)).flatten()
+}
+
+/// The arguments of docker's credential helper when this process runs as it (started by the
+/// name `docker-credential-tokentray`).
+pub fn docker_helper_args(argv: &[std::ffi::OsString]) -> Option<&[std::ffi::OsString]> {
+    let name = std::path::Path::new(argv.first()?).file_stem()?;
+    (name == docker::HELPER_NAME)
+        .then(|| argv.get(1..))
+        .flatten()
+}
+
+/// Runs docker's credential helper with the arguments [`docker_helper_args`] found; returns
+/// the exit code.
+pub fn run_docker_helper(args: &[std::ffi::OsString]) -> u8 {
+    docker::run(args)
+}
+
+/// Runs the `az` shim with the arguments [`az_shim_args`] found; returns the exit code (on Unix
+/// it returns only when it answered itself: otherwise the real az replaces the process).
+pub fn run_az_shim(args: &[std::ffi::OsString]) -> u8 {
+    az::run(args.to_vec())
+}
+
+/// `tokentray kube-token`.
+#[derive(Debug, clap::Args)]
+pub struct KubeTokenArgs {
+    /// The cluster's Entra server application (kubelogin's --server-id).
+    #[arg(long, default_value = kube::AKS_SERVER_ID)]
+    pub server_id: String,
+    /// Tenant id or domain of the cluster (default: the account's, or the configured one).
+    #[arg(long, short = 't')]
+    pub tenant: Option<String>,
+    /// Account: username, home account id or object id (default: the default account).
+    #[arg(long, short = 'a')]
+    pub account: Option<String>,
+}
+
+/// `tokentray kubeconfig ...`.
+#[derive(Debug, Subcommand)]
+pub enum KubeconfigCommand {
+    /// Make the AKS users that use kubelogin (or the removed azure auth-provider) run
+    /// `tokentray kube-token`; the original is kept beside the file.
+    Convert(KubeconfigConvertArgs),
+}
+
+/// `tokentray kubeconfig convert`.
+#[derive(Debug, clap::Args)]
+pub struct KubeconfigConvertArgs {
+    /// The kubeconfig (default: the first KUBECONFIG entry, else ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Convert only this context's user.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// `tokentray git-credential`.
+#[derive(Debug, clap::Args)]
+pub struct GitCredentialArgs {
+    /// What git asks: get, store or erase (others are ignored, as git expects).
+    #[arg(conflicts_with_all = ["install", "uninstall"])]
+    pub action: Option<String>,
+    /// Add tokentray as the credential helper of the `[git] hosts` (Azure Repos) in
+    /// `git config --global`.
+    #[arg(long, conflicts_with = "uninstall")]
+    pub install: bool,
+    /// Remove what --install added.
+    #[arg(long)]
+    pub uninstall: bool,
 }
 
 /// `tokentray clients ...`.
@@ -285,6 +395,10 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         Command::Env { shell, rotate } => instance::env(shell, rotate, out),
         Command::Daemon => instance::daemon().await,
         Command::Clients { action } => clients::clients(action, out),
+        Command::KubeToken(args) => kube::kube_token(&args, out).await,
+        Command::Kubeconfig(KubeconfigCommand::Convert(args)) => kubeconfig::convert(&args, out),
+        Command::GitCredential(args) => git::git_credential(&args, out).await,
+        Command::AzShim(args) => az::az_shim(&args, out),
     }
 }
 

@@ -17,22 +17,28 @@ pub(super) async fn token(args: &TokenArgs, out: &mut Out<'_>) -> Result<()> {
         scopes: &scopes,
         tenant: args.tenant.as_deref(),
     };
+    let body = fetch(&request, out).await?;
+    print_token(out, &body, args.format)
+}
+
+/// The token `request` names: from the running instance when one answers (it refreshes, and
+/// its backoff and approvals apply), else from the cache, refreshed here if due. What every
+/// subcommand that hands a token to another program (`token`, `kube-token`, `git-credential`)
+/// goes through.
+///
+/// # Errors
+/// The instance's refusal as it gave it, or those of [`crate::tokens::Tokens::get_token`].
+pub(super) async fn fetch(request: &TokenRequest<'_>, out: &mut Out<'_>) -> Result<TokenBody> {
     let paths = Paths::from_env()?;
-    let from_instance = match Endpoint::running(&paths) {
-        Some(endpoint) => match native_token(&endpoint, &request).await {
+    if let Some(endpoint) = Endpoint::running(&paths) {
+        match native_token(&endpoint, request).await {
             Err(e @ Error::InstanceUnreachable { .. }) => {
                 out.tell(format_args!("{e}; using the cache directly"));
-                None
             }
-            answer => Some(answer?),
-        },
-        None => None,
-    };
-    let body = match from_instance {
-        Some(body) => body,
-        None => TokenBody::from(&open_tokens()?.get_token(&request).await?),
-    };
-    print_token(out, &body, args.format)
+            answer => return answer,
+        }
+    }
+    Ok(TokenBody::from(&open_tokens()?.get_token(request).await?))
 }
 
 fn requested_scopes(args: &TokenArgs) -> Result<Vec<String>> {
@@ -54,21 +60,6 @@ fn print_token(out: &mut Out<'_>, body: &TokenBody, format: Format) -> Result<()
     match format {
         Format::Raw => out.line(body.access_token.expose()),
         Format::Json => out.json(body),
-        Format::Az => {
-            let expires_local = chrono::DateTime::from_timestamp(body.expires_on, 0)
-                .map(|t| {
-                    t.with_timezone(&chrono::Local)
-                        .format("%Y-%m-%d %H:%M:%S%.6f")
-                        .to_string()
-                })
-                .unwrap_or_default();
-            let mut map = serde_json::Map::new();
-            map.insert("accessToken".into(), body.access_token.expose().into());
-            map.insert("expiresOn".into(), expires_local.into());
-            map.insert("expires_on".into(), body.expires_on.into());
-            map.insert("tenant".into(), body.tenant.clone().into());
-            map.insert("tokenType".into(), body.token_type.clone().into());
-            out.json(&map)
-        }
+        Format::Az => out.json(&super::az::AzToken::new(body)),
     }
 }

@@ -111,7 +111,12 @@ impl Desktop {
     pub fn env(&self) -> Result<zeroize::Zeroizing<String>> {
         let secret = self.tokens.endpoint_secret()?;
         let url = crate::instance::endpoint_url(&self.paths, self.tokens.config().port);
-        Ok(env_lines(&url, secret.expose(), Shell::native()))
+        Ok(env_lines(
+            &url,
+            secret.expose(),
+            Shell::native(),
+            crate::env::path_first(&self.paths).as_deref(),
+        ))
     }
 
     /// Replaces the endpoint secret and republishes `endpoint.json` if this app serves.

@@ -179,10 +179,15 @@ impl Desktop {
         let preview_url = url
             .clone()
             .unwrap_or_else(|| endpoint_url(&self.paths, self.tokens.config().port));
-        let env_preview = env_lines(&preview_url, "********", Shell::native())
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let env_preview = env_lines(
+            &preview_url,
+            "********",
+            Shell::native(),
+            crate::env::path_first(&self.paths).as_deref(),
+        )
+        .lines()
+        .map(str::to_string)
+        .collect();
         EndpointView {
             status,
             url,

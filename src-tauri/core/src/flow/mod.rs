@@ -109,6 +109,51 @@ impl From<Error> for Failure {
     }
 }
 
+/// The HTTP client tokentray reaches Entra (and the services it hands Entra tokens to, such as
+/// a container registry's token exchange) with: the system roots plus every certificate of
+/// `ca_file`, no redirects, 10 s to connect and 30 s per request.
+///
+/// # Errors
+/// [`Error::Config`] for an unreadable CA file; [`Error::NotOwner`] or
+/// [`Error::WritableByOthers`] for a CA file another user could change (Unix).
+pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("tokentray/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &config.ca_file {
+        // The user's own (or root's, as system bundles are): a CA another user can change
+        // would let them stand in for Entra ID.
+        let unreadable = |why: String| Error::Config {
+            path: config.path.clone(),
+            detail: format!("ca_file {}: {why}", path.display()),
+        };
+        let pem = crate::files::read_trusted(path, crate::files::Owner::UserOrRoot)
+            .map_err(|e| match e {
+                Error::Io { source, .. } => unreadable(source.to_string()),
+                other => other,
+            })?
+            .ok_or_else(|| unreadable("no such file".into()))?;
+        let not_pem = |why: String| Error::Config {
+            path: config.path.clone(),
+            detail: format!("ca_file {} is not a PEM certificate: {why}", path.display()),
+        };
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(not_pem("it holds no certificate".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| Error::Config {
+        path: config.path.clone(),
+        detail: format!("HTTP client: {e}"),
+    })
+}
+
 /// The client tokentray uses to reach Entra: one connection pool, the configured client id.
 #[derive(Debug, Clone)]
 pub struct Entra {
@@ -124,38 +169,9 @@ impl Entra {
     /// [`Error::Config`] for a bad authority or an unreadable CA file; [`Error::NotOwner`] or
     /// [`Error::WritableByOthers`] for a CA file another user could change (Unix).
     pub fn new(config: &Config) -> Result<Self> {
-        let authority = Authority::from_config(config)?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("tokentray/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &config.ca_file {
-            // The user's own (or root's, as system bundles are): a CA another user can change
-            // would let them stand in for Entra ID.
-            let unreadable = |why: String| Error::Config {
-                path: config.path.clone(),
-                detail: format!("ca_file {}: {why}", path.display()),
-            };
-            let pem = crate::files::read_trusted(path, crate::files::Owner::UserOrRoot)
-                .map_err(|e| match e {
-                    Error::Io { source, .. } => unreadable(source.to_string()),
-                    other => other,
-                })?
-                .ok_or_else(|| unreadable("no such file".into()))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Config {
-                path: config.path.clone(),
-                detail: format!("ca_file {} is not a PEM certificate: {e}", path.display()),
-            })?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder.build().map_err(|e| Error::Config {
-            path: config.path.clone(),
-            detail: format!("HTTP client: {e}"),
-        })?;
         Ok(Self {
-            http,
-            authority,
+            http: http_client(config)?,
+            authority: Authority::from_config(config)?,
             client_id: config.client_id.clone(),
         })
     }
@@ -282,6 +298,15 @@ pub(crate) fn read_answer<T: DeserializeOwned>(
 }
 
 fn unavailable(origin: &str, e: &reqwest::Error) -> Failure {
+    Failure::Other(Error::AuthorityUnavailable {
+        detail: describe(origin, e),
+        retry_after: None,
+    })
+}
+
+/// What went wrong with a request to `origin`, with every cause (`cannot connect: ORIGIN: ...:
+/// invalid peer certificate: ...`); never a secret (reqwest's errors carry the URL, not the body).
+pub(crate) fn describe(origin: &str, e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -295,10 +320,7 @@ fn unavailable(origin: &str, e: &reqwest::Error) -> Failure {
         detail = format!("{detail}: {s}");
         source = s.source();
     }
-    Failure::Other(Error::AuthorityUnavailable {
-        detail,
-        retry_after: None,
-    })
+    detail
 }
 
 /// A PKCE pair (RFC 7636): a 43-character verifier and its S256 challenge.

@@ -575,7 +575,8 @@ fn to_served(found: &FoundToken<'_>, account: &AccountInfo) -> ServedToken {
 }
 
 /// The cached access token for `account` and `scopes` with at least `min_left` seconds left. With
-/// a tenant, only that realm; without, the configured tenant first, then the home tenant, then
+/// a tenant, only that realm (for the home tenant, also a token from `organizations`/`common`,
+/// which is the home tenant's); without, the configured tenant first, then the home tenant, then
 /// any realm.
 pub fn find_token<'c>(
     cache: &'c TokenCache,
@@ -592,7 +593,10 @@ pub fn find_token<'c>(
         client_id: &config.client_id,
         // Without a tenant: the configured tenant first, then the home tenant, then any realm.
         realm: match tenant {
-            Some(t) => RealmPreference::Only(cache.tenant_id(t)),
+            Some(t) => match cache.tenant_id(t) {
+                id if account.home_tenant.as_deref() == Some(id) => RealmPreference::Home(id),
+                id => RealmPreference::Only(id),
+            },
             None => RealmPreference::Prefer {
                 first: cache.tenant_id(&config.tenant),
                 then: account.home_tenant.as_deref(),

@@ -1,0 +1,116 @@
+"""Running tokentray itself from the peer tests: its environment for a throwaway home pointed at a
+fake-entra, a device-code sign-in, and a daemon."""
+import datetime
+import http.server
+import ipaddress
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+import fake_entra_helpers as fe
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.path.abspath(os.environ.get("TOKENTRAY_BIN", ROOT / "target" / "debug" / "tokentray"))
+
+
+def environment(home, fake, port="0", **extra):
+    """The variables that point tokentray at `home` and `fake` (and at `port`), on top of ours."""
+    env = dict(os.environ, TOKENTRAY_HOME=str(home), TOKENTRAY_AUTHORITY=fake.url,
+               TOKENTRAY_CA_FILE=str(fake.ca_path), TOKENTRAY_PORT=str(port))
+    env.update(extra)
+    env.pop("TOKENTRAY_STORE", None)
+    return env
+
+
+def sign_in(env, fake, user=fe.ALICE):
+    """`tokentray login --device-code` for `user`, approved at `fake` as the user would."""
+    login = subprocess.Popen([BIN, "--json", "login", "--device-code"], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    shown = json.loads(login.stdout.readline())
+    fake.approve_device_code(shown["user_code"], *user)
+    _, err = login.communicate(timeout=60)
+    assert login.returncode == 0, err
+
+
+def start_daemon(env, log):
+    """`tokentray daemon`, once its endpoint.json is written (stderr to `log`)."""
+    process = subprocess.Popen([BIN, "daemon"], env=env, stderr=open(log, "w"))
+    endpoint = Path(env["TOKENTRAY_HOME"]) / "run" / "endpoint.json"
+    for _ in range(200):
+        if endpoint.exists():
+            return process
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"the daemon wrote no {endpoint}: {log.read_text()}")
+
+
+def server_certificate(directory):
+    """A test CA and a certificate it issued for 127.0.0.1 and localhost, as PEM files in
+    `directory`: (CA certificate, server certificate, server key). Clients trust the CA (rustls,
+    which tokentray uses, refuses a CA certificate as a server's own)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tokentray test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "server.pem", directory / "server-key.pem"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return ca_path, cert_path, key_path
+
+
+def https_server(directory, handler):
+    """A threaded HTTPS server on a free 127.0.0.1 port with `handler` (an
+    http.server.BaseHTTPRequestHandler class), serving in a daemon thread: (server, the CA
+    certificate clients trust). Stop it with server.shutdown()."""
+    ca, cert, key = server_certificate(directory)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, ca
+
+
+class JsonHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler of the test servers: JSON answers, no request log on stderr."""
+
+    def send_json(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
