@@ -11,6 +11,10 @@ APT_PACKAGES := libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev 
   webkit2gtk-driver gnome-keyring libsecret-tools keyutils chromium dunst libnotify-bin \
   python3-venv curl systemd git
 VENV := .venv
+# The real Azure CLI for the az shim's peer tests (its own venv), and their Node.js clients.
+AZ_CLI_VERSION := 2.91.0
+AZ_VENV := .venv-azcli
+PEERS_NODE := tests/peers/node
 CARGO ?= cargo
 
 .PHONY: run test demo bench fuzz deps venv tools build fmt lint check-targets xcheck-deps \
@@ -114,10 +118,20 @@ deps:
 	@# The kube-token tests run kubectl: Debian's kubernetes-client unless one is installed already.
 	@command -v kubectl >/dev/null || { $(call apt-ensure,kubernetes-client); }
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(AZ_VENV)/.installed-$(AZ_CLI_VERSION) $(PEERS_NODE)/node_modules/.installed
 $(VENV)/.installed: tests/peers/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/peers/requirements.txt
+	touch $@
+# The real Azure CLI behind the az shim (tests/peers/test_az_shim_real_cli.py), in a venv of its
+# own: it pins azure-core and websocket-client below the versions .venv has. About 2 min, 730 MB.
+$(AZ_VENV)/.installed-$(AZ_CLI_VERSION):
+	python3 -m venv $(AZ_VENV)
+	$(AZ_VENV)/bin/pip install -q --disable-pip-version-check azure-cli==$(AZ_CLI_VERSION)
+	rm -f $(AZ_VENV)/.installed-* && touch $@
+# @azure/identity for Node.js (AzureCliCredential through the az shim), pinned by package-lock.json.
+$(PEERS_NODE)/node_modules/.installed: $(PEERS_NODE)/package.json $(PEERS_NODE)/package-lock.json
+	npm ci --prefix $(PEERS_NODE) --no-audit --no-fund
 	touch $@
 
 # tauri-driver (WebDriver for the window tests), pinned to ^2 (3.x is an alpha), under .tools/.

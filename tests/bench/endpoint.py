@@ -9,7 +9,8 @@ Same machine, same run, against fake-entra:
   (c) MSAL Python acquire_token_silent in-process from a warm cache (the same token)
   (d) `tokentray token` as a process, with the daemon running, and reading the cache itself
   (e) Python ManagedIdentityCredential().get_token through the endpoint, fresh credential each call
-  (f) the az shim, `kube-token` and `git-credential get` as processes, as tools run them
+  (f) the az shim, `kube-token`, `git-credential get` and `docker-credential-tokentray get` (its
+      registry token kept) as processes, as tools run them
   plus the daemon's start to its first token served, and its resident memory with 1 account and
   with 1,000 accounts x 10 tokens (and the bytes each token adds).
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
 import fake_entra_helpers as fe  # noqa: E402
+import tokentray_helpers as tt  # noqa: E402
 
 BIN = os.environ.get("TOKENTRAY_BIN", str(ROOT / "target" / "release" / "tokentray"))
 BARE = os.environ.get("BARE_HYPER_BIN", str(ROOT / "target" / "release" / "bare-hyper"))
@@ -88,6 +90,15 @@ def big_cache(path, accounts=1000, tokens=10):
             "home_account_id": hid, "environment": env, "realm": "organizations",
             "local_account_id": hid[:36], "username": f"user{a}@example.com", "authority_type": "MSSTS"}
     path.write_text(json.dumps(cache))
+
+
+class Registry(tt.JsonHandler):
+    """A registry's `/oauth2/exchange`: a refresh token shaped like ACR's (a JWT, three hours)."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        claims = {"exp": int(time.time()) + 3 * 3600, "grant_type": "refresh_token"}
+        self.send_json(200, {"refresh_token": f"{b64({'alg': 'none'})}.{b64(claims)}.c2ln"})
 
 
 def main():
@@ -176,23 +187,39 @@ def main():
         d50 = token_process()
 
         # (f) the helpers other tools run, as those tools run them, with the daemon running.
-        def process_median(args, stdin=None, runs=50):
+        def process_median(args, stdin=None, runs=50, run_env=None):
             times = []
             for _ in range(runs):
                 t = time.perf_counter()
-                subprocess.run(args, env=helper_env, input=stdin, capture_output=True, check=True)
+                subprocess.run(args, env=run_env or helper_env, input=stdin, capture_output=True, check=True)
                 times.append(time.perf_counter() - t)
             return statistics.median(times)
         subprocess.run([BIN, "az-shim", "--install"], env=env, check=True, capture_output=True)
+        registry, registry_ca = tt.https_server(work / "registry", Registry)
+        registry_host = f"127.0.0.1:{registry.server_address[1]}"
+        (work / "roots.pem").write_text(fake.ca_path.read_text() + registry_ca.read_text())
         (work / "home" / "config").mkdir(mode=0o700, exist_ok=True)
-        (work / "home" / "config" / "config.toml").write_text('[git]\nhosts = ["example.invalid"]\n')
-        helper_env = dict(env, KUBERNETES_EXEC_INFO=json.dumps(
+        (work / "home" / "config" / "config.toml").write_text(
+            f'[git]\nhosts = ["example.invalid"]\n[docker]\nhosts = ["{registry_host}"]\n')
+        helper_env = dict(env, TOKENTRAY_CA_FILE=str(work / "roots.pem"), KUBERNETES_EXEC_INFO=json.dumps(
             {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1", "spec": {"interactive": False}}))
+        docker_helper = work / "docker-credential-tokentray"
+        docker_helper.symlink_to(BIN)
         shim = str(work / "home" / "data" / "bin" / "az")
         f_az = process_median([shim, "account", "get-access-token", "-o", "json"])
         f_kube = process_median([BIN, "kube-token"])
         f_git = process_median([BIN, "git-credential", "get"],
                                stdin=b"protocol=https\nhost=example.invalid\npath=org/p/_git/r\n\n")
+        f_docker = process_median([str(docker_helper), "get"], stdin=registry_host.encode())
+        registry.shutdown()
+        # ... and the real Azure CLI's own `az account get-access-token` (from its MSAL cache), the
+        # call the shim replaces, signed in to the same fake-entra.
+        real_az = ROOT / ".venv-azcli" / "bin" / "az"
+        f_real = None
+        if real_az.exists():
+            az_env = tt.az_login(real_az, fake, fe.ALICE, dict(env, AZURE_CONFIG_DIR=str(work / "azure")))
+            f_real = process_median([str(real_az), "account", "get-access-token", "-o", "json"], runs=10,
+                                    run_env=az_env)
 
         # (e) ManagedIdentityCredential, fresh each call.
         from azure.identity import ManagedIdentityCredential
@@ -235,8 +262,12 @@ def main():
           f"p50 {us(d50)} / {us(d_alone50)} | | <= 3 ms / <= 5 ms |")
     print(f"| (e) azure-identity ManagedIdentityCredential, fresh each call | p50 {us(e50)} | | |")
     print(f"| (f) helpers as a process, daemon running: az shim `account get-access-token` / `kube-token` / "
-          f"`git-credential get` | {f_az * 1000:.1f} / {f_kube * 1000:.1f} / {f_git * 1000:.1f} ms | "
-          "`az account get-access-token`: not installed here (0.3-0.8 s with a local authority, 1-15 s in the field) | |")
+          f"`git-credential get` / `docker-credential-tokentray get` | {f_az * 1000:.1f} / {f_kube * 1000:.1f} / "
+          f"{f_git * 1000:.1f} / {f_docker * 1000:.1f} ms | "
+          + (f"`az account get-access-token` (Azure CLI from PyPI, cached token): {f_real * 1000:.0f} ms "
+             f"({f_real / f_az:.0f}x the shim)" if f_real else
+             "`az account get-access-token`: no .venv-azcli (`make venv`); 1-15 s in the field")
+          + " | |")
     print(f"| daemon start to first token served, 1 account / 1,000 accounts x 10 tokens | "
           f"{us(first_token)} / {us(first_token_big)} | | <= 100 ms |")
     print(f"| daemon memory, 1 account / 1,000 accounts x 10 tokens | RSS {rss_one[0] / 1024:.1f} / {rss_big[0] / 1024:.1f} MB; "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The package test: the .deb that `make package` built, installed into a throwaway root with
 # `dpkg --root` (its declared dependencies are the host's: --force-depends), then used from the
-# installed files: both binaries run, `tokentray` links no GUI library, the systemd user units
+# installed files: both binaries run, `tokentray` links no GUI library, docker's credential
+# helper is linked and answers, the systemd user units
 # and the desktop entry are where systemd and XDG look, the socket is enabled for every user's
 # session, a token is served to azure-identity through the socket-activated daemon
 # (systemd-socket-activate plays tokentray.socket), and removing the package leaves nothing
@@ -66,6 +67,10 @@ export TOKENTRAY_PORT=$port
   "$scratch/az.json"
 "$cli" cache import "$scratch/az.json" >/dev/null
 "$cli" status >/dev/null || fail "tokentray status"
+helper=$root/usr/bin/docker-credential-tokentray
+[ "$(readlink "$helper")" = tokentray ] || fail "postinst did not link docker-credential-tokentray"
+[ "$(echo ghcr.io | "$helper" get)" = "credentials not found in native keychain" ] \
+  || fail "docker-credential-tokentray does not answer docker's protocol"
 eval "$("$cli" env)"
 systemd-socket-activate --listen="127.0.0.1:$port" --setenv=TOKENTRAY_HOME --setenv=TOKENTRAY_STORE \
   --setenv=TOKENTRAY_AUTHORITY --setenv=TOKENTRAY_PORT "$cli" daemon 2>"$scratch/daemon.log" &

@@ -4,12 +4,17 @@ A small HTTPS server plays a registry's `/oauth2/exchange`: it hands out a refre
 the ARM token fake-entra issued to Alice, for its own `service` name and Alice's tenant, as ACR
 does. tokentray, run by the helper's name as docker runs it, answers `get` for that registry with
 the registry's token under ACR's token user name, says "credentials not found" for other hosts,
-and answers `list`, `store`, `erase` and `version` as the protocol asks.
+and answers `list`, `store`, `erase` and `version` as the protocol asks. The registry's token (a
+JWT with ACR's three-hour `exp`) is kept, encrypted, until 10 minutes before it expires: a second
+`get` asks the registry nothing; one that expires sooner, or one with no `exp`, is not kept.
 """
+import base64
 import json
 import os
 import subprocess
+import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +30,19 @@ class Registry(tt.JsonHandler):
     expected = None
     service = None
     issued = []
+    lifetime = 3 * 3600
+    jwt = True
+
+    @classmethod
+    def token(cls):
+        """A refresh token shaped like ACR's: a JWT whose `exp` is `lifetime` from now."""
+        n = len(cls.issued) + 1
+        if not cls.jwt:
+            return f"acr-refresh-{n}"
+        part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+        claims = {"jti": f"acr-refresh-{n}", "exp": int(time.time()) + cls.lifetime,
+                  "grant_type": "refresh_token", "aud": cls.service}
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -34,7 +52,7 @@ class Registry(tt.JsonHandler):
               and form.get("service") == cls.service
               and (form.get("access_token"), form.get("tenant")) == cls.expected)
         if ok:
-            cls.issued.append(f"acr-refresh-{len(cls.issued) + 1}")
+            cls.issued.append(cls.token())
             status, body = 200, {"refresh_token": cls.issued[-1]}
         else:
             status, body = 401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad exchange"}]}
@@ -56,6 +74,7 @@ def registry(tmp_path, fake_entra):
     arm = subprocess.run([tt.BIN, "token", "--scope", ARM, "--format", "raw"], env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
     Registry.expected, Registry.service, Registry.issued = (arm, fe.jwt_claims(arm)["tid"]), host, []
+    Registry.lifetime, Registry.jwt = 3 * 3600, True
     helper = tmp_path / "bin" / "docker-credential-tokentray"
     helper.parent.mkdir()
     os.symlink(tt.BIN, helper)
@@ -74,8 +93,23 @@ def test_get_answers_with_the_registry_s_token_for_alice(registry):
         got = run(helper, env, "get", sent + "\n")
         assert got.returncode == 0, got.stdout + got.stderr
         answer = json.loads(got.stdout)
-        assert answer == {"ServerURL": sent, "Username": TOKEN_USER, "Secret": Registry.issued[-1]}
-    assert len(Registry.issued) == 2
+        assert answer == {"ServerURL": sent, "Username": TOKEN_USER, "Secret": Registry.issued[0]}
+    assert len(Registry.issued) == 1, "the second get answers with the kept token"
+    kept = (Path(env["TOKENTRAY_HOME"]) / "data" / "registry-tokens.bin").read_bytes()
+    assert kept.startswith(b"TOKTRAY"), "kept encrypted, as the token cache is"
+    assert Registry.issued[0].encode() not in kept and b"acr-refresh" not in kept
+
+
+@pytest.mark.parametrize("lifetime, jwt", [(300, True), (3 * 3600, False)],
+                         ids=["expiring-within-10-minutes", "no-exp"])
+def test_a_token_that_cannot_last_is_not_kept(registry, lifetime, jwt):
+    helper, env, host = registry
+    Registry.lifetime, Registry.jwt = lifetime, jwt
+    for n in (1, 2):
+        got = run(helper, env, "get", host + "\n")
+        assert got.returncode == 0, got.stdout + got.stderr
+        assert json.loads(got.stdout)["Secret"] == Registry.issued[-1]
+        assert len(Registry.issued) == n
 
 
 def test_other_hosts_are_not_found_and_the_other_actions_answer(registry):

@@ -1,5 +1,6 @@
 """Running tokentray itself from the peer tests: its environment for a throwaway home pointed at a
-fake-entra, a device-code sign-in, and a daemon."""
+fake-entra, a device-code sign-in, and a daemon; the token it holds; `az` and the Node.js
+AzureCliCredential as the az shim's clients run them."""
 import datetime
 import http.server
 import ipaddress
@@ -23,9 +24,11 @@ BIN = os.path.abspath(os.environ.get("TOKENTRAY_BIN", ROOT / "target" / "debug" 
 
 
 def environment(home, fake, port="0", **extra):
-    """The variables that point tokentray at `home` and `fake` (and at `port`), on top of ours."""
+    """The variables that point tokentray at `home` and `fake` (its authority and its ARM, and at
+    `port`), on top of ours."""
     env = dict(os.environ, TOKENTRAY_HOME=str(home), TOKENTRAY_AUTHORITY=fake.url,
-               TOKENTRAY_CA_FILE=str(fake.ca_path), TOKENTRAY_PORT=str(port))
+               TOKENTRAY_CA_FILE=str(fake.ca_path), TOKENTRAY_PORT=str(port),
+               TOKENTRAY_ARM_ENDPOINT=fake.url)
     env.update(extra)
     env.pop("TOKENTRAY_STORE", None)
     return env
@@ -39,6 +42,40 @@ def sign_in(env, fake, user=fe.ALICE):
     fake.approve_device_code(shown["user_code"], *user)
     _, err = login.communicate(timeout=60)
     assert login.returncode == 0, err
+
+
+def held(env, scope, *args):
+    """The token tokentray holds for `scope` (`tokentray token --scope S --format raw`)."""
+    return subprocess.run([BIN, "token", "--scope", scope, "--format", "raw", *args], env=env,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def shell_env(lines):
+    """The variables `tokentray env` prints, as a dict (PATH with its "$PATH" expanded)."""
+    env = {}
+    for line in lines.splitlines():
+        name, value = line.removeprefix("export ").split("=", 1)
+        env[name] = value.replace(':"$PATH"', ":" + os.environ["PATH"]).replace("'", "")
+    return env
+
+
+def az(*args, env=None):
+    """`az ARGS` as found on PATH (the shim when it is first), no stdin."""
+    return subprocess.run(["az", *args], env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+NODE_DIR = ROOT / "tests" / "peers" / "node"
+
+
+def node_azure_cli_credential(scope, tenant=None, env=None):
+    """`node azure_cli_credential.mjs SCOPE [TENANT]`: @azure/identity's AzureCliCredential
+    (tests/peers/node, installed by `make venv`) getting a token from the `az` on env's PATH."""
+    assert (NODE_DIR / "node_modules" / "@azure" / "identity").is_dir(), \
+        "no tests/peers/node/node_modules: run `make venv` (npm ci --prefix tests/peers/node)"
+    return subprocess.run(["node", str(NODE_DIR / "azure_cli_credential.mjs"), scope,
+                           *([tenant] if tenant else [])], env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def start_daemon(env, log):
@@ -114,3 +151,28 @@ class JsonHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def az_login(az, fake, user, env):
+    """Signs the real Azure CLI `az` in to `fake` as `user` with a device code, as a person would:
+    a cloud registered for fake-entra (no endpoint discovery; ARM is fake-entra's too), MSAL's
+    instance discovery off (it would ask login.microsoftonline.com), fake-entra's CA trusted.
+    `env` must set AZURE_CONFIG_DIR; returns it with what az needs from now on."""
+    env = dict(env, REQUESTS_CA_BUNDLE=str(fake.ca_path), AZURE_CORE_INSTANCE_DISCOVERY="false",
+               AZURE_CORE_COLLECT_TELEMETRY="false")
+    run = lambda *args: subprocess.run([str(az), *args], env=env, capture_output=True, text=True,
+                                       check=True, timeout=120, stdin=subprocess.DEVNULL)
+    run("cloud", "register", "--name", "FakeEntra", "--skip-endpoint-discovery",
+        "--endpoint-active-directory", fake.url, "--endpoint-resource-manager", fake.url + "/",
+        "--endpoint-active-directory-resource-id", "https://management.core.windows.net/",
+        "--endpoint-management", "https://management.core.windows.net/")
+    run("cloud", "set", "--name", "FakeEntra")
+    login = subprocess.Popen([str(az), "login", "--use-device-code", "-o", "none"], env=env,
+                             text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+    prompt = login.stderr.readline()
+    code = prompt.split(" enter the code ")[1].split()[0]
+    fake.approve_device_code(code, *user)
+    _, err = login.communicate(timeout=120)
+    assert login.returncode == 0, prompt + err
+    return env

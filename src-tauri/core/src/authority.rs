@@ -20,6 +20,11 @@ pub struct Cloud {
     pub arm_audience: &'static str,
     /// Microsoft Graph's resource.
     pub graph: &'static str,
+    /// Azure Resource Manager's endpoint, where subscriptions are listed (azure-cli
+    /// `cloud.py` `resource_manager`).
+    pub arm_endpoint: &'static str,
+    /// The cloud's name in Azure CLI (`az account show`'s `environmentName`).
+    pub az_name: &'static str,
 }
 
 /// The clouds, the public one first (azure-cli `cloud.py`, hashicorp/go-azure-sdk
@@ -30,18 +35,24 @@ pub const CLOUDS: [Cloud; 3] = [
         authority: "https://login.microsoftonline.com",
         arm_audience: "https://management.core.windows.net/",
         graph: "https://graph.microsoft.com",
+        arm_endpoint: "https://management.azure.com",
+        az_name: "AzureCloud",
     },
     Cloud {
         name: "usgov",
         authority: "https://login.microsoftonline.us",
         arm_audience: "https://management.core.usgovcloudapi.net/",
         graph: "https://graph.microsoft.us",
+        arm_endpoint: "https://management.usgovcloudapi.net",
+        az_name: "AzureUSGovernment",
     },
     Cloud {
         name: "china",
         authority: "https://login.chinacloudapi.cn",
         arm_audience: "https://management.core.chinacloudapi.cn/",
         graph: "https://microsoftgraph.chinacloudapi.cn",
+        arm_endpoint: "https://management.chinacloudapi.cn",
+        az_name: "AzureChinaCloud",
     },
 ];
 
@@ -50,6 +61,7 @@ pub const CLOUDS: [Cloud; 3] = [
 pub struct Authority {
     base: Url,
     tenant: String,
+    arm: String,
 }
 
 impl Authority {
@@ -82,7 +94,12 @@ impl Authority {
                 "tenant {tenant:?} must be a tenant id, domain, organizations or common"
             )));
         }
-        Ok(Self { base, tenant })
+        let cloud = cloud_of(&base);
+        let arm = config
+            .arm_endpoint
+            .clone()
+            .unwrap_or_else(|| cloud.arm_endpoint.to_string());
+        Ok(Self { base, tenant, arm })
     }
 
     /// The same host with another tenant.
@@ -90,6 +107,7 @@ impl Authority {
         Self {
             base: self.base.clone(),
             tenant: tenant.to_string(),
+            arm: self.arm.clone(),
         }
     }
 
@@ -100,21 +118,19 @@ impl Authority {
 
     /// The cache `environment`: host, lower-case, no port.
     pub fn environment(&self) -> String {
-        self.base
-            .host_str()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_ascii_lowercase()
+        environment_of(&self.base)
     }
 
     /// The cloud whose sign-in host this is; any other host (a test server, a proxy) counts
     /// as the public cloud.
     pub fn cloud(&self) -> &'static Cloud {
-        let host = self.environment();
-        CLOUDS
-            .iter()
-            .find(|c| c.authority.strip_prefix("https://") == Some(host.as_str()))
-            .unwrap_or(&CLOUDS[0])
+        cloud_of(&self.base)
+    }
+
+    /// Azure Resource Manager's endpoint, no trailing slash: the config's `arm_endpoint`, else
+    /// the cloud's.
+    pub fn arm_endpoint(&self) -> &str {
+        &self.arm
     }
 
     /// The scope `login` and the window's sign-ins ask for when given none: this cloud's Azure
@@ -149,6 +165,23 @@ impl Authority {
     pub fn device_code_endpoint(&self) -> Url {
         self.endpoint("oauth2/v2.0/devicecode")
     }
+}
+
+/// `base`'s host, lower-case, no port, no brackets.
+fn environment_of(base: &Url) -> String {
+    base.host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase()
+}
+
+/// The cloud whose sign-in host `base` is; the public cloud for any other host.
+fn cloud_of(base: &Url) -> &'static Cloud {
+    let host = environment_of(base);
+    CLOUDS
+        .iter()
+        .find(|c| c.authority.strip_prefix("https://") == Some(host.as_str()))
+        .unwrap_or(&CLOUDS[0])
 }
 
 #[cfg(test)]

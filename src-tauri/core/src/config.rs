@@ -55,6 +55,8 @@ struct File {
     #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    arm_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     require_approval: Option<bool>,
     #[serde(default, skip_serializing_if = "GitFile::is_empty")]
     git: GitFile,
@@ -181,6 +183,9 @@ pub struct Config {
     /// The registries `docker-credential-tokentray` answers for (`[docker] hosts`, default
     /// [`DEFAULT_DOCKER_HOSTS`]), as `git_hosts`.
     pub docker_hosts: Vec<String>,
+    /// Azure Resource Manager's endpoint (`arm_endpoint`, or `TOKENTRAY_ARM_ENDPOINT`), where
+    /// the `az` shim lists subscriptions; `None`: the cloud's (`authority::Cloud`).
+    pub arm_endpoint: Option<String>,
     /// The file this was read from (it may not exist).
     pub path: PathBuf,
 }
@@ -200,6 +205,7 @@ impl Config {
             git_hosts: DEFAULT_GIT_HOSTS.map(String::from).to_vec(),
             git_accounts: BTreeMap::new(),
             docker_hosts: DEFAULT_DOCKER_HOSTS.map(String::from).to_vec(),
+            arm_endpoint: None,
             path: path.into(),
         }
     }
@@ -252,6 +258,9 @@ impl Config {
                 .docker
                 .hosts
                 .unwrap_or_else(|| DEFAULT_DOCKER_HOSTS.map(String::from).to_vec()),
+            arm_endpoint: env("TOKENTRAY_ARM_ENDPOINT")
+                .or(file.arm_endpoint)
+                .map(|e| e.trim_end_matches('/').to_string()),
             path: path.into(),
         })
     }

@@ -60,6 +60,7 @@ pub(crate) mod peer;
 pub mod persist;
 pub mod secret;
 pub(crate) mod serve;
+pub mod subscriptions;
 mod sync;
 pub mod tokens;
 

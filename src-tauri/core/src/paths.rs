@@ -106,6 +106,18 @@ impl Paths {
         self.data.join("cache.lock")
     }
 
+    /// The subscriptions the `az` shim listed from Azure Resource Manager, and the default one
+    /// (`DATA/subscriptions.json`; see [`crate::subscriptions`]).
+    pub fn subscriptions(&self) -> PathBuf {
+        self.data.join("subscriptions.json")
+    }
+
+    /// The registry tokens `docker-credential-tokentray` got, kept until they expire
+    /// (`DATA/registry-tokens.bin`, in the cache's own store kind).
+    pub fn registry_tokens(&self) -> PathBuf {
+        self.data.join("registry-tokens.bin")
+    }
+
     /// Where `tokentray az-shim --install` puts the `az` shim (`DATA/bin/az`, a link to
     /// tokentray; `az.cmd` on Windows). `tokentray env` puts its directory first on `PATH` while
     /// it exists.
@@ -113,6 +125,33 @@ impl Paths {
         self.data
             .join("bin")
             .join(if cfg!(windows) { "az.cmd" } else { "az" })
+    }
+}
+
+/// The first of `names` in the directories of `PATH`, in order, that is an executable file
+/// and that `accept` takes, given its directory and the program's canonical path (what the az
+/// shim's hand-over and `kubeconfig convert` look for).
+pub fn find_program(names: &[&str], accept: impl Fn(&Path, &Path) -> bool) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| (dir.join(n), dir.clone())))
+        .find(|(candidate, dir)| {
+            candidate
+                .canonicalize()
+                .is_ok_and(|real| is_executable(&real) && accept(dir, &real))
+        })
+        .map(|(candidate, _)| candidate)
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
     }
 }
 

@@ -19,7 +19,7 @@ use super::jwt::TokenSigner;
 use super::params::Params;
 use super::request_log::RequestLog;
 use super::store::Store;
-use super::{FakeConfig, authorize, control, device, discovery, observe, pages, token};
+use super::{FakeConfig, arm, authorize, control, device, discovery, observe, pages, token};
 
 /// State shared by all requests of one fake.
 pub struct App {
@@ -130,6 +130,8 @@ pub fn router(app: Arc<App>) -> Router {
             form_post(device::start).get(token::wrong_method),
         )
         .route("/devicelogin", get(device::page).post(device::submit))
+        .route("/subscriptions", get(arm::list))
+        .route("/tenants", get(arm::tenants))
         .route("/error", get(pages::error_lookup))
         .nest("/_fake", control::router())
         .fallback(not_found)

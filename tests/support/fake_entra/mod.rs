@@ -17,7 +17,8 @@
 //! - [`FakeEntra`] (here): start on a thread with its own runtime, handle for tests, stop on drop.
 //! - `server`: TLS accept loop, per-connection HTTP/1.1, dropping a connection on demand.
 //! - `app`: shared state and the route table; `observe`: request log + fault middleware.
-//! - `discovery`, `authorize`, `device`, `token`, `control`: the endpoints; `issue`: token minting;
+//! - `discovery`, `authorize`, `device`, `token`, `control`: the endpoints; `arm`: ARM's
+//!   subscription list; `issue`: token minting;
 //!   `pages`: HTML.
 //! - `directory` (users, tenants), `scopes` (grant rules), `store` (issued grants),
 //!   `aad_error` (error bodies), `jwt`, `tls`, `clock`, `ids`, `params`, `faults`, `request_log`.
@@ -25,6 +26,7 @@
 
 mod aad_error;
 mod app;
+mod arm;
 mod authorize;
 mod clock;
 mod control;

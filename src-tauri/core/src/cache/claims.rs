@@ -23,6 +23,8 @@ pub struct IdTokenClaims {
     pub name: Option<String>,
     /// Nonce echoed from the authorize request.
     pub nonce: Option<String>,
+    /// Expiry, epoch seconds (read from other JWTs too: a registry's refresh token).
+    pub exp: Option<i64>,
     /// Audience: a string or a list of strings.
     #[serde(default)]
     pub aud: Audience,

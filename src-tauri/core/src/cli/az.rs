@@ -11,15 +11,21 @@
 //! credential fails on any `az login` text in stderr). `--query FIELD` and `-o tsv|none` work
 //! for the fields above, so `az account get-access-token --query accessToken -o tsv` does too.
 //!
+//! It also answers what callers read before asking for a token: `az account show` and
+//! `az account list` (`--all`, `--refresh`), `az account set --subscription`, and `--subscription`
+//! on `get-access-token`, from tokentray's accounts and the subscriptions ARM lists for them
+//! ([`account`], [`crate::subscriptions`]); and `az version` when there is no real az
+//! (hashicorp/go-azure-sdk runs `az version -o=json` and `az account show -o=json` first).
+//! `--query` takes `a.b` and `[].a.b`, `-o` `json`, `tsv` and `none`.
+//!
 //! What it does not answer itself goes to the real `az`, the next one on `PATH` after the shim's
 //! own directory, with argv, stdin, stdout, stderr and the exit code intact (on Unix the shim
-//! `exec`s it): every other command, options it does not know, `--subscription` (mapping a
-//! subscription to its tenant needs ARM's subscription list, which tokentray does not keep yet),
-//! and a token tokentray cannot give (no account, sign-in needed). With no real `az` the shim
-//! fails as az does where that helps the callers: `ERROR: Please run 'az login' to setup
-//! account.` and exit 1 when nothing is signed in (which makes the SDKs' `DefaultAzureCredential`
-//! move on to its next credential), `az: command not found` and exit 127 for a command it
-//! cannot run.
+//! `exec`s it): every other command, options and queries it does not know, `version`, and a
+//! command tokentray cannot answer (no account, sign-in needed, an unknown subscription). With no
+//! real `az` the shim fails as az does where that helps the callers: `ERROR: Please run 'az
+//! login' to setup account.` and exit 1 when nothing is signed in (which makes the SDKs'
+//! `DefaultAzureCredential` move on to its next credential), `az: command not found` and exit
+//! 127 for a command it cannot run.
 //!
 //! `tokentray az-shim --install` links `DATA/bin/az` to tokentray ([`Paths::az_shim`];
 //! `az.cmd` on Windows, which Python's credential looks for first); `tokentray env` then puts
@@ -30,15 +36,16 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_json::Value;
+use zeroize::{Zeroize as _, Zeroizing};
 
-use super::token::fetch;
 use super::{AzShimArgs, Out, exit};
 use crate::authority::Authority;
-use crate::config::Config;
 use crate::paths::Paths;
 use crate::serve::TokenBody;
-use crate::tokens::TokenRequest;
 use crate::{Error, ErrorCode, Result};
+
+mod account;
 
 /// What `az account get-access-token` prints (its keys in az's sorted order).
 #[derive(Serialize)]
@@ -49,7 +56,7 @@ pub(super) struct AzToken<'a> {
     expires_on_local: String,
     expires_on: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    subscription: Option<&'a str>,
+    pub(super) subscription: Option<String>,
     tenant: &'a str,
     #[serde(rename = "tokenType")]
     token_type: &'a str,
@@ -60,42 +67,48 @@ impl<'a> AzToken<'a> {
     pub(super) fn new(body: &'a TokenBody) -> Self {
         Self {
             access_token: body.access_token.expose(),
-            expires_on_local: chrono::DateTime::from_timestamp(body.expires_on, 0)
-                .map(|t| {
-                    t.with_timezone(&chrono::Local)
-                        .format("%Y-%m-%d %H:%M:%S%.6f")
-                        .to_string()
-                })
-                .unwrap_or_default(),
+            expires_on_local: crate::clock::local_time(body.expires_on, "%Y-%m-%d %H:%M:%S%.6f"),
             expires_on: body.expires_on,
             subscription: None,
             tenant: &body.tenant,
             token_type: &body.token_type,
         }
     }
-
-    /// The value of one field, as `--query FIELD` names it.
-    fn field(&self, name: &str) -> Option<serde_json::Value> {
-        Some(match name {
-            "accessToken" => self.access_token.into(),
-            "expiresOn" => self.expires_on_local.as_str().into(),
-            "expires_on" => self.expires_on.into(),
-            "tenant" => self.tenant.into(),
-            "tokenType" => self.token_type.into(),
-            _ => return None,
-        })
-    }
 }
 
-/// The request of an `az account get-access-token` the shim answers itself.
+/// A command line the shim answers itself.
+#[derive(Debug, PartialEq, Eq)]
+struct Invocation {
+    command: Command,
+    /// `--subscription`/`-s` (and `--name`/`-n` for `show` and `set`): an id or a name.
+    subscription: Option<String>,
+    output: Output,
+    query: Option<Query>,
+}
+
+/// The commands the shim answers.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    /// `account get-access-token`.
+    GetToken(GetToken),
+    /// `account show`.
+    Show,
+    /// `account list` (`--all` includes subscriptions that are not enabled; `--refresh` lists
+    /// them from ARM again).
+    List { all: bool, refresh: bool },
+    /// `account set`.
+    Set,
+    /// `version`, when no real az is behind the shim.
+    Version,
+}
+
+/// `account get-access-token`'s own options.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct GetToken {
     resource: Option<String>,
     scopes: Vec<String>,
     resource_type: Option<String>,
     tenant: Option<String>,
-    output: Output,
-    query: Option<String>,
 }
 
 /// `-o`/`--output`.
@@ -107,25 +120,69 @@ enum Output {
     None,
 }
 
-/// The fields `--query` may name.
-const FIELDS: [&str; 5] = [
-    "accessToken",
-    "expiresOn",
-    "expires_on",
-    "tenant",
-    "tokenType",
-];
+/// The `--query` expressions the shim evaluates: `a.b` (a field of the result) and `[].a.b`
+/// (that field of each element of a list). Anything else goes to the real az.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Query {
+    each: bool,
+    path: Vec<String>,
+}
 
-/// Reads `args` (after `az`) as a `get-access-token` the shim answers, or `None` for anything
-/// to hand to the real az.
-fn parse(args: &[String]) -> Option<GetToken> {
-    let [group, command, rest @ ..] = args else {
-        return None;
-    };
-    if group != "account" || command != "get-access-token" {
-        return None;
+impl Query {
+    fn parse(text: &str) -> Option<Self> {
+        let (each, rest) = match text.strip_prefix("[].") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let path: Vec<String> = rest.split('.').map(String::from).collect();
+        path.iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .then_some(Self { each, path })
     }
-    let mut request = GetToken::default();
+
+    /// The value the query selects (JMESPath's `null` where a field is missing).
+    fn apply(&self, value: &Value) -> Value {
+        let field = |v: &Value| {
+            self.path
+                .iter()
+                .try_fold(v, |v, name| v.get(name))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        match (self.each, value) {
+            (true, Value::Array(items)) => Value::Array(items.iter().map(field).collect()),
+            (true, _) => Value::Null,
+            (false, v) => field(v),
+        }
+    }
+}
+
+/// Reads `args` (after `az`) as a command the shim answers, or `None` for anything to hand to
+/// the real az.
+fn parse(args: &[String]) -> Option<Invocation> {
+    let (command, rest) = match args {
+        [version, rest @ ..] if version == "version" => (Command::Version, rest),
+        [group, command, rest @ ..] if group == "account" => (
+            match command.as_str() {
+                "get-access-token" => Command::GetToken(GetToken::default()),
+                "show" => Command::Show,
+                "list" => Command::List {
+                    all: false,
+                    refresh: false,
+                },
+                "set" => Command::Set,
+                _ => return None,
+            },
+            rest,
+        ),
+        _ => return None,
+    };
+    let mut invocation = Invocation {
+        command,
+        subscription: None,
+        output: Output::Json,
+        query: None,
+    };
     let mut i = 0;
     while i < rest.len() {
         let (flag, inline) = match rest[i].split_once('=') {
@@ -133,8 +190,17 @@ fn parse(args: &[String]) -> Option<GetToken> {
             _ => (rest[i].as_str(), None),
         };
         i += 1;
-        if flag == "--only-show-errors" && inline.is_none() {
-            continue;
+        match (&mut invocation.command, flag) {
+            (_, "--only-show-errors") | (Command::List { .. }, "--all" | "--refresh")
+                if inline.is_none() =>
+            {
+                if let Command::List { all, refresh } = &mut invocation.command {
+                    *all |= flag == "--all";
+                    *refresh |= flag == "--refresh";
+                }
+                continue;
+            }
+            _ => {}
         }
         let takes_many = flag == "--scope";
         let mut values: Vec<String> = inline.into_iter().collect();
@@ -146,27 +212,32 @@ fn parse(args: &[String]) -> Option<GetToken> {
             [value] => Some(value.clone()),
             _ => None,
         };
-        match flag {
-            "--resource" => request.resource = Some(one()?),
-            "--resource-type" => request.resource_type = Some(one()?),
-            "--scope" if !values.is_empty() => request.scopes.extend(values),
-            "--tenant" | "-t" => request.tenant = Some(one()?),
-            "--output" | "-o" => {
-                request.output = match one()?.as_str() {
+        match (&mut invocation.command, flag) {
+            (_, "--output" | "-o") => {
+                invocation.output = match one()?.as_str() {
                     "json" | "jsonc" => Output::Json,
                     "tsv" => Output::Tsv,
                     "none" => Output::None,
                     _ => return None,
                 }
             }
-            "--query" => request.query = Some(one()?).filter(|q| FIELDS.contains(&q.as_str())),
+            (_, "--query") => invocation.query = Some(Query::parse(&one()?)?),
+            (Command::GetToken(_) | Command::Show | Command::Set, "--subscription" | "-s")
+            | (Command::Show | Command::Set, "--name" | "-n") => {
+                invocation.subscription = Some(one()?);
+            }
+            (Command::GetToken(t), "--resource") => t.resource = Some(one()?),
+            (Command::GetToken(t), "--resource-type") => t.resource_type = Some(one()?),
+            (Command::GetToken(t), "--scope") if !values.is_empty() => t.scopes.extend(values),
+            (Command::GetToken(t), "--tenant" | "-t") => t.tenant = Some(one()?),
             _ => return None,
         }
-        if flag == "--query" && request.query.is_none() {
-            return None;
-        }
     }
-    Some(request)
+    match &invocation.command {
+        Command::GetToken(t) if t.tenant.is_some() && invocation.subscription.is_some() => None,
+        Command::Set if invocation.subscription.is_none() => None,
+        _ => Some(invocation),
+    }
 }
 
 impl GetToken {
@@ -188,13 +259,32 @@ impl GetToken {
     }
 }
 
+/// What az's `version` prints with no real az behind the shim: the Azure CLI release whose
+/// output the shim reproduces (callers such as Terraform check it is at least 2.30 and below
+/// 3.0), and tokentray's own version under its own key.
+fn version() -> Value {
+    serde_json::json!({
+        "azure-cli": AZ_VERSION,
+        "azure-cli-core": AZ_VERSION,
+        "azure-cli-telemetry": "1.1.0",
+        "extensions": {},
+        "tokentray": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// The Azure CLI release the shim's output was read against.
+const AZ_VERSION: &str = "2.91.0";
+
 /// Runs the shim with `args` (what followed `az`); returns the exit code. Only returns on Unix
 /// when the shim answered itself or could not start the real az.
 pub fn run(args: Vec<OsString>) -> u8 {
     let text: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(String::from)).collect();
-    let Some(request) = text.as_deref().and_then(parse) else {
+    let Some(invocation) = text.as_deref().and_then(parse) else {
         return hand_over(&args, None);
     };
+    if invocation.command == Command::Version && real_az().is_some() {
+        return hand_over(&args, None);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -210,46 +300,87 @@ pub fn run(args: Vec<OsString>) -> u8 {
         stderr: &mut quiet,
         json: false,
     };
-    match runtime.block_on(answer(&request, &mut out)) {
+    let answered = runtime.block_on(answer(&invocation, &mut out));
+    match answered.and_then(|value| print(&invocation, value, &mut out)) {
         Ok(()) => exit::OK,
         Err(e) => hand_over(&args, Some(&e)),
     }
 }
 
-async fn answer(request: &GetToken, out: &mut Out<'_>) -> Result<()> {
-    let config = Config::load(&Paths::from_env()?.config_file())?;
-    let authority = Authority::from_config(&config)?;
-    let scopes = request
-        .scopes(&authority)
-        .ok_or_else(|| Error::invalid("--resource-type", "not one the az shim knows"))?;
-    let body = fetch(
-        &TokenRequest {
-            account: None,
-            scopes: &scopes,
-            tenant: request.tenant.as_deref(),
-        },
-        out,
-    )
-    .await?;
-    let token = AzToken::new(&body);
-    let value = match &request.query {
-        Some(field) => token.field(field),
-        None => None,
+/// The result of `invocation` (`None`: the command prints nothing).
+async fn answer(invocation: &Invocation, out: &mut Out<'_>) -> Result<Option<Value>> {
+    let subscription = invocation.subscription.as_deref();
+    let context = || account::Context::load();
+    Ok(Some(match &invocation.command {
+        Command::Version => version(),
+        Command::GetToken(request) => {
+            account::get_token(&context()?, request, subscription, out).await?
+        }
+        Command::Show => account::show(&context()?, subscription, out).await?,
+        Command::List { all, refresh } => account::list(&context()?, *all, *refresh, out).await?,
+        Command::Set => {
+            account::set(&context()?, subscription.unwrap_or_default(), out).await?;
+            return Ok(None);
+        }
+    }))
+}
+
+/// Prints `value` as `-o` and `--query` say, as az does.
+fn print(invocation: &Invocation, value: Option<Value>, out: &mut Out<'_>) -> Result<()> {
+    let Some(value) = value else {
+        return Ok(());
     };
-    match (request.output, value) {
-        (Output::None, _) => Ok(()),
-        (Output::Json, None) => out.json(&token),
-        (Output::Json, Some(value)) => out.json(&value),
-        (Output::Tsv, Some(serde_json::Value::String(s))) => out.line(s),
-        (Output::Tsv, Some(value)) => out.line(value),
-        (Output::Tsv, None) => out.line(format_args!(
-            "{}\t{}\t{}\t{}\t{}",
-            token.access_token,
-            token.expires_on_local,
-            token.expires_on,
-            token.tenant,
-            token.token_type
-        )),
+    let mut value = match &invocation.query {
+        Some(query) => query.apply(&value),
+        None => value,
+    };
+    let printed = match invocation.output {
+        Output::None => Ok(()),
+        // az prints nothing for a query that selects nothing.
+        _ if value.is_null() => Ok(()),
+        Output::Json => serde_json::to_string_pretty(&value)
+            .map_err(|e| Error::io("write", "stdout", std::io::Error::other(e)))
+            .and_then(|text| out.line(&*Zeroizing::new(text))),
+        Output::Tsv => match &value {
+            Value::Array(items) => items
+                .iter()
+                .try_for_each(|item| out.line(&*Zeroizing::new(tsv_row(item)))),
+            other => out.line(&*Zeroizing::new(tsv_row(other))),
+        },
+    };
+    scrub(&mut value);
+    printed
+}
+
+/// Overwrites every string in `value` (it may hold an access token).
+fn scrub(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(fields) => fields.values_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+/// One line of az's `-o tsv`: a scalar as is (booleans as Python writes them), an object's
+/// scalar fields in key order, tab-separated (nested objects and lists are left out, as az
+/// does).
+fn tsv_row(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => String::new(),
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            keys.iter()
+                .filter(|k| !matches!(fields[k.as_str()], Value::Object(_) | Value::Array(_)))
+                .map(|k| tsv_row(&fields[k.as_str()]))
+                .collect::<Vec<_>>()
+                .join("\t")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -318,7 +449,6 @@ fn fail(message: &str) -> u8 {
 /// The real az: the first `az` on `PATH` that is not the shim (not in the shim's directory and
 /// not tokentray itself).
 fn real_az() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
     let me = std::env::current_exe()
         .ok()
         .and_then(|p| p.canonicalize().ok());
@@ -331,25 +461,9 @@ fn real_az() -> Option<PathBuf> {
     } else {
         &["az"]
     };
-    std::env::split_paths(&path)
-        .filter(|dir| dir.canonicalize().ok() != shim_dir || shim_dir.is_none())
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|candidate| {
-            let real = candidate.canonicalize().ok();
-            real.is_some() && real != me && is_executable(candidate)
-        })
-}
-
-fn is_executable(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        path.is_file()
-    }
+    crate::paths::find_program(names, |dir, real| {
+        (shim_dir.is_none() || dir.canonicalize().ok() != shim_dir) && Some(real) != me.as_deref()
+    })
 }
 
 /// `tokentray az-shim`: installs, removes or reports the shim.

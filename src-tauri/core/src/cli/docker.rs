@@ -13,24 +13,31 @@
 //! `store` and `erase` change nothing (tokentray's sign-in is the credential), `list` lists
 //! nothing, `version` prints tokentray's version.
 //!
-//! The registry's token is not kept between runs: each `get` asks the registry again (one
-//! request; the ARM token itself comes from the running instance or the cache).
+//! The registry's token is kept until 10 minutes before it expires (its JWT `exp`; ACR's last
+//! three hours), for the registry and the account it was exchanged for, in
+//! `DATA/registry-tokens.bin`: the same kind of store as the token cache, with a key of its own
+//! ([`crate::persist::beside`]; encrypted unless the cache is plaintext), so a `docker pull`
+//! costs no request while it lasts. Another default account, or an unreadable or lost store,
+//! means one exchange again. The ARM token itself comes from the running instance or the cache.
 //!
-//! `tokentray` runs as this helper when started by that name: link it
-//! (`ln -s "$(command -v tokentray)" ~/.local/bin/docker-credential-tokentray`) and add
+//! `tokentray` runs as this helper when started by that name: the package links it in
+//! `/usr/bin`; from a build, `ln -s "$(command -v tokentray)" ~/.local/bin/docker-credential-tokentray`. Then add
 //! `"credHelpers": {"myregistry.azurecr.io": "tokentray"}` to `~/.docker/config.json`.
 
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::Out;
 use super::token::fetch;
 use crate::authority::Authority;
+use crate::cache::IdTokenClaims;
 use crate::config::{Config, host_matches};
 use crate::paths::Paths;
+use crate::persist::Persistence;
 use crate::secret::Secret;
 use crate::tokens::TokenRequest;
 use crate::{Error, Result};
@@ -101,15 +108,39 @@ fn registry_host(server_url: &str) -> Option<&str> {
 
 fn get() -> Result<()> {
     let server_url = read_stdin()?;
-    let config = Config::load(&Paths::from_env()?.config_file())?;
+    let paths = Paths::from_env()?;
+    let config = Config::load(&paths.config_file())?;
     let host = registry_host(&server_url)
         .filter(|h| host_matches(&config.docker_hosts, h))
         .ok_or_else(not_found)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("start", "the async runtime", e))?;
-    let secret = runtime.block_on(exchange(&config, host))?;
+    let store = config.open_store(&paths)?;
+    let account = store
+        .read()?
+        .accounts()
+        .into_iter()
+        .find(|a| a.is_default)
+        .map(|a| a.username.to_lowercase());
+    let kept = crate::persist::beside(store.backend(), paths.registry_tokens());
+    let mut tokens = kept
+        .as_deref()
+        .map(RegistryTokens::load)
+        .unwrap_or_default();
+    let now = crate::clock::now();
+    let secret = match account.as_deref().and_then(|a| tokens.valid(host, a, now)) {
+        Some(secret) => secret,
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("start", "the async runtime", e))?;
+            let (secret, account) = runtime.block_on(exchange(&config, host))?;
+            if let Some(kept) = kept.as_deref() {
+                tokens.keep(host, &account, &secret, now);
+                tokens.save(kept);
+            }
+            secret
+        }
+    };
     let answer = Answer {
         server_url: server_url.trim(),
         username: TOKEN_USER,
@@ -122,24 +153,18 @@ fn get() -> Result<()> {
     print(&text)
 }
 
-/// The registry's refresh token for the default account's ARM token.
-async fn exchange(config: &Config, host: &str) -> Result<Secret> {
+/// The registry's refresh token for the default account's ARM token, and that account's
+/// username.
+async fn exchange(config: &Config, host: &str) -> Result<(Secret, String)> {
     let authority = Authority::from_config(config)?;
     let scope = format!("{}/.default", authority.cloud().arm_audience);
-    let mut quiet = std::io::sink();
-    let mut stdout = std::io::sink();
-    let mut out = Out {
-        stdout: &mut stdout,
-        stderr: &mut quiet,
-        json: false,
-    };
     let token = fetch(
         &TokenRequest {
             account: None,
             scopes: std::slice::from_ref(&scope),
             tenant: None,
         },
-        &mut out,
+        &mut std::io::sink(),
     )
     .await?;
     let url = format!("https://{host}/oauth2/exchange");
@@ -175,7 +200,73 @@ async fn exchange(config: &Config, host: &str) -> Result<Secret> {
         .json()
         .await
         .map_err(|e| failed(format!("answered no refresh token: {e}")))?;
-    Ok(body.refresh_token)
+    Ok((body.refresh_token, token.account))
+}
+
+/// A kept registry token must have this long left, in seconds, to be handed out.
+const KEEP_MARGIN: i64 = 600;
+
+/// The registry tokens kept, by registry host.
+#[derive(Default, Serialize, Deserialize)]
+struct RegistryTokens(BTreeMap<String, Kept>);
+
+/// One registry's token, and whose it is.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    /// The account's username, lower case.
+    account: String,
+    token: Secret,
+    /// Epoch seconds.
+    expires_on: i64,
+}
+
+impl RegistryTokens {
+    /// What `store` keeps; nothing when it is empty, unreadable or its key is lost (the next
+    /// exchange replaces it).
+    fn load(store: &dyn Persistence) -> Self {
+        match store.load() {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Ok(None) => Self::default(),
+            Err(e) => {
+                tracing::debug!("registry tokens not read: {e}");
+                Self::default()
+            }
+        }
+    }
+
+    /// `host`'s token for `account` if it has [`KEEP_MARGIN`] left at `now`.
+    fn valid(&self, host: &str, account: &str, now: i64) -> Option<Secret> {
+        self.0
+            .get(&host.to_ascii_lowercase())
+            .filter(|k| k.account == account && k.expires_on - now >= KEEP_MARGIN)
+            .map(|k| k.token.clone())
+    }
+
+    /// Keeps `token` as `host`'s for `account` (when it says when it expires), and drops the
+    /// expired ones.
+    fn keep(&mut self, host: &str, account: &str, token: &Secret, now: i64) {
+        self.0.retain(|_, k| k.expires_on > now);
+        if let Some(expires_on) = IdTokenClaims::decode(token).and_then(|c| c.exp) {
+            self.0.insert(
+                host.to_ascii_lowercase(),
+                Kept {
+                    account: account.to_lowercase(),
+                    token: token.clone(),
+                    expires_on,
+                },
+            );
+        }
+    }
+
+    /// Writes them to `store`; a failure only costs an exchange next time.
+    fn save(&self, store: &dyn Persistence) {
+        let written = serde_json::to_vec(self)
+            .map_err(|e| Error::io("write", store.location(), std::io::Error::other(e)))
+            .and_then(|bytes| store.save(&Zeroizing::new(bytes)));
+        if let Err(e) = written {
+            tracing::warn!("registry token not kept: {e}");
+        }
+    }
 }
 
 /// ACR's answer to an exchange.

@@ -87,7 +87,7 @@ async fn get(config: &Config, out: &mut Out<'_>) -> Result<()> {
         scopes: std::slice::from_ref(&scope),
         tenant: None,
     };
-    let body = match fetch(&token_request, out).await {
+    let body = match fetch(&token_request, out.stderr).await {
         Ok(body) => body,
         // git shows a helper's stderr and asks the next helper (or the user) when it prints
         // nothing: the reason, and no credential.

@@ -42,7 +42,7 @@ pub(super) async fn kube_token(args: &KubeTokenArgs, out: &mut Out<'_>) -> Resul
         scopes: std::slice::from_ref(&scope),
         tenant: args.tenant.as_deref(),
     };
-    let body = fetch(&request, out).await?;
+    let body = fetch(&request, out.stderr).await?;
     let expiration = chrono::DateTime::from_timestamp(body.expires_on, 0)
         .ok_or_else(|| Error::invalid("kube-token", "the token's expiry is out of range"))?
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

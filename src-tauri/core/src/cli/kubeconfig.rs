@@ -74,11 +74,7 @@ fn default_kubeconfig() -> Result<PathBuf> {
 /// tokentray is installed), else this program's full path.
 fn command_name() -> String {
     let me = std::env::current_exe().ok();
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("tokentray"))
-            .find(|candidate| candidate.is_file())
-    });
+    let found = crate::paths::find_program(&["tokentray"], |_, _| true);
     let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
     match (me, found) {
         (Some(me), Some(found)) if same(&me, &found) => "tokentray".into(),

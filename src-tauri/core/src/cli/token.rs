@@ -17,7 +17,7 @@ pub(super) async fn token(args: &TokenArgs, out: &mut Out<'_>) -> Result<()> {
         scopes: &scopes,
         tenant: args.tenant.as_deref(),
     };
-    let body = fetch(&request, out).await?;
+    let body = fetch(&request, out.stderr).await?;
     print_token(out, &body, args.format)
 }
 
@@ -26,14 +26,20 @@ pub(super) async fn token(args: &TokenArgs, out: &mut Out<'_>) -> Result<()> {
 /// subcommand that hands a token to another program (`token`, `kube-token`, `git-credential`)
 /// goes through.
 ///
+/// A running instance that does not answer is said on `warn` (a subcommand's stderr, or a sink
+/// for helpers whose stderr belongs to the tool that runs them).
+///
 /// # Errors
 /// The instance's refusal as it gave it, or those of [`crate::tokens::Tokens::get_token`].
-pub(super) async fn fetch(request: &TokenRequest<'_>, out: &mut Out<'_>) -> Result<TokenBody> {
+pub(super) async fn fetch(
+    request: &TokenRequest<'_>,
+    warn: &mut dyn std::io::Write,
+) -> Result<TokenBody> {
     let paths = Paths::from_env()?;
     if let Some(endpoint) = Endpoint::running(&paths) {
         match native_token(&endpoint, request).await {
             Err(e @ Error::InstanceUnreachable { .. }) => {
-                out.tell(format_args!("{e}; using the cache directly"));
+                let _ = writeln!(warn, "{e}; using the cache directly");
             }
             answer => return answer,
         }

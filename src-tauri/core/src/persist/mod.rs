@@ -244,6 +244,20 @@ pub fn open(
     Err(unavailable(tried))
 }
 
+/// A store of `backend`'s kind for other bytes at `path`, with a key of its own named after
+/// the path (as a new cache's is): where a helper keeps secrets besides the token cache (the
+/// registry tokens of `docker-credential-tokentray`) as safely as the cache. `None` for the
+/// in-memory store (nothing is kept).
+pub fn beside(backend: Backend, path: PathBuf) -> Option<Box<dyn Persistence>> {
+    match backend {
+        Backend::Plaintext => Some(Box::new(PlaintextFile::new(path))),
+        #[cfg(windows)]
+        Backend::Dpapi => Some(Box::new(DpapiFile::new(path))),
+        other => KeyHolder::for_backend(other)
+            .map(|keys| Box::new(EncryptedFile::new(path, keys)) as Box<dyn Persistence>),
+    }
+}
+
 fn platform_order() -> Vec<Backend> {
     if cfg!(target_os = "linux") {
         vec![Backend::SecretService, Backend::Keyutils]
