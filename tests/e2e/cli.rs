@@ -45,7 +45,7 @@ fn imported() -> Home {
     let home = Home::new("plaintext");
     let file = fresh_azure_cli_cache(home.path());
     let said = home.ok(&["cache", "import", file.to_str().unwrap()]);
-    assert!(said.contains("1 accounts"), "{said}");
+    assert!(said.contains("(1 account)"), "{said}");
     home
 }
 
@@ -161,9 +161,11 @@ fn tokens_not_in_the_cache_and_account_choice_errors_are_typed() {
             .contains("alice@contoso.example")
     );
 
-    let out = home.run(&["token"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(json_err(&out)["code"], "invalid_input");
+    // No scope: Azure Resource Manager, as `az account get-access-token`.
+    assert_eq!(
+        home.ok(&["token", "--format", "raw"]),
+        home.ok(&["token", "--scope", ARM, "--format", "raw"])
+    );
 
     // A second account makes the choice ambiguous.
     let golden = workspace_root().join("tests/fixtures/msal_python/cache.json");
@@ -178,16 +180,79 @@ fn tokens_not_in_the_cache_and_account_choice_errors_are_typed() {
             .unwrap()
             .contains("bob@fabrikam.example")
     );
-    // Text errors without --json.
+    // Text errors without --json, saying how to choose.
     let out = home.run(&["token", "--scope", ARM, "--format", "raw"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap();
     assert!(
-        stderr
-            .lines()
-            .last()
-            .unwrap()
-            .starts_with("error: several accounts"),
+        last.starts_with("error: several accounts") && last.contains("tokentray switch"),
         "{stderr}"
+    );
+    // A unique prefix of a username names that account; a shared one is ambiguous.
+    assert!(home.ok(&["switch", "bob"]).contains("bob@fabrikam.example"));
+    let accounts: Value = serde_json::from_str(&home.ok(&["accounts", "--json"])).unwrap();
+    let default: Vec<&Value> = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["is_default"] == true)
+        .collect();
+    assert_eq!(default[0]["username"], "bob@fabrikam.example");
+    assert!(
+        home.ok(&["switch", "ALICE"])
+            .contains("alice@contoso.example")
+    );
+    let out = home.run(&["--json", "switch", "nobody"]);
+    assert_eq!(json_err(&out)["code"], "account_not_found");
+}
+
+#[test]
+fn logout_with_nothing_signed_in_says_so_and_succeeds() {
+    let home = Home::new("plaintext");
+    assert!(home.ok(&["logout"]).contains("Nothing to sign out"));
+    assert!(
+        home.ok(&["logout", "--all"])
+            .contains("Nothing to sign out")
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let home = imported();
+    let mut child = home
+        .cmd(&["cache", "export"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("error") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn env_json_is_json_and_env_says_when_nothing_listens() {
+    let home = imported();
+    let out = home.run(&["--json", "env"]);
+    assert!(out.status.success());
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let endpoint = env["variables"]["IDENTITY_ENDPOINT"].as_str().unwrap();
+    assert!(endpoint.starts_with("http://127.0.0.1:") && endpoint.ends_with("/msi/token"));
+    assert!(env["path_first"].is_null());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nothing listens at"), "{stderr}");
+    let posix = home.ok(&["env"]);
+    let header = env["variables"]["IDENTITY_HEADER"].as_str().unwrap();
+    assert!(!header.is_empty());
+    assert_eq!(
+        posix,
+        format!("export IDENTITY_ENDPOINT='{endpoint}'\nexport IDENTITY_HEADER='{header}'\n"),
+        "the same variables as the shell lines"
     );
 }
 
@@ -277,6 +342,34 @@ fn status_and_reset() {
     assert!(
         text.contains("Kept aside:") && text.contains(".reset-"),
         "{text}"
+    );
+    // The way back: the file kept aside imports again.
+    let kept = said
+        .split("moved to ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    assert!(home.ok(&["cache", "import", kept]).contains("(1 account)"));
+    assert!(home.ok(&["accounts"]).contains("alice@contoso.example"));
+}
+
+#[test]
+fn a_file_with_no_account_is_not_imported() {
+    let home = imported();
+    let empty = home.path().join("not-a-cache.json");
+    std::fs::write(&empty, b"{\"settings\": {\"theme\": \"dark\"}}").unwrap();
+    let out = home.run(&["--json", "cache", "import", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = json_err(&out);
+    assert_eq!(err["code"], "invalid_input");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds no account"),
+        "{err}"
     );
 }
 
@@ -573,4 +666,29 @@ fn with_a_display_and_no_app_beside_it_tokentray_says_so() {
         "{stderr}"
     );
     assert!(stderr.contains("tokentray daemon"), "{stderr}");
+}
+
+#[test]
+#[ignore = "needs the kernel keyring (make test)"]
+fn an_encrypted_cache_kept_aside_by_reset_imports_again() {
+    let home = Home::new("keyutils");
+    let file = fresh_azure_cli_cache(home.path());
+    home.ok(&["cache", "import", file.to_str().unwrap()]);
+    let said = home.ok(&["cache", "reset"]);
+    let kept = said
+        .split("moved to ")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    assert!(
+        std::fs::read(kept).unwrap().starts_with(b"TOKTRAY"),
+        "kept encrypted"
+    );
+    assert!(home.ok(&["cache", "import", kept]).contains("(1 account)"));
+    assert_eq!(
+        home.ok(&["token", "--format", "raw"]),
+        "at-cli-arm-eyJ0eXAiOiJKV1Qi.fixture\n"
+    );
 }

@@ -44,6 +44,15 @@ pub fn path_first(paths: &Paths) -> Option<PathBuf> {
         .then(|| shim.parent().map(Path::to_path_buf))?
 }
 
+/// The variables, name and value, that point tools at the endpoint at `url` with `secret`:
+/// `IDENTITY_ENDPOINT` (`URL/msi/token`) and `IDENTITY_HEADER`. Zeroized on drop.
+pub fn variables(url: &str, secret: &str) -> [(&'static str, zeroize::Zeroizing<String>); 2] {
+    [
+        ("IDENTITY_ENDPOINT", format!("{url}/msi/token").into()),
+        ("IDENTITY_HEADER", secret.to_string().into()),
+    ]
+}
+
 /// The lines that point tools at the endpoint at `url` with `secret` (the `IDENTITY_ENDPOINT`
 /// and `IDENTITY_HEADER` variables azure-identity's managed identity credential reads), and put
 /// `path_first` (see [`path_first`]) before the rest of `PATH`, in `shell`'s syntax, one per
@@ -55,15 +64,13 @@ pub fn env_lines(
     path_first: Option<&Path>,
 ) -> zeroize::Zeroizing<String> {
     use std::fmt::Write as _;
-    let endpoint = format!("{url}/msi/token");
-    let vars = [
-        ("IDENTITY_ENDPOINT", endpoint.as_str()),
-        ("IDENTITY_HEADER", secret),
-    ];
+    let vars = variables(url, secret);
     // Reserved up front so the secret is never left behind in a reallocated buffer.
-    let mut text =
-        zeroize::Zeroizing::new(String::with_capacity(256 + endpoint.len() + secret.len()));
-    for (name, value) in vars {
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(
+        256 + vars.iter().map(|(_, v)| v.len()).sum::<usize>(),
+    ));
+    for (name, value) in &vars {
+        let value = value.as_str();
         let _ = match shell {
             Shell::Posix => writeln!(text, "export {name}='{value}'"),
             Shell::Fish => writeln!(text, "set -gx {name} '{value}';"),

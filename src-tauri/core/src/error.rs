@@ -230,7 +230,10 @@ pub enum Error {
     },
 
     /// Several accounts match and none is the default.
-    #[error("several accounts are signed in ({}); choose one with --account", candidates.join(", "))]
+    #[error(
+        "several accounts match ({}): name one in full with --account, or make one the default with `tokentray switch ACCOUNT`",
+        candidates.join(", ")
+    )]
     AmbiguousAccount {
         /// The usernames that match.
         candidates: Vec<String>,

@@ -117,28 +117,44 @@ impl TokenCache {
     }
 }
 
-/// Picks the account `query` names (username, case-insensitive; home account id; object id);
+/// Picks the account `query` names (username, case-insensitive; home account id; object id;
+/// else the one username that starts with it, as `switch bob` means `bob@fabrikam.com`);
 /// without a query, the default account, else the only one.
 ///
 /// # Errors
-/// [`Error::NoAccount`], [`Error::AccountNotFound`], [`Error::AmbiguousAccount`].
+/// [`Error::NoAccount`], [`Error::AccountNotFound`], [`Error::AmbiguousAccount`] (no query and
+/// no default, or a prefix of several usernames).
 pub fn select_account<'a>(
     accounts: &'a [AccountInfo],
     query: Option<&str>,
 ) -> Result<&'a AccountInfo> {
     match (accounts, query) {
         ([], _) => Err(Error::NoAccount),
-        (_, Some(q)) => accounts
-            .iter()
-            .find(|a| {
+        (_, Some(q)) => {
+            let exact = accounts.iter().find(|a| {
                 a.username.eq_ignore_ascii_case(q)
                     || a.home_account_id == q
                     || a.local_account_id.as_deref() == Some(q)
-            })
-            .ok_or_else(|| Error::AccountNotFound {
-                query: q.into(),
-                known: accounts.iter().map(|a| a.username.clone()).collect(),
-            }),
+            });
+            if let Some(found) = exact {
+                return Ok(found);
+            }
+            let prefix = q.to_lowercase();
+            let starting: Vec<&AccountInfo> = accounts
+                .iter()
+                .filter(|a| !prefix.is_empty() && a.username.to_lowercase().starts_with(&prefix))
+                .collect();
+            match starting.as_slice() {
+                [only] => Ok(only),
+                [] => Err(Error::AccountNotFound {
+                    query: q.into(),
+                    known: accounts.iter().map(|a| a.username.clone()).collect(),
+                }),
+                several => Err(Error::AmbiguousAccount {
+                    candidates: several.iter().map(|a| a.username.clone()).collect(),
+                }),
+            }
+        }
         ([only], None) => Ok(only),
         (_, None) => {
             accounts

@@ -99,8 +99,13 @@ pub(super) fn switch(query: &str, out: &mut Out<'_>) -> Result<()> {
 }
 
 /// Signs out the account `query` names (the default if none), or every account.
+///
+/// With nothing signed in there is nothing to do: it says so and succeeds.
 pub(super) fn logout(query: Option<&str>, all: bool, out: &mut Out<'_>) -> Result<()> {
     let tokens = open_tokens()?;
+    if tokens.accounts()?.is_empty() {
+        return out.line("Nothing to sign out: no account is signed in.");
+    }
     let chosen = if all {
         None
     } else {

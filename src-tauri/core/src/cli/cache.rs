@@ -7,7 +7,9 @@ use crate::cache::TokenCache;
 use crate::files::create_private;
 use crate::{Error, Result};
 
-/// Merges an MSAL JSON cache (e.g. Azure CLI's) into tokentray's.
+/// Merges an MSAL JSON cache (e.g. Azure CLI's), or a cache file tokentray's own encrypted
+/// store wrote (the one `cache reset` kept aside), into tokentray's. A file with no account in
+/// it is refused: it is not a token cache, and nothing is changed.
 pub(super) fn import(file: &Path, out: &mut Out<'_>) -> Result<()> {
     let (_, store) = open()?;
     let what = format!("cache import file {}", file.display());
@@ -20,13 +22,38 @@ pub(super) fn import(file: &Path, out: &mut Out<'_>) -> Result<()> {
             ),
         )
     })?);
-    let imported = TokenCache::from_json(&bytes, &what)?;
+    let json = match crate::persist::open_sealed(file, &bytes) {
+        Some(opened) => opened?,
+        None => bytes,
+    };
+    let imported = TokenCache::from_json(&json, &what)?;
     let accounts = imported.accounts().len();
+    if accounts == 0 {
+        return Err(Error::invalid(
+            &what,
+            "holds no account, so there is nothing to import; give an MSAL token cache such as \
+             ~/.azure/msal_token_cache.json, or a cache file `tokentray cache reset` kept aside",
+        ));
+    }
     let taken = store.modify(crate::clock::now(), |cache| Ok(cache.merge(imported)))?;
     out.line(format_args!(
-        "Imported {taken} entries ({accounts} accounts) from {}.",
+        "Imported {taken} {} ({accounts} {}) from {}.",
+        plural(taken, "entry", "entries"),
+        plural(accounts, "account", "accounts"),
         file.display()
-    ))
+    ))?;
+    let now_known = store.read()?.accounts();
+    if now_known.len() > 1 && !now_known.iter().any(|a| a.is_default) {
+        out.tell(
+            "No default account yet: tools that name none get an error until you choose one with \
+             `tokentray switch ACCOUNT` (see `tokentray accounts`).",
+        );
+    }
+    Ok(())
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
 
 /// Writes the cache as MSAL JSON to `target` or stdout, with a warning: it holds the tokens in

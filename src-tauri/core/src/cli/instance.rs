@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
 use super::{Out, open_tokens};
 use crate::Result;
 use crate::approval::Approvals;
@@ -9,8 +11,10 @@ use crate::env::{Shell, env_lines};
 use crate::instance::{endpoint_url, rotate_secret, shutdown_signal};
 use crate::paths::Paths;
 
-/// Prints the environment lines for tools in `shell`'s syntax, after replacing the secret if
-/// `rotate`.
+/// Prints the environment lines for tools in `shell`'s syntax (with `--json`, the variables
+/// as an object and the directory put first on `PATH`), after replacing the secret if `rotate`.
+/// When nothing holds the endpoint's port it says so on stderr: tools would move on to their next
+/// credential until the app or a daemon runs.
 pub(super) fn env(shell: Shell, rotate: bool, out: &mut Out<'_>) -> Result<()> {
     let paths = Paths::from_env()?;
     let tokens = open_tokens()?;
@@ -21,7 +25,39 @@ pub(super) fn env(shell: Shell, rotate: bool, out: &mut Out<'_>) -> Result<()> {
     };
     let url = endpoint_url(&paths, tokens.config().port);
     let path_first = crate::env::path_first(&paths);
-    out.bytes(env_lines(&url, secret.expose(), shell, path_first.as_deref()).as_bytes())
+    if out.json {
+        let variables: serde_json::Map<String, serde_json::Value> =
+            crate::env::variables(&url, secret.expose())
+                .iter()
+                .map(|(name, value)| ((*name).to_string(), value.as_str().into()))
+                .collect();
+        let text = serde_json::to_string_pretty(
+            &serde_json::json!({ "variables": variables, "path_first": path_first }),
+        )
+        .map(Zeroizing::new)
+        .map_err(|e| crate::Error::io("write", "stdout", std::io::Error::other(e)))?;
+        out.line(&*text)?;
+    } else {
+        out.bytes(env_lines(&url, secret.expose(), shell, path_first.as_deref()).as_bytes())?;
+    }
+    if !listening(&url) {
+        out.tell(format_args!(
+            "note: nothing listens at {url} yet: tools get tokens once the app (`tokentray`) or \
+             `tokentray daemon` runs, and move on to their next credential until then"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether something holds the endpoint's port (`url` is `http://HOST:PORT`): the app, a
+/// daemon, or the socket that starts one. It binds the port for a moment rather than connecting,
+/// so whatever listens there sees nothing.
+fn listening(url: &str) -> bool {
+    let address = url.trim_start_matches("http://");
+    matches!(
+        std::net::TcpListener::bind(address),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+    )
 }
 
 /// Serves the endpoint, with background refresh, until SIGINT or SIGTERM.

@@ -9,7 +9,8 @@
 //! account, no token, key lost, refresh token revoked); 4 token store unavailable or locked, or a
 //! file tokentray trusts owned by another user or writable by others; 5
 //! Entra ID unavailable (network, 5xx, 429) and no valid cached token; 6 the program is not
-//! approved to get tokens, or denied (`require_approval`). Warnings go to stderr
+//! approved to get tokens, or denied (`require_approval`); 141, silently, when stdout's reader
+//! went away (`tokentray accounts | head`). Warnings go to stderr
 //! first; the JSON error, when there is one, is stderr's last line. With `--json`, errors are
 //! printed to stderr as `{"code": ..., "message": ...}` with a stable `code`.
 //!
@@ -254,7 +255,8 @@ pub struct LoginArgs {
 /// `tokentray token`.
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
-    /// Scope to request, e.g. https://management.azure.com/.default (repeatable).
+    /// Scope to request, e.g. https://vault.azure.net/.default (repeatable; default: Azure
+    /// Resource Manager, as az).
     #[arg(long = "scope", short = 's')]
     pub scopes: Vec<String>,
     /// Resource, as `az --resource` takes it; means the scope RESOURCE/.default.
@@ -321,6 +323,9 @@ pub mod exit {
     pub const UNAVAILABLE: u8 = 5;
     /// The program is not approved to get tokens, or was denied (`require_approval`).
     pub const NOT_APPROVED: u8 = 6;
+    /// stdout was closed by its reader (`tokentray accounts | head`): nothing is printed, as a
+    /// shell reports a process SIGPIPE ended.
+    pub const BROKEN_PIPE: u8 = 141;
 }
 
 /// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`).
@@ -358,6 +363,12 @@ pub fn run(command: Option<Command>, json: bool) -> u8 {
     };
     match runtime.block_on(dispatch(command, &mut out)) {
         Ok(()) => exit::OK,
+        // `tokentray accounts | head`: the reader is gone; there is no one to tell.
+        Err(Error::Io {
+            op: "write",
+            source,
+            ..
+        }) if source.kind() == std::io::ErrorKind::BrokenPipe => exit::BROKEN_PIPE,
         Err(e) => {
             report(&e, json_errors);
             exit_code(e.code())

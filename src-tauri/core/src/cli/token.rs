@@ -2,6 +2,8 @@
 //! when none runs.
 
 use super::{Format, Out, TokenArgs, open_tokens};
+use crate::authority::Authority;
+use crate::config::Config;
 use crate::flow::parse_scopes;
 use crate::instance::{Endpoint, native_token};
 use crate::paths::Paths;
@@ -47,16 +49,16 @@ pub(super) async fn fetch(
     Ok(TokenBody::from(&open_tokens()?.get_token(request).await?))
 }
 
+/// The scopes `--scope` and `--resource` name; with neither, the cloud's Azure Resource Manager,
+/// as `az account get-access-token` defaults to.
 fn requested_scopes(args: &TokenArgs) -> Result<Vec<String>> {
     let mut scopes: Vec<String> = args.scopes.iter().flat_map(|s| parse_scopes(s)).collect();
     if let Some(resource) = &args.resource {
         scopes.push(format!("{resource}/.default"));
     }
     if scopes.is_empty() {
-        return Err(Error::invalid(
-            "tokentray token",
-            "say which token: --scope https://management.azure.com/.default (or --resource https://management.azure.com/)",
-        ));
+        let config = Config::load(&Paths::from_env()?.config_file())?;
+        scopes.push(Authority::from_config(&config)?.login_scope());
     }
     Ok(scopes)
 }

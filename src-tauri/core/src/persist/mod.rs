@@ -244,6 +244,32 @@ pub fn open(
     Err(unavailable(tried))
 }
 
+/// The bytes of the cache file at `path` that one of tokentray's encrypted stores wrote (one
+/// `cache reset` kept aside, a corrupt one kept aside, another home's), decrypted with the key
+/// its header names while the key store still has it; `None` if `bytes` (the file's content)
+/// is not such a file.
+///
+/// # Errors
+/// Those of [`Persistence::load`]: [`Error::KeyLost`] when the key is gone,
+/// [`Error::CacheCorrupt`] for a damaged file.
+pub fn open_sealed(path: &Path, bytes: &[u8]) -> Option<Result<Zeroizing<Vec<u8>>>> {
+    #[cfg(windows)]
+    if dpapi::is_dpapi_blob(bytes) {
+        return Some(
+            DpapiFile::new(path.to_path_buf())
+                .load()
+                .map(Option::unwrap_or_default),
+        );
+    }
+    let backend = envelope::key_store_tag(bytes).and_then(Backend::from_tag)?;
+    let keys = KeyHolder::for_backend(backend)?;
+    Some(
+        EncryptedFile::new(path.to_path_buf(), keys)
+            .load()
+            .map(Option::unwrap_or_default),
+    )
+}
+
 /// A store of `backend`'s kind for other bytes at `path`, with a key of its own named after
 /// the path (as a new cache's is): where a helper keeps secrets besides the token cache (the
 /// registry tokens of `docker-credential-tokentray`) as safely as the cache. `None` for the
