@@ -41,6 +41,14 @@ fn json_err(out: &std::process::Output) -> Value {
         .unwrap_or_else(|_| panic!("stderr's last line is not JSON: {stderr}"))
 }
 
+/// Where `cache reset` says it moved the cache (`... moved to PATH; ...`).
+fn kept_aside(said: &str) -> &str {
+    said.split("moved to ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no path in {said:?}"))
+}
+
 fn imported() -> Home {
     let home = Home::new("plaintext");
     let file = fresh_azure_cli_cache(home.path());
@@ -344,13 +352,7 @@ fn status_and_reset() {
         "{text}"
     );
     // The way back: the file kept aside imports again.
-    let kept = said
-        .split("moved to ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap();
+    let kept = kept_aside(&said);
     assert!(home.ok(&["cache", "import", kept]).contains("(1 account)"));
     assert!(home.ok(&["accounts"]).contains("alice@contoso.example"));
 }
@@ -675,13 +677,7 @@ fn an_encrypted_cache_kept_aside_by_reset_imports_again() {
     let file = fresh_azure_cli_cache(home.path());
     home.ok(&["cache", "import", file.to_str().unwrap()]);
     let said = home.ok(&["cache", "reset"]);
-    let kept = said
-        .split("moved to ")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap();
+    let kept = kept_aside(&said);
     assert!(
         std::fs::read(kept).unwrap().starts_with(b"TOKTRAY"),
         "kept encrypted"
