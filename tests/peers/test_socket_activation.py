@@ -77,7 +77,7 @@ def test_the_first_connection_starts_the_daemon_and_gets_a_token(home, tmp_path,
         # systemd-socket-activate execs the daemon: same process, sockets passed in.
         assert published["pid"] == process.pid
         assert published["url"] == f"http://127.0.0.1:{port}"
-        text = log.read_text()
+        text = tt.logged(log, "served route=/msi/token")
         assert "served route=/msi/token" in text, text
         assert held not in text
         # tokentray's own CLI finds it through endpoint.json, like any instance.

@@ -90,6 +90,16 @@ def start_daemon(env, log):
     raise AssertionError(f"the daemon wrote no {endpoint}: {log.read_text()}")
 
 
+def logged(log, line):
+    """The text of `log` once it holds `line` (the audit writes off the request path), or after 5 s."""
+    for _ in range(100):
+        text = log.read_text()
+        if line in text:
+            return text
+        time.sleep(0.05)
+    return text
+
+
 def server_certificate(directory):
     """A test CA and a certificate it issued for 127.0.0.1 and localhost, as PEM files in
     `directory`: (CA certificate, server certificate, server key). Clients trust the CA (rustls,
