@@ -29,6 +29,15 @@ tokentray demo
   token endpoint: http://127.0.0.1:$port  (tokens expire after 15 minutes, to watch them refresh)
   Quit from the tray menu (or Ctrl-C here) to end the demo. If tokentray is already running,
   quit it first: a second start only brings the running one forward.
+
+In a second terminal, these lines point the CLI and your tools at the demo (not at your own
+tokentray), e.g. then \`tokentray accounts\` or \`python -c "from azure.identity import
+DefaultAzureCredential as C; print(C().get_token('https://management.azure.com/.default'))"\`:
+
+  export TOKENTRAY_HOME='$demo/home' TOKENTRAY_AUTHORITY='$url' \\
+    TOKENTRAY_CA_FILE='$demo/fake-entra-ca.pem' TOKENTRAY_PORT='$port' \\
+    TOKENTRAY_ARM_ENDPOINT='$url' PATH='$PWD/target/debug':"\$PATH"
+  eval "\$(tokentray env)"
 MSG
 TOKENTRAY_HOME=$demo/home TOKENTRAY_AUTHORITY=$url TOKENTRAY_CA_FILE=$demo/fake-entra-ca.pem \
-  TOKENTRAY_PORT=$port target/debug/tokentray-app
+  TOKENTRAY_PORT=$port TOKENTRAY_ARM_ENDPOINT=$url target/debug/tokentray-app

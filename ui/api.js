@@ -63,9 +63,16 @@ export async function rotateSecret() {
   return invoke('rotate_secret');
 }
 
-/** Puts the full environment lines (with the real secret) on the clipboard. */
-export async function copyEnv() {
-  return invoke('copy_env');
+/** Puts the full environment lines (with the real secret) on the clipboard, in `shell`'s
+ * syntax (`posix`, `fish`, `powershell`; null: the system's usual shell). */
+export async function copyEnv(shell = null) {
+  return invoke('copy_env', { shell });
+}
+
+/** Puts the account's (home_account_id) token for `scopes` in `tenant` on the clipboard, for
+ * 60 seconds. */
+export async function copyToken(homeAccountId, scopes, tenant) {
+  return invoke('copy_token', { account: homeAccountId, scopes, tenant });
 }
 
 /** Puts `text` on the clipboard. */
@@ -96,6 +103,16 @@ export async function answerApproval(id, answer) {
 /** Forgets the kept decision about the program at `path`: it is asked about again. */
 export async function revokeClient(path) {
   return invoke('revoke_client', { path });
+}
+
+/** Quits tokentray (the endpoint stops), as the tray's "Quit tokentray". */
+export async function quitApp() {
+  return invoke('quit_app');
+}
+
+/** Hides the window (tokentray keeps running in the tray). */
+export async function hideWindow() {
+  return invoke('hide_window');
 }
 
 /** Calls `handler(payload)` on every `tokentray://changed` event. */

@@ -9,7 +9,7 @@ const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 
 /** Tokens with less than this many seconds left are shown as a warning. */
 const WARN_SECONDS = 5 * 60;
-const TABS = ['accounts', 'endpoint', 'settings'];
+const TABS = ['accounts', 'endpoint', 'activity', 'settings'];
 /** Setting key (as in `overridden` and `save_settings`) to its input. */
 const SETTING_INPUTS = {
   authority: '#set-authority',
@@ -119,9 +119,10 @@ function errorText(err) {
   return 'Something went wrong. Try again; if it keeps happening, restart tokentray.';
 }
 
-function showError(err) {
+function showError(err, from = null) {
   $('#error-message').textContent = errorText(err);
   $('#error').hidden = false;
+  $('#error').dataset.from = from ?? '';
 }
 
 function hideError() {
@@ -205,6 +206,8 @@ function selectTab(name, focus = false) {
     tab.tabIndex = selected ? 0 : -1;
     $(`#panel-${tabName}`).hidden = !selected;
   }
+  // A settings error is about the settings: it does not follow the user to other tabs.
+  if (name !== 'settings' && $('#error').dataset.from === 'settings') hideError();
   // Roving tabindex: focus never stays on a tab that is not selected.
   if (focus || document.activeElement?.getAttribute('role') === 'tab') $(`#tab-${name}`).focus();
 }
@@ -272,6 +275,7 @@ function render() {
   renderAccounts(overview.accounts ?? []);
   renderApprovals(overview.approvals ?? {});
   renderEndpoint(overview.endpoint ?? {});
+  renderActivity(overview.activity ?? []);
   renderSettingsInfo(overview.settings ?? {});
   if (!state.settingsFilled && overview.settings) fillSettings(overview.settings);
   // Start at login is live state (the autostart entry exists or not), which the first sign-in
@@ -298,6 +302,8 @@ function renderAccounts(accounts) {
   const scrollTop = panel.scrollTop;
 
   list.replaceChildren(...accounts.map(accountCard));
+  $('#account-tools').hidden = accounts.length < 2;
+  filterAccounts();
 
   panel.scrollTop = scrollTop;
   if (focusMemo) {
@@ -328,7 +334,7 @@ function accountCard(account, index) {
   );
 
   const meta = h('dl', { class: 'account-meta' },
-    h('div', {}, h('dt', {}, 'Tenant'), h('dd', {}, account.tenant || '—')),
+    h('div', {}, h('dt', {}, 'Tenant'), h('dd', {}, tenantLabel(account.tenant, account.tenant_name))),
     h('div', {}, h('dt', {}, 'Environment'), h('dd', {}, account.environment || '—')),
   );
 
@@ -352,7 +358,26 @@ function accountCard(account, index) {
     stateLine,
     failingList(account.failing ?? []),
     tokenTable(account, display),
+    subscriptionList(account.subscriptions ?? []),
   );
+}
+
+/** A tenant by name, its id on hover (and its id alone when it has no known name). */
+function tenantLabel(id, name) {
+  if (!id) return '—';
+  return name ? h('span', { class: 'tenant-name', title: id, 'data-tenant-id': id }, name) : breakable(id);
+}
+
+/** The subscriptions ARM listed for the account, behind a disclosure. */
+function subscriptionList(subscriptions) {
+  if (!subscriptions.length) return null;
+  return h('details', { class: 'subscriptions' },
+    h('summary', {}, `Subscriptions (${subscriptions.length})`),
+    h('ul', {}, subscriptions.map((s) => h('li', { class: 'subscription', 'data-state': s.state },
+      h('span', { class: 'subscription-name' }, s.displayName),
+      ' ',
+      h('code', { class: 'subscription-id' }, s.subscriptionId),
+      s.state !== 'Enabled' && h('span', { class: 'muted' }, ` (${s.state})`)))));
 }
 
 /** The account's health: a one-line summary, and what Entra ID said behind "Details". */
@@ -393,13 +418,14 @@ function tokenTable(account, display) {
     h('caption', { class: 'visually-hidden' }, `Access tokens of ${display}`),
     h('colgroup', {},
       h('col', { class: 'col-resource' }), h('col', { class: 'col-tenant' }), h('col', { class: 'col-expires' }),
-      h('col', { class: 'col-refresh' }), h('col', { class: 'col-served' })),
+      h('col', { class: 'col-refresh' }), h('col', { class: 'col-served' }), h('col', { class: 'col-copy' })),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Resource and scopes'),
       h('th', { scope: 'col' }, 'Tenant'),
       h('th', { scope: 'col' }, 'Expires in'),
       h('th', { scope: 'col' }, 'Refresh at'),
-      h('th', { scope: 'col' }, 'Last served to'))),
+      h('th', { scope: 'col' }, 'Last served to'),
+      h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
     h('tbody', {}, tokens.map(tokenRow)),
   );
 }
@@ -410,7 +436,7 @@ function tokenRow(token) {
     h('td', { class: 'resource' },
       h('strong', {}, breakable(token.resource || token.scopes)),
       token.scopes && h('small', { class: 'scopes' }, breakable(token.scopes))),
-    h('td', { class: 'tenant' }, token.tenant ? breakable(token.tenant) : '—'),
+    h('td', { class: 'tenant' }, tenantLabel(token.tenant, token.tenant_name)),
     h('td', {
       class: 'expires-in', 'data-expires-on': expiresOn, title: `Expires ${fullFormat.format(new Date(expiresOn * 1000))}`,
     }, formatExpiry(expiresOn - serverNow())),
@@ -419,7 +445,25 @@ function tokenRow(token) {
         formatLocalTime(token.refresh_on))
       : h('td', { class: 'refresh-at' }, '—'),
     h('td', { class: 'last-served' }, token.last_served_to ? breakable(token.last_served_to) : '—'),
+    h('td', { class: 'token-actions' }, h('button', {
+      type: 'button', class: 'link-button', 'data-action': 'copy-token',
+      'data-scopes': token.scopes, 'data-tenant': token.tenant,
+    }, 'Copy token…')),
   );
+}
+
+/** After a warning, puts the token on the clipboard for 60 seconds. */
+async function copyToken(button, homeAccountId) {
+  const ok = await confirmAction({
+    title: 'Copy this token?',
+    text: 'An access token is a secret: anyone who has it can act as you on its resource until it expires. tokentray clears it from the clipboard after 60 seconds.',
+    ok: 'Copy token',
+  });
+  if (!ok) return;
+  await whileBusy(button, async () => {
+    await api.copyToken(homeAccountId, button.dataset.scopes, button.dataset.tenant);
+    announce('Token copied; it leaves the clipboard in 60 seconds.');
+  });
 }
 
 async function makeDefault(button, homeAccountId) {
@@ -451,7 +495,32 @@ async function confirmSignOut(homeAccountId) {
   }
 }
 
+/** Whether the account matches `needle` (lower case): username, name or tenant (id or name). */
+function accountMatches(account, needle) {
+  return [account.username, account.name, account.tenant, account.tenant_name]
+    .some((field) => String(field ?? '').toLowerCase().includes(needle));
+}
+
+/** Shows only the cards the Find box matches; the Compact box hides their token tables. */
+function filterAccounts() {
+  const needle = $('#account-filter').value.trim().toLowerCase();
+  const accounts = state.overview?.accounts ?? [];
+  let shown = 0;
+  for (const card of $$('#accounts .account')) {
+    const account = findAccount(card.dataset.account);
+    const match = !needle || (account && accountMatches(account, needle));
+    card.hidden = !match;
+    if (match) shown += 1;
+  }
+  const none = $('#no-account-match');
+  none.hidden = !(needle && accounts.length && shown === 0);
+  none.textContent = none.hidden ? '' : `No account matches “${needle}”.`;
+  $('#accounts').classList.toggle('compact', $('#compact-accounts').checked);
+}
+
 function setUpAccounts() {
+  $('#account-filter').addEventListener('input', filterAccounts);
+  $('#compact-accounts').addEventListener('change', filterAccounts);
   $('#accounts').addEventListener('click', (event) => {
     const button = event.target.closest('button[data-action]');
     const card = button?.closest('.account');
@@ -461,6 +530,7 @@ function setUpAccounts() {
       case 'make-default': makeDefault(button, account); break;
       case 'sign-out': confirmSignOut(account); break;
       case 'sign-in-again': startSignIn('browser', username, button); break;
+      case 'copy-token': copyToken(button, account); break;
       default: break;
     }
   });
@@ -514,6 +584,9 @@ function openSignInDialog(mode, hint) {
     ? 'Sign in with a device code'
     : hint ? `Sign in again as ${hint}` : 'Sign in with your browser';
   $('#browser-waiting').hidden = mode !== 'browser';
+  $('#sign-in-page').hidden = true;
+  $('#sign-in-url').textContent = '';
+  $('#copy-sign-in-url').textContent = 'Copy address';
   $('#device-code').hidden = mode !== 'device';
   $('#device-loading').hidden = false;
   $('#device-ready').hidden = true;
@@ -542,7 +615,17 @@ function showDeviceCode(code) {
   $('#device-ready').hidden = false;
   $('#sign-in-live').textContent =
     `Your code is ${[...code.user_code].join(' ')}. Enter it at ${code.verification_uri}.`;
+  // The footer says what is happening now, not "Getting a device code…".
+  announce('Waiting for you to enter the code and sign in…');
   tick();
+}
+
+/** The browser sign-in's page, to open by hand or copy when no browser window appeared. */
+function showSignInPage(url) {
+  if (state.signIn?.mode !== 'browser' || state.signIn.done) return;
+  state.signIn.pageUrl = url;
+  $('#sign-in-url').textContent = url;
+  $('#sign-in-page').hidden = false;
 }
 
 function showDialogError(err) {
@@ -646,6 +729,22 @@ function setUpSignIn() {
       $('#sign-in-live').textContent = 'Code copied.';
       announce('Code copied.');
       setTimeout(() => { button.textContent = 'Copy code'; }, 2000);
+    });
+  });
+  $('#copy-sign-in-url').addEventListener('click', (e) => {
+    const button = e.currentTarget;
+    const url = state.signIn?.pageUrl;
+    if (!url) return;
+    whileBusy(button, async () => {
+      try {
+        await api.copyText(url);
+      } catch (err) {
+        showDialogError(err);
+        return;
+      }
+      button.textContent = 'Copied';
+      announce('Address copied: paste it into a browser on this computer.');
+      setTimeout(() => { button.textContent = 'Copy address'; }, 2000);
     });
   });
   $('#verification-link').addEventListener('click', (e) => {
@@ -786,15 +885,17 @@ function renderEndpoint(endpoint) {
   ].filter(Boolean));
   $('#endpoint-url').textContent = endpoint.url || '—';
   $('#endpoint-served').textContent = Number(endpoint.requests_served ?? 0).toLocaleString();
-  const lines = endpoint.env_preview ?? [];
+  const previews = endpoint.env_preview ?? {};
+  const lines = previews[$('#env-shell').value || endpoint.native_shell] ?? [];
   $('#env-lines').textContent = lines.length
     ? lines.join('\n')
     : 'No environment to show while the endpoint is not running.';
 }
 
 function setUpEndpoint() {
+  $('#env-shell').addEventListener('change', () => renderEndpoint(state.overview?.endpoint ?? {}));
   $('#copy-env').addEventListener('click', (e) => whileBusy(e.currentTarget, async () => {
-    await api.copyEnv();
+    await api.copyEnv($('#env-shell').value || null);
     announce("Copied: paste it into your shell or your IDE's environment.");
   }));
   $('#rotate-secret').addEventListener('click', (e) => whileBusy(e.currentTarget, async () => {
@@ -810,6 +911,74 @@ function setUpEndpoint() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Keyboard shortcuts: Ctrl+F finds (accounts or activity), Ctrl+W and Escape hide the window
+// (tokentray goes on in the tray), Ctrl+Q quits. Escape in a dialog is the dialog's.
+
+function setUpShortcuts() {
+  document.addEventListener('keydown', (event) => {
+    const ctrl = event.ctrlKey || event.metaKey;
+    const key = event.key.toLowerCase();
+    if (ctrl && key === 'f') {
+      event.preventDefault();
+      if (activeTab().id !== 'tab-activity') selectTab('accounts');
+      const box = activeTab().id === 'tab-activity' ? $('#activity-filter') : $('#account-filter');
+      $('#account-tools').hidden = false;
+      box.focus();
+      box.select();
+    } else if (ctrl && key === 'w') {
+      event.preventDefault();
+      api.hideWindow().catch(showError);
+    } else if (ctrl && key === 'q') {
+      event.preventDefault();
+      api.quitApp().catch(showError);
+    } else if (event.key === 'Escape' && !document.querySelector('dialog[open]')) {
+      const box = event.target.closest?.('input[type="search"]');
+      if (box && box.value) return; // Escape clears a search box first
+      event.preventDefault();
+      api.hideWindow().catch(showError);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activity
+
+/** Whether `entry` has `needle` (lower case) in its program, account, scopes or route. */
+function activityMatches(entry, needle) {
+  return [entry.client, entry.account, entry.scopes, entry.route]
+    .some((field) => String(field ?? '').toLowerCase().includes(needle));
+}
+
+/** `pid 4242 (/usr/bin/python3.11)` → `python3.11 (pid 4242)`; anything else as it is. */
+function clientName(client) {
+  const m = /^pid (\d+) \((.*)\)$/.exec(String(client));
+  return m ? `${programName(m[2])} (pid ${m[1]})` : String(client);
+}
+
+function renderActivity(activity) {
+  const needle = $('#activity-filter').value.trim().toLowerCase();
+  const shown = needle ? activity.filter((e) => activityMatches(e, needle)) : activity;
+  const empty = $('#no-activity');
+  empty.hidden = shown.length > 0;
+  empty.textContent = activity.length
+    ? `Nothing served matches “${needle}”.`
+    : 'Nothing served yet. Tools that ask the endpoint for a token appear here.';
+  $('#activity-table').hidden = shown.length === 0;
+  $('#activity-rows').replaceChildren(...shown.map((e) => h('tr', {},
+    h('td', { title: fullFormat.format(new Date(e.at * 1000)) }, formatLocalTime(e.at)),
+    h('td', { class: 'mono', title: e.client }, clientName(e.client)),
+    h('td', {}, e.account),
+    h('td', { class: 'mono' }, breakable(e.scopes)),
+    h('td', { class: 'mono route' }, e.route),
+    h('td', { class: 'num', title: e.count > 1 ? `since ${fullFormat.format(new Date(e.since * 1000))}` : null }, String(e.count)),
+  )));
+}
+
+function setUpActivity() {
+  $('#activity-filter').addEventListener('input', () => renderActivity(state.overview?.activity ?? []));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Settings
 
 /** `TOKENTRAY_CLIENT_ID`, `client-id` or `client_id` → `client_id`. */
@@ -822,6 +991,18 @@ function overrideHint(key, fixed) {
   if (!hint) return;
   hint.hidden = !fixed;
   hint.textContent = fixed ? `Set by TOKENTRAY_${key.toUpperCase()} in the environment.` : '';
+}
+
+/** Under the input of `key`: saved, but the running app still uses the old value. */
+function pendingHint(key, pending) {
+  const field = $(`#settings-form .field[data-key="${key}"]`);
+  if (!field) return;
+  let hint = $('.pending-hint', field);
+  if (!hint) {
+    hint = h('p', { class: 'pending-hint', id: `pending-${key}` }, 'Saved: applies after tokentray restarts.');
+    field.append(hint);
+  }
+  hint.hidden = !pending;
 }
 
 /** The read-only parts (storage, config file): safe to redo on every overview. */
@@ -850,10 +1031,12 @@ function fillSettings(settings) {
   $('#set-plaintext').checked = Boolean(settings.plaintext);
   $('#set-require-approval').checked = Boolean(settings.require_approval);
   const overridden = new Set((settings.overridden ?? []).map(settingKey));
+  const pending = new Set(settings.pending ?? []);
   for (const [key, selector] of Object.entries(SETTING_INPUTS)) {
     const fixed = overridden.has(key);
     $(selector).disabled = fixed;
     overrideHint(key, fixed);
+    pendingHint(key, pending.has(key));
   }
   clearFieldErrors();
   updatePlaintextWarning();
@@ -913,10 +1096,13 @@ async function saveSettings(event) {
     } catch (err) {
       if (err?.field && SETTING_INPUTS[err.field] && $(`#err-${err.field}`)) {
         markFieldError(err.field, err.message);
-        return;
+      } else {
+        showError(err, 'settings');
       }
-      throw err;
+      return;
     }
+    // Saved: an earlier error about the settings no longer applies.
+    if ($('#error').dataset.from === 'settings') hideError();
     const settings = saved ?? {};
     if (state.overview) state.overview.settings = { ...state.overview.settings, ...settings };
     fillSettings(state.overview?.settings ?? settings);
@@ -981,11 +1167,17 @@ async function main() {
   setUpConfirm();
   setUpApprovals();
   setUpEndpoint();
+  setUpActivity();
+  setUpShortcuts();
   setUpSettings();
   $('#dismiss-error').addEventListener('click', hideError);
 
   // Subscribe first so that no change between the first fetch and the subscription is missed.
-  const subscribed = await Promise.allSettled([api.onChanged(() => refresh()), api.onTray(onTray)]);
+  const changed = (event) => {
+    if (event?.kind === 'sign_in_page') showSignInPage(event.url);
+    refresh();
+  };
+  const subscribed = await Promise.allSettled([api.onChanged(changed), api.onTray(onTray)]);
   const failed = subscribed.find((result) => result.status === 'rejected');
   await refresh();
   if (failed && $('#error').hidden) showError(failed.reason);

@@ -7,6 +7,7 @@ use tauri::{AppHandle, Runtime, State};
 use tokentray_core::Error;
 use tokentray_core::approval::Answer;
 use tokentray_core::cache::AccountInfo;
+use tokentray_core::desktop::Shell;
 use tokentray_core::desktop::{Desktop, DeviceCodeView, Overview, SettingsInput, SettingsView};
 
 /// What a failed command sends the window: a stable code to branch on and a sentence that says
@@ -58,10 +59,32 @@ pub fn handler<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         rotate_secret,
         copy_env,
         copy_text,
+        copy_token,
         save_settings,
         answer_approval,
         revoke_client,
+        hide_window,
+        quit_app,
     ])
+}
+
+/// Hides the window (Ctrl+W or Escape): tokentray goes on in the tray, as when the window is
+/// closed.
+#[tauri::command]
+fn hide_window<R: Runtime>(window: tauri::WebviewWindow<R>) -> Reply<()> {
+    window.hide().map_err(|e| {
+        UiError::new(
+            "window_unavailable",
+            format!("could not hide the window: {e}"),
+        )
+    })
+}
+
+/// Quits the app (Ctrl+Q in the window), as the tray's "Quit tokentray" does: the endpoint
+/// stops cleanly and withdraws `endpoint.json`.
+#[tauri::command]
+fn quit_app<R: Runtime>(app: AppHandle<R>) {
+    app.exit(0);
 }
 
 /// Accounts, tokens, endpoint and settings.
@@ -103,7 +126,8 @@ fn open_verification_page(desktop: Shared<'_>) -> Reply<()> {
         Error::invalid("verification page", "no device code sign-in is in progress")
     })?;
     let url = url_of(&uri)?;
-    Ok(tokentray_core::desktop::open_url(&url)?)
+    tokentray_core::desktop::open_url(&url)?;
+    Ok(())
 }
 
 /// Makes `account` (home account id) the default.
@@ -125,10 +149,11 @@ fn rotate_secret(desktop: Shared<'_>) -> Reply<()> {
     Ok(desktop.rotate_secret()?)
 }
 
-/// Puts the environment lines for tools (with the secret) on the clipboard.
+/// Puts the environment lines for tools (with the secret), in `shell`'s syntax (the system's
+/// usual shell if none), on the clipboard.
 #[tauri::command]
-fn copy_env<R: Runtime>(app: AppHandle<R>, desktop: Shared<'_>) -> Reply<()> {
-    let lines = desktop.env()?;
+fn copy_env<R: Runtime>(app: AppHandle<R>, desktop: Shared<'_>, shell: Option<Shell>) -> Reply<()> {
+    let lines = desktop.env(shell.unwrap_or_else(Shell::native))?;
     crate::copy(&app, &lines)
 }
 
@@ -136,6 +161,20 @@ fn copy_env<R: Runtime>(app: AppHandle<R>, desktop: Shared<'_>) -> Reply<()> {
 #[tauri::command]
 fn copy_text<R: Runtime>(app: AppHandle<R>, text: String) -> Reply<()> {
     crate::copy(&app, &text)
+}
+
+/// Puts the access token of `account` (home account id) for `scopes` in `tenant` on the
+/// clipboard (refreshed first if it is about to expire), for 60 seconds.
+#[tauri::command]
+async fn copy_token<R: Runtime>(
+    app: AppHandle<R>,
+    desktop: Shared<'_>,
+    account: String,
+    scopes: String,
+    tenant: String,
+) -> Reply<()> {
+    let token = desktop.token(&account, &scopes, &tenant).await?;
+    crate::copy_secret(&app, token)
 }
 
 /// Validates and saves the settings.

@@ -185,6 +185,32 @@ fn copy<R: Runtime>(app: &AppHandle<R>, text: &str) -> Result<(), UiError> {
     })
 }
 
+/// How long a copied token stays on the clipboard.
+const TOKEN_ON_CLIPBOARD: Duration = Duration::from_secs(60);
+
+/// Puts a token on the clipboard and takes it off after [`TOKEN_ON_CLIPBOARD`], unless
+/// something else was copied meanwhile.
+fn copy_secret<R: Runtime>(
+    app: &AppHandle<R>,
+    secret: tokentray_core::secret::Secret,
+) -> Result<(), UiError> {
+    copy(app, secret.expose())?;
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(TOKEN_ON_CLIPBOARD).await;
+        use tauri_plugin_clipboard_manager::Clipboard;
+        if let Some(clipboard) = app.try_state::<Clipboard<R>>() {
+            let still = clipboard
+                .read_text()
+                .is_ok_and(|now| secret.is(zeroize::Zeroizing::new(now).as_bytes()));
+            if still {
+                let _ = clipboard.write_text(String::new());
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Notifications whose daemon has not answered yet; past this many, new ones are dropped.
 const MAX_PENDING_NOTIFICATIONS: usize = 2;
 static PENDING_NOTIFICATIONS: AtomicUsize = AtomicUsize::new(0);

@@ -156,7 +156,7 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         TrayAction::Open => ask("show", None),
         TrayAction::CopyEnv => {
             let copied = desktop
-                .env()
+                .env(tokentray_core::desktop::Shell::native())
                 .map_err(crate::commands::UiError::from)
                 .and_then(|lines| crate::copy(app, &lines));
             match copied {

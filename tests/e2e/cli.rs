@@ -410,7 +410,7 @@ fn a_home_or_config_another_user_owns_or_can_write_is_refused() {
     let config = config_dir.join("config.toml");
     std::fs::write(
         &config,
-        "authority = \"https://evil.example\"\ntenant = \"evil\"\n",
+        "authority = \"https://evil.example\"\ntenant = \"evil.example\"\n",
     )
     .unwrap();
     give_to_other_user(home.path());
@@ -458,7 +458,7 @@ fn a_home_or_config_another_user_owns_or_can_write_is_refused() {
         chmod(&config_dir, dir_mode);
         chmod(&config, file_mode);
         let status: Value = serde_json::from_str(&home.ok(&["status", "--json"])).unwrap();
-        assert_eq!(status["tenant"], "evil", "the config file was read");
+        assert_eq!(status["tenant"], "evil.example", "the config file was read");
         assert_eq!(mode(home.path()), dir_mode, "the home is never chmodded");
     }
 }

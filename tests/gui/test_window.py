@@ -138,6 +138,19 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     env_lines = driver.find_element(By.ID, "env-lines").text
     assert "IDENTITY_ENDPOINT" in env_lines and json.loads((home / "run" / "endpoint.json").read_text())["secret"] not in env_lines
     shot(driver, "08-endpoint")
+    # Activity: what was served, newest first, naming this process; the filter narrows it.
+    driver.find_element(By.ID, "tab-activity").click()
+    rows = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#activity-rows tr"), "the activity")
+    cells = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
+    assert cells[1].endswith(f"(pid {os.getpid()})") and cells[2] == BOB[0] and cells[4] == "/msi/token", cells
+    assert any(r.find_elements(By.TAG_NAME, "td")[2].text == ALICE[0] for r in rows), "Alice's token too"
+    shot(driver, "08b-activity")
+    driver.find_element(By.ID, "activity-filter").send_keys("alice")
+    wait(driver, lambda d: all(ALICE[0] in r.text for r in d.find_elements(By.CSS_SELECTOR, "#activity-rows tr")),
+         "the filter")
+    driver.find_element(By.ID, "activity-filter").send_keys("-nobody")
+    wait(driver, lambda d: d.find_element(By.ID, "no-activity").is_displayed(), "nothing matching")
+    assert "alice-nobody" in driver.find_element(By.ID, "no-activity").text
     driver.find_element(By.ID, "tab-settings").click()
     wait(driver, lambda d: "secret-service" in d.find_element(By.ID, "store-backend").text, "the store in use")
     assert driver.find_element(By.ID, "set-authority").get_attribute("disabled") is not None, \
@@ -258,3 +271,61 @@ def test_the_window_follows_other_processes_and_shows_an_outage(launch, fake, ho
     # A sign-out in the terminal removes the card.
     assert cli(app_env, "logout", ALICE[0]).returncode == 0
     wait(driver, lambda d: ALICE[0] not in usernames(d), "Alice to be gone", timeout=5)
+
+
+def test_settings_save_what_changed_and_show_what_waits_for_a_restart(launch, home, app_env):
+    """Authority, port and store are fixed by TOKENTRAY_* here: shown, locked, never written."""
+    config = home / "config" / "config.toml"
+    config.unlink(missing_ok=True)
+    driver = launch()
+    try:
+        driver.find_element(By.ID, "tab-settings").click()
+        tenant = wait(driver, lambda d: d.find_element(By.ID, "set-tenant"), "the settings")
+        wait(driver, lambda d: tenant.get_attribute("value") == "organizations", "the saved tenant")
+        assert driver.find_element(By.ID, "set-port").get_attribute("value") == app_env["TOKENTRAY_PORT"]
+
+        def save():
+            driver.find_element(By.ID, "save-settings").click()
+
+        # A tenant that cannot be one is refused under its input, and nothing is written.
+        tenant.clear()
+        tenant.send_keys("contoso corp!")
+        save()
+        error = driver.find_element(By.ID, "err-tenant")
+        wait(driver, lambda d: error.is_displayed(), "the tenant's error")
+        assert "domain" in error.text and tenant.get_attribute("aria-invalid") == "true", error.text
+        assert not config.exists(), "nothing saved"
+        shot(driver, "13-settings-bad-tenant")
+
+        # Fixed, saved: only the tenant is written; it waits for a restart, and the field keeps it.
+        tenant.clear()
+        tenant.send_keys("contoso.example")
+        save()
+        wait(driver, lambda d: not error.is_displayed(), "the error to clear")
+        wait(driver, lambda d: config.exists(), "the config file")
+        assert config.read_text().strip() == 'tenant = "contoso.example"', config.read_text()
+        pending = wait(driver, lambda d: d.find_element(By.ID, "pending-tenant"), "the pending hint")
+        wait(driver, lambda d: pending.is_displayed(), "the pending hint")
+        assert tenant.get_attribute("value") == "contoso.example"
+        assert "start tokentray again" in driver.find_element(By.ID, "status").text
+        assert not driver.find_element(By.ID, "error").is_displayed()
+
+        # A second save keeps the first: the running tenant is not written back over it.
+        driver.find_element(By.ID, "set-require-approval").click()
+        save()
+        wait(driver, lambda d: "require_approval = true" in config.read_text(), "the second save")
+        assert 'tenant = "contoso.example"' in config.read_text(), config.read_text()
+        for locked in ("authority", "port", "store"):
+            assert locked not in config.read_text(), f"{locked} is fixed by the environment"
+        shot(driver, "14-settings-pending")
+
+        # After a restart the saved values run: nothing waits any more.
+        driver.quit()
+        driver = launch()
+        driver.find_element(By.ID, "tab-settings").click()
+        tenant = wait(driver, lambda d: d.find_element(By.ID, "set-tenant"), "the settings")
+        wait(driver, lambda d: tenant.get_attribute("value") == "contoso.example", "the saved tenant")
+        assert driver.find_element(By.ID, "set-require-approval").is_selected()
+        assert all(not e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, ".pending-hint"))
+    finally:
+        config.unlink(missing_ok=True)

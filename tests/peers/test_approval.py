@@ -89,7 +89,10 @@ def test_the_daemon_refuses_programs_not_approved_and_follows_tokentray_clients(
     listed = json.loads(run("--json", "clients").stdout)
     assert listed["require_approval"] is True
     assert [(c["path"], c["verdict"]) for c in listed["clients"]] == [(ME, "allow")]
-    assert f"allow {ME}\tsha256 {kept['sha256'][:12]}" in run("clients").stdout
+    assert run("clients", "-o", "tsv").stdout.split("\t")[:3] == ["allow", ME, kept["sha256"][:12]]
+    table = run("clients").stdout.splitlines()
+    assert table[1].split() == ["VERDICT", "PROGRAM", "SHA256", "DECIDED", "NOW"], table
+    assert table[2].split()[:3] == ["allow", ME, kept["sha256"][:12]], table
 
     # Denied: refused, naming how to undo it.
     run("clients", "deny", ME)

@@ -56,6 +56,30 @@ pub const CLOUDS: [Cloud; 3] = [
     },
 ];
 
+/// Whether `s` is a GUID (`04b07795-8ddb-461a-bbee-02f9e1bf7b46`, any case).
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `s` can name a tenant in an authority URL: a tenant id, `organizations`, `common`,
+/// `consumers`, or a domain (two or more labels of letters, digits and inner hyphens).
+pub fn is_tenant(s: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    ["organizations", "common", "consumers"].contains(&s.to_ascii_lowercase().as_str())
+        || is_guid(s)
+        || (s.contains('.') && s.split('.').all(label))
+}
+
 /// An authority host and tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
@@ -89,9 +113,10 @@ impl Authority {
             return Err(bad(format!("authority {text:?} has no host")));
         }
         let tenant = config.tenant.trim_matches('/').to_string();
-        if tenant.is_empty() || tenant.contains('/') {
+        if !is_tenant(&tenant) {
             return Err(bad(format!(
-                "tenant {tenant:?} must be a tenant id, domain, organizations or common"
+                "tenant {tenant:?} must be a tenant id (a GUID), a domain such as \
+                 contoso.onmicrosoft.com, or organizations, common or consumers"
             )));
         }
         let cloud = cloud_of(&base);
@@ -188,6 +213,33 @@ fn cloud_of(base: &Url) -> &'static Cloud {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn tenants_are_ids_domains_or_the_three_names() {
+        for good in [
+            "organizations",
+            "Common",
+            "consumers",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "contoso.onmicrosoft.com",
+            "sub.contoso-corp.example",
+        ] {
+            assert!(is_tenant(good), "{good}");
+        }
+        for bad in [
+            "",
+            "contoso corp!",
+            "contoso",
+            "contoso..com",
+            "-contoso.com",
+            "contoso.com/x",
+            "72f988bf-86f1-41af-91ab-2d7cd011db4",
+        ] {
+            assert!(!is_tenant(bad), "{bad}");
+        }
+        assert!(is_guid("04B07795-8ddb-461a-bbee-02f9e1bf7b46"));
+        assert!(!is_guid("not-a-guid"));
+    }
 
     #[test]
     fn each_cloud_signs_in_for_its_own_resource_manager() {

@@ -95,6 +95,26 @@ impl GitFile {
 }
 
 impl File {
+    /// Its editable settings, defaults where it has none.
+    fn settings(&self) -> EditableSettings {
+        EditableSettings {
+            authority: self
+                .authority
+                .as_deref()
+                .unwrap_or(DEFAULT_AUTHORITY)
+                .trim_end_matches('/')
+                .to_string(),
+            tenant: self.tenant.clone().unwrap_or_else(|| DEFAULT_TENANT.into()),
+            client_id: self
+                .client_id
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CLIENT_ID.into()),
+            port: self.port.unwrap_or(DEFAULT_PORT),
+            allow_unencrypted_storage: self.allow_unencrypted_storage.unwrap_or(false),
+            require_approval: self.require_approval.unwrap_or(false),
+        }
+    }
+
     /// The file at `path` (empty if there is none), once its directory and itself are trusted.
     fn read(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -217,38 +237,42 @@ impl Config {
     /// [`Error::NotOwner`] or [`Error::WritableByOthers`] if `path` or its directory is not
     /// safely the user's (see the module doc).
     pub fn load(path: &Path) -> Result<Self> {
-        let bad = |detail: String| Error::Config {
-            path: path.into(),
-            detail,
-        };
         let file = File::read(path)?;
+        let saved = file.settings();
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let store_text = env("TOKENTRAY_STORE")
-            .or(file.store)
-            .unwrap_or_else(|| "auto".into());
-        let store = store_text.parse().map_err(|e: String| bad(e))?;
+        // A bad value names where it came from: the variable, or the file.
+        let store = match env("TOKENTRAY_STORE") {
+            Some(text) => text.parse().map_err(|e: String| {
+                Error::invalid("TOKENTRAY_STORE", format!("{e}; fix or unset the variable"))
+            })?,
+            None => file
+                .store
+                .as_deref()
+                .unwrap_or("auto")
+                .parse()
+                .map_err(|detail: String| Error::Config {
+                    path: path.into(),
+                    detail,
+                })?,
+        };
         Ok(Self {
             store,
-            allow_unencrypted_storage: file.allow_unencrypted_storage.unwrap_or(false),
+            allow_unencrypted_storage: saved.allow_unencrypted_storage,
             authority: env("TOKENTRAY_AUTHORITY")
-                .or(file.authority)
-                .unwrap_or_else(|| DEFAULT_AUTHORITY.into())
-                .trim_end_matches('/')
-                .to_string(),
-            tenant: env("TOKENTRAY_TENANT")
-                .or(file.tenant)
-                .unwrap_or_else(|| DEFAULT_TENANT.into()),
-            client_id: env("TOKENTRAY_CLIENT_ID")
-                .or(file.client_id)
-                .unwrap_or_else(|| DEFAULT_CLIENT_ID.into()),
+                .map_or(saved.authority, |a| a.trim_end_matches('/').to_string()),
+            tenant: env("TOKENTRAY_TENANT").unwrap_or(saved.tenant),
+            client_id: env("TOKENTRAY_CLIENT_ID").unwrap_or(saved.client_id),
             ca_file: env("TOKENTRAY_CA_FILE").map(PathBuf::from).or(file.ca_file),
             port: match env("TOKENTRAY_PORT") {
-                Some(p) => p
-                    .parse()
-                    .map_err(|_| bad(format!("TOKENTRAY_PORT={p:?} is not a port number")))?,
-                None => file.port.unwrap_or(DEFAULT_PORT),
+                Some(p) => p.parse().map_err(|_| {
+                    Error::invalid(
+                        "TOKENTRAY_PORT",
+                        format!("{p:?} is not a port number; use 1-65535, or unset the variable"),
+                    )
+                })?,
+                None => saved.port,
             },
-            require_approval: file.require_approval.unwrap_or(false),
+            require_approval: saved.require_approval,
             git_hosts: file
                 .git
                 .hosts
@@ -265,20 +289,47 @@ impl Config {
         })
     }
 
-    /// Writes `settings` to the config file at `path`, keeping its other keys (`store`,
-    /// `ca_file`); atomic, mode 0600. Takes effect at the next start. Comments in the file are
-    /// not kept.
+    /// The settings the file at `path` holds (its values, defaults where it has none), whatever
+    /// the environment says: what the window edits, and what the next start uses for the
+    /// settings no variable fixes.
+    ///
+    /// # Errors
+    /// Those of reading the file ([`Error::Config`], [`Error::Io`], an untrusted file).
+    pub fn saved(path: &Path) -> Result<EditableSettings> {
+        Ok(File::read(path)?.settings())
+    }
+
+    /// Writes the settings of `settings` that differ from what the file at `path` holds
+    /// ([`Config::saved`]), except those in `locked` (fixed by an environment variable,
+    /// [`Config::overridden`]: never written from the running value); keeps its other keys
+    /// (`store`, `ca_file`, `[git]`). A setting the user left as it was stays as the file had
+    /// it, absent included, so defaults are not frozen into the file. Atomic, mode 0600; takes
+    /// effect at the next start. Comments in the file are not kept.
     ///
     /// # Errors
     /// [`Error::Config`] if the existing file is invalid (it is left as it is); [`Error::Io`].
-    pub fn save(path: &Path, settings: &EditableSettings) -> Result<()> {
+    pub fn save(path: &Path, settings: &EditableSettings, locked: &[&str]) -> Result<()> {
         let mut file = File::read(path)?;
-        file.authority = Some(settings.authority.clone());
-        file.tenant = Some(settings.tenant.clone());
-        file.client_id = Some(settings.client_id.clone());
-        file.port = Some(settings.port);
-        file.allow_unencrypted_storage = Some(settings.allow_unencrypted_storage);
-        file.require_approval = Some(settings.require_approval);
+        let saved = file.settings();
+        let open = |key: &str| !locked.contains(&key);
+        if open("authority") && settings.authority != saved.authority {
+            file.authority = Some(settings.authority.clone());
+        }
+        if open("tenant") && settings.tenant != saved.tenant {
+            file.tenant = Some(settings.tenant.clone());
+        }
+        if open("client_id") && settings.client_id != saved.client_id {
+            file.client_id = Some(settings.client_id.clone());
+        }
+        if open("port") && settings.port != saved.port {
+            file.port = Some(settings.port);
+        }
+        if settings.allow_unencrypted_storage != saved.allow_unencrypted_storage {
+            file.allow_unencrypted_storage = Some(settings.allow_unencrypted_storage);
+        }
+        if settings.require_approval != saved.require_approval {
+            file.require_approval = Some(settings.require_approval);
+        }
         let text = toml::to_string(&file).map_err(|e| Error::Config {
             path: path.into(),
             detail: format!("cannot write it: {e}"),
@@ -316,6 +367,47 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_save_writes_only_what_changed_and_nothing_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "store = \"keyutils\"\nport = 40000\n").unwrap();
+        let mut settings = Config::saved(&path).unwrap();
+        assert_eq!(settings.port, 40000);
+        assert_eq!(
+            settings.tenant, DEFAULT_TENANT,
+            "defaults where the file has none"
+        );
+        // The window sends every field: the authority as the environment has it (locked), the
+        // rest as saved but the tenant.
+        settings.authority = "https://127.0.0.1:8443".into();
+        settings.tenant = "contoso.example".into();
+        Config::save(&path, &settings, &["authority"]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("tenant = \"contoso.example\""), "{text}");
+        assert!(
+            text.contains("port = 40000") && text.contains("store = \"keyutils\""),
+            "{text}"
+        );
+        for absent in [
+            "authority",
+            "client_id",
+            "require_approval",
+            "allow_unencrypted_storage",
+        ] {
+            assert!(!text.contains(absent), "{absent} was not changed: {text}");
+        }
+        // A second save with other values leaves the first one's.
+        let mut again = Config::saved(&path).unwrap();
+        again.require_approval = true;
+        Config::save(&path, &again, &[]).unwrap();
+        let saved = Config::saved(&path).unwrap();
+        assert_eq!(
+            (saved.tenant.as_str(), saved.port, saved.require_approval),
+            ("contoso.example", 40000, true)
+        );
+    }
 
     #[test]
     fn unknown_keys_are_named() {

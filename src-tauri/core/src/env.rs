@@ -9,8 +9,21 @@ use clap::ValueEnum;
 
 use crate::paths::Paths;
 
-/// Shells `tokentray env` writes for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Shells `tokentray env` writes for (and the window copies for: `posix`, `fish`,
+/// `powershell`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    ValueEnum,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Shell {
     /// sh, bash, zsh.
     Posix,

@@ -17,6 +17,11 @@ fn main() -> ExitCode {
         return ExitCode::from(cli::run_docker_helper(helper_args));
     }
     let args = Cli::parse_from(argv);
-    cli::init_logging();
-    ExitCode::from(cli::run(args.command, args.json))
+    cli::init_logging(matches!(args.command, Some(cli::Command::Daemon)));
+    let output = if args.json {
+        cli::Output::Json
+    } else {
+        args.output
+    };
+    ExitCode::from(cli::run(args.command, output))
 }

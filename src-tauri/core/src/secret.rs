@@ -23,6 +23,13 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `candidate` is this secret's bytes, compared in constant time (the length
+    /// aside).
+    pub fn is(&self, candidate: &[u8]) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.0.len() == candidate.len() && bool::from(self.0.as_bytes().ct_eq(candidate))
+    }
 }
 
 impl From<String> for Secret {

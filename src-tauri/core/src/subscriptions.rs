@@ -10,17 +10,26 @@
 //! unreachable. The file survives reboots and is rebuilt from ARM when it is missing or
 //! unreadable (it is only ever a copy of what ARM says).
 //!
-//! Limit: an account's list is its home tenant's (the ARM token is for the account's default
-//! tenant); Azure CLI also walks `GET /tenants` for guest tenants.
+//! With each list the tenants the account can use are kept (`GET {arm}/tenants`, their names
+//! and domains), so tenants show by name, not only by GUID. The running app or daemon keeps
+//! every account's lists current ([`keep_listed`]): listed after sign-in and again once older
+//! than [`FRESH_FOR`].
+//!
+//! Limit: an account's subscriptions are its home tenant's (the ARM token is for the account's
+//! default tenant); Azure CLI also lists each guest tenant's.
 //!
 //! [`Paths::subscriptions`]: crate::paths::Paths::subscriptions
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::authority::Authority;
 use crate::secret::Secret;
+use crate::tokens::{Event, TokenRequest, Tokens};
 use crate::{Error, Result, files};
 
 /// How long a listed subscription list is used before it is listed again, in seconds.
@@ -55,13 +64,30 @@ pub struct ManagedBy {
     pub tenant_id: String,
 }
 
-/// One account's list, and when it was listed.
+/// A tenant an account can use, as ARM lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    /// The tenant id (a GUID).
+    pub tenant_id: String,
+    /// Its name (`Contoso`), when ARM gives one.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Its default domain (`contoso.onmicrosoft.com`), when ARM gives one.
+    #[serde(default)]
+    pub default_domain: Option<String>,
+}
+
+/// One account's lists, and when they were listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listed {
     /// When ARM answered, epoch seconds.
     pub listed_at: i64,
-    /// What it listed.
+    /// The subscriptions it listed.
     pub subscriptions: Vec<Subscription>,
+    /// The tenants it listed (empty if ARM would not list them).
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
 }
 
 /// Everything kept: each account's list, by username (lower case), and the default.
@@ -111,15 +137,26 @@ impl Known {
             .filter(|l| (0..FRESH_FOR).contains(&(now - l.listed_at)))
     }
 
-    /// Keeps `subscriptions` as `username`'s list, listed at `now`.
-    pub fn put(&mut self, username: &str, subscriptions: Vec<Subscription>, now: i64) {
+    /// Keeps `listing` as `username`'s lists, listed at `now`.
+    pub fn put(&mut self, username: &str, listing: Listing, now: i64) {
         self.accounts.insert(
             username.to_lowercase(),
             Listed {
                 listed_at: now,
-                subscriptions,
+                subscriptions: listing.subscriptions,
+                tenants: listing.tenants,
             },
         );
+    }
+
+    /// The name of the tenant `tenant_id`, from any kept list: its display name, else its
+    /// default domain.
+    pub fn tenant_name(&self, tenant_id: &str) -> Option<&str> {
+        self.accounts
+            .values()
+            .flat_map(|l| &l.tenants)
+            .find(|t| t.tenant_id.eq_ignore_ascii_case(tenant_id))
+            .and_then(|t| t.display_name.as_deref().or(t.default_domain.as_deref()))
     }
 
     /// The subscription `query` names (its id, or its name, case-insensitively) in any kept
@@ -150,30 +187,57 @@ impl Known {
     }
 }
 
+/// What ARM lists for one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Its subscriptions.
+    pub subscriptions: Vec<Subscription>,
+    /// Its tenants.
+    pub tenants: Vec<Tenant>,
+}
+
 /// One page of ARM's answer.
 #[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    value: Vec<Subscription>,
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
     #[serde(rename = "nextLink")]
     next_link: Option<String>,
 }
 
-/// Lists the subscriptions `token` (an ARM access token) can see at `arm` (ARM's endpoint,
-/// no trailing slash).
+/// Lists the subscriptions and tenants `token` (an ARM access token) can see at `arm` (ARM's
+/// endpoint, no trailing slash). Tenants are best effort: when ARM will not list them, the
+/// subscriptions come with none.
 ///
 /// # Errors
-/// [`Error::ToolFailed`] naming the request when ARM cannot be reached or refuses.
-pub async fn list(
+/// [`Error::ToolFailed`] naming the request when ARM cannot be reached or refuses the
+/// subscription list.
+pub async fn list(client: &reqwest::Client, arm: &str, token: &Secret) -> Result<Listing> {
+    let subscriptions = pages(client, arm, "subscriptions", token).await?;
+    let tenants = pages(client, arm, "tenants", token)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::debug!("no tenant names: {e}");
+            Vec::new()
+        });
+    Ok(Listing {
+        subscriptions,
+        tenants,
+    })
+}
+
+/// Every page of `GET {arm}/{what}?api-version=...`, following `nextLink` on `arm` only.
+async fn pages<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     arm: &str,
+    what: &str,
     token: &Secret,
-) -> Result<Vec<Subscription>> {
-    let mut url = format!("{arm}/subscriptions?api-version={API_VERSION}");
+) -> Result<Vec<T>> {
+    let mut url = format!("{arm}/{what}?api-version={API_VERSION}");
     let mut all = Vec::new();
     for _ in 0..MAX_PAGES {
         let failed = |detail: String| Error::ToolFailed {
-            command: format!("GET {arm}/subscriptions"),
+            command: format!("GET {arm}/{what}"),
             detail,
         };
         let response = client
@@ -188,10 +252,10 @@ pub async fn list(
                 "was refused ({status}); the account may have no access to Azure Resource Manager"
             )));
         }
-        let page: Page = response
+        let page: Page<T> = response
             .json()
             .await
-            .map_err(|e| failed(format!("answered no subscription list: {e}")))?;
+            .map_err(|e| failed(format!("answered no {what} list: {e}")))?;
         all.extend(page.value);
         match page.next_link {
             Some(next) if next.starts_with(arm) => url = next,
@@ -199,6 +263,107 @@ pub async fn list(
         }
     }
     Ok(all)
+}
+
+/// How often the running instance checks for accounts whose lists are missing or stale.
+const CHECK_EVERY: Duration = Duration::from_secs(60);
+/// How long an account that could not be listed waits before it is tried again, in seconds.
+const RETRY_AFTER: i64 = 300;
+
+/// Keeps every signed-in account's lists in `path` current while the app or daemon runs:
+/// at the start, after each sign-in or change of accounts (here or by another process) and
+/// every [`CHECK_EVERY`], an account with no list, or one
+/// older than [`FRESH_FOR`], is listed with its own cached ARM token, and the window is told.
+/// It never refreshes a token for this (that is the tools' demand to drive): an account with
+/// no valid ARM token cached waits for one. An account that cannot be listed (offline, no ARM
+/// access) keeps what was listed before and is tried again after [`RETRY_AFTER`] seconds; one
+/// that needs sign-in is not tried.
+pub async fn keep_listed(
+    tokens: Arc<Tokens>,
+    path: PathBuf,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (client, authority) = match (
+        crate::flow::http_client(tokens.config()),
+        Authority::from_config(tokens.config()),
+    ) {
+        (Ok(client), Ok(authority)) => (client, authority),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("subscriptions are not listed: {e}");
+            return;
+        }
+    };
+    tokio::pin!(shutdown);
+    let mut events = tokens.subscribe();
+    let mut retry_at: BTreeMap<String, i64> = BTreeMap::new();
+    loop {
+        if list_stale(&tokens, &client, &authority, &path, &mut retry_at).await {
+            tokens.emit(Event::AccountsChanged);
+        }
+        let next_check = tokio::time::sleep(CHECK_EVERY);
+        tokio::pin!(next_check);
+        loop {
+            tokio::select! {
+                () = &mut next_check => break,
+                event = events.recv() => match event {
+                    Ok(Event::SignedIn { .. } | Event::AccountsChanged) => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
+
+/// Lists the accounts whose lists are missing or stale and not waiting in `retry_at`;
+/// returns whether any list was kept.
+async fn list_stale(
+    tokens: &Tokens,
+    client: &reqwest::Client,
+    authority: &Authority,
+    path: &Path,
+    retry_at: &mut BTreeMap<String, i64>,
+) -> bool {
+    let Ok(accounts) = tokens.accounts() else {
+        return false;
+    };
+    let now = tokens.now();
+    let known = Known::load(path);
+    let scope = authority.login_scope();
+    let mut kept = false;
+    for account in accounts {
+        let username = account.username;
+        let waiting = retry_at.get(&username).is_some_and(|at| now < *at);
+        if waiting || account.needs_sign_in.is_some() || known.fresh(&username, now).is_some() {
+            continue;
+        }
+        let cached = tokens.cached(&TokenRequest {
+            account: Some(&username),
+            scopes: std::slice::from_ref(&scope),
+            tenant: None,
+        });
+        let Ok(Some(cached)) = cached else {
+            continue;
+        };
+        match list(client, authority.arm_endpoint(), &cached.token.access_token).await {
+            Ok(listing) => {
+                retry_at.remove(&username);
+                // Read again just before writing: the az shim may have changed the default.
+                let mut known = Known::load(path);
+                known.put(&username, listing, tokens.now());
+                match known.save(path) {
+                    Ok(()) => kept = true,
+                    Err(e) => tracing::warn!("the subscription list was not kept: {e}"),
+                }
+            }
+            Err(e) => {
+                tracing::debug!("{username}'s subscriptions not listed: {e}");
+                retry_at.insert(username, now + RETRY_AFTER);
+            }
+        }
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -215,12 +380,52 @@ mod tests {
         }
     }
 
+    fn listing(subscriptions: Vec<Subscription>) -> Listing {
+        Listing {
+            subscriptions,
+            tenants: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tenants_are_named_from_any_kept_list_by_name_else_domain() {
+        let mut known = Known::default();
+        let tenant = |id: &str, name: Option<&str>, domain: Option<&str>| Tenant {
+            tenant_id: id.into(),
+            display_name: name.map(Into::into),
+            default_domain: domain.map(Into::into),
+        };
+        known.put(
+            "a",
+            Listing {
+                subscriptions: Vec::new(),
+                tenants: vec![tenant("T1", Some("Contoso"), Some("contoso.example"))],
+            },
+            0,
+        );
+        known.put(
+            "b",
+            Listing {
+                subscriptions: Vec::new(),
+                tenants: vec![
+                    tenant("t2", None, Some("fabrikam.example")),
+                    tenant("t3", None, None),
+                ],
+            },
+            0,
+        );
+        assert_eq!(known.tenant_name("t1"), Some("Contoso"));
+        assert_eq!(known.tenant_name("t2"), Some("fabrikam.example"));
+        assert_eq!(known.tenant_name("t3"), None);
+        assert_eq!(known.tenant_name("t4"), None);
+    }
+
     #[test]
     fn a_kept_list_is_fresh_for_an_hour_and_found_by_id_or_name() {
         let mut known = Known::default();
         known.put(
             "Alice@Contoso.example",
-            vec![sub("s1", "Prod", "t1", "Enabled")],
+            listing(vec![sub("s1", "Prod", "t1", "Enabled")]),
             1000,
         );
         assert!(
@@ -256,11 +461,11 @@ mod tests {
         let mut known = Known::default();
         known.put(
             "a",
-            vec![
+            listing(vec![
                 sub("off", "Old", "t1", "Disabled"),
                 sub("guest", "Guest", "t2", "Enabled"),
                 sub("home", "Home", "t1", "Enabled"),
-            ],
+            ]),
             0,
         );
         assert_eq!(
@@ -288,7 +493,7 @@ mod tests {
         std::fs::write(&path, b"{not json").unwrap();
         assert_eq!(Known::load(&path), Known::default());
         let mut known = Known::default();
-        known.put("a", vec![sub("s1", "Prod", "t1", "Enabled")], 5);
+        known.put("a", listing(vec![sub("s1", "Prod", "t1", "Enabled")]), 5);
         known.default = Some("s1".into());
         known.save(&path).unwrap();
         assert_eq!(Known::load(&path), known);

@@ -213,6 +213,7 @@ fn settings_are_validated_before_anything_is_written() {
         ("authority", json!("http://login.example.com"), "https"),
         ("client_id", json!("my-app"), "GUID"),
         ("tenant", json!("a/b"), "tenant"),
+        ("tenant", json!("contoso corp!"), "domain"),
     ] {
         let err = w.call("save_settings", with(key, value)).unwrap_err();
         assert_eq!(err["code"], "invalid_input", "{key}: {err}");

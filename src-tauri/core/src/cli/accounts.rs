@@ -5,13 +5,18 @@ use crate::cache::select_account;
 use crate::instance::{self, Endpoint};
 use crate::paths::Paths;
 use crate::persist::PersistedCache;
+use crate::subscriptions::Known;
 use crate::tokens::{AccountState, Health};
 use crate::{Error, Result};
 
-/// Lists the signed-in accounts with their health, the default marked `*`.
+/// Lists the signed-in accounts with their health, the default marked `*` and tenants by name
+/// where ARM named them ([`Known::tenant_name`]); under the table, what to do about those that
+/// need it.
 pub(super) async fn accounts(out: &mut Out<'_>) -> Result<()> {
     let (_, store) = open()?;
-    let (states, _) = account_states(&Paths::from_env()?, &store).await?;
+    let paths = Paths::from_env()?;
+    let (states, _) = account_states(&paths, &store).await?;
+    let known = Known::load(&paths.subscriptions());
     if out.json {
         return out.json(&states);
     }
@@ -20,20 +25,42 @@ pub(super) async fn accounts(out: &mut Out<'_>) -> Result<()> {
             "No accounts. Sign in with `tokentray login`, or import a cache with `tokentray cache import FILE`.",
         );
     }
+    let rows: Vec<[String; 6]> = states
+        .iter()
+        .map(|s| {
+            let a = &s.account;
+            [
+                if a.is_default { "*" } else { "" }.to_string(),
+                a.username.clone(),
+                a.name.clone().unwrap_or_else(|| "-".into()),
+                a.home_tenant.as_deref().map_or_else(
+                    || "-".into(),
+                    |t| known.tenant_name(t).unwrap_or(t).to_string(),
+                ),
+                a.environment.clone(),
+                s.health.line(),
+            ]
+        })
+        .collect();
+    out.table(["", "USERNAME", "NAME", "TENANT", "CLOUD", "STATUS"], &rows)?;
+    if out.tsv {
+        return Ok(());
+    }
     for s in &states {
-        let a = &s.account;
-        out.line(format_args!(
-            "{} {}\t{}\ttenant {}\t{}\t{}",
-            if a.is_default { "*" } else { " " },
-            a.username,
-            a.name.as_deref().unwrap_or("-"),
-            a.home_tenant.as_deref().unwrap_or("-"),
-            a.environment,
-            s.health.line(),
-        ))?;
-        health_details(s, out)?;
+        if has_details(s) {
+            out.line(format_args!("{}:", s.account.username))?;
+            health_details(s, out)?;
+        }
     }
     Ok(())
+}
+
+/// Whether [`health_details`] has anything to say about `state`.
+fn has_details(state: &AccountState) -> bool {
+    matches!(
+        state.health,
+        Health::NeedsSignIn { .. } | Health::Retrying { .. }
+    ) || !state.failing.is_empty()
 }
 
 /// The lines under an account's: what Entra said, what fails on its own, what to do.

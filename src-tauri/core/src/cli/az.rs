@@ -299,6 +299,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
         stdout: &mut stdout,
         stderr: &mut quiet,
         json: false,
+        tsv: false,
     };
     let answered = runtime.block_on(answer(&invocation, &mut out));
     match answered.and_then(|value| print(&invocation, value, &mut out)) {
@@ -310,7 +311,7 @@ pub fn run(args: Vec<OsString>) -> u8 {
 /// The result of `invocation` (`None`: the command prints nothing).
 async fn answer(invocation: &Invocation, out: &mut Out<'_>) -> Result<Option<Value>> {
     let subscription = invocation.subscription.as_deref();
-    let context = || account::Context::load();
+    let context = || super::subscriptions::Context::load();
     Ok(Some(match &invocation.command {
         Command::Version => version(),
         Command::GetToken(request) => {

@@ -58,32 +58,38 @@ fn list(clients: &[Client], required: bool, out: &mut Out<'_>) -> Result<()> {
             "clients": clients,
         }));
     }
-    out.line(if required {
-        "Approval of new programs is on: a program not listed asks in the tokentray window first."
-    } else {
-        "Approval of new programs is off (require_approval = true in config.toml turns it on)."
-    })?;
-    if clients.is_empty() {
-        return out.line("No program is allowed or denied yet.");
+    if !out.tsv {
+        out.line(if required {
+            "Approval of new programs is on: a program not listed asks in the tokentray window first."
+        } else {
+            "Approval of new programs is off (require_approval = true in config.toml turns it on)."
+        })?;
+        if clients.is_empty() {
+            return out.line("No program is allowed or denied yet.");
+        }
     }
-    for c in clients {
-        let verdict = match c.rule.verdict {
-            Verdict::Allow => "allow",
-            Verdict::Deny => "deny ",
-        };
-        let changed = match approval::current_sha256(&c.path) {
-            Some(now) if now == c.rule.sha256 => "",
-            Some(_) => "\t(changed since: asked again)",
-            None => "\t(gone)",
-        };
-        out.line(format_args!(
-            "{verdict} {}\tsha256 {}\tdecided {}{changed}",
-            c.path,
-            short(&c.rule.sha256),
-            crate::clock::local_time(c.rule.decided, "%Y-%m-%d %H:%M"),
-        ))?;
-    }
-    Ok(())
+    let rows: Vec<[String; 5]> = clients
+        .iter()
+        .map(|c| {
+            let verdict = match c.rule.verdict {
+                Verdict::Allow => "allow",
+                Verdict::Deny => "deny",
+            };
+            let now = match approval::current_sha256(&c.path) {
+                Some(now) if now == c.rule.sha256 => "as decided",
+                Some(_) => "changed since: asked again",
+                None => "gone",
+            };
+            [
+                verdict.to_string(),
+                c.path.clone(),
+                short(&c.rule.sha256).to_string(),
+                crate::clock::local_time(c.rule.decided, "%Y-%m-%d %H:%M"),
+                now.to_string(),
+            ]
+        })
+        .collect();
+    out.table(["VERDICT", "PROGRAM", "SHA256", "DECIDED", "NOW"], &rows)
 }
 
 fn off_hint(tokens: &crate::tokens::Tokens) -> String {

@@ -1,5 +1,6 @@
 //! `tokentray env` and `tokentray daemon`: pointing tools at the endpoint, and serving it.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -66,5 +67,15 @@ pub(super) async fn daemon() -> Result<()> {
     let tokens = Arc::new(open_tokens()?);
     // No window to ask in: programs not approved yet are refused with how to approve them.
     let approvals = Arc::new(Approvals::new(tokens, false));
-    crate::instance::run(&paths, approvals, shutdown_signal(), |_| {}).await
+    crate::instance::run(&paths, approvals, shutdown_signal(), |endpoint| {
+        // For the person who started it (a log line at the default level would be a warning).
+        let _ = writeln!(
+            std::io::stderr(),
+            "tokentray daemon: serving tokens on {} (pid {}); point tools at it with: \
+             eval \"$(tokentray env)\"",
+            endpoint.url,
+            endpoint.pid
+        );
+    })
+    .await
 }

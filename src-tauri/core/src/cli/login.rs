@@ -3,10 +3,12 @@
 use serde_json::json;
 
 use super::{LoginArgs, Out, open_tokens};
-use crate::Result;
 use crate::flow::browser;
+use crate::flow::open::{Opened, open_url};
+use crate::{Error, Result};
 
-/// Signs in and adds the account; Ctrl-C cancels.
+/// Signs in and adds the account; Ctrl-C cancels. Without `--device-code` in an SSH session,
+/// or when no browser starts, it fails at once saying to use `--device-code`.
 pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
     let tokens = open_tokens()?;
     let scopes = if args.scopes.is_empty() {
@@ -31,6 +33,16 @@ pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
         out.tell(&code.message);
         tokens.finish_device_code(&code, cancel).await?
     } else {
+        if let Some(variable) = ssh_session() {
+            return Err(Error::invalid(
+                "sign-in",
+                format!(
+                    "this is an SSH session ({variable} is set): the sign-in page would send \
+                     your browser back to localhost on this machine, which a browser on your \
+                     own computer cannot reach; sign in with `tokentray login --device-code`"
+                ),
+            ));
+        }
         let options = browser::Options {
             tenant: args.tenant,
             scopes,
@@ -59,14 +71,18 @@ pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
     }
 }
 
-/// Opens the system browser (honouring `$BROWSER`); always shows the URL too, in case no
-/// browser opens.
-fn open_browser(url: &url::Url, out: &mut Out<'_>) -> Result<()> {
+/// The variable that says this process runs in an SSH session, if one does.
+fn ssh_session() -> Option<&'static str> {
+    ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"]
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some_and(|value| !value.is_empty()))
+}
+
+/// Opens the system browser ([`open_url`]: `$BROWSER` first); always shows the URL too, in
+/// case no browser window appears. A browser that cannot start fails the sign-in at once.
+fn open_browser(url: &url::Url, out: &mut Out<'_>) -> Result<Opened> {
     out.tell(format_args!(
         "Opening your browser to sign in. If it does not open, go to:\n{url}"
     ));
-    if let Err(e) = webbrowser::open(url.as_str()) {
-        out.tell(format_args!("(could not start a browser: {e})"));
-    }
-    Ok(())
+    open_url(url)
 }

@@ -16,13 +16,14 @@
 //!
 //! One function per subcommand, in the module of its area: [`login`](login), `accounts`
 //! (`accounts`, `switch`, `logout`), `token`, `cache` (`cache import | export | reset`),
-//! `status`, `instance` (`env`, `daemon`), `clients` (`clients [allow | deny | revoke]`); the
+//! `status`, `activity`, `subscriptions`, `instance` (`env`, `daemon`), `clients` (`clients [allow | deny | revoke]`); the
 //! helpers other tools run: `kube` (`kube-token`, kubectl's exec plugin), `kubeconfig`
 //! (`kubeconfig convert`), `git`
 //! (`git-credential`, git's credential helper), `az` (the `az` shim and `az-shim`), `docker`
 //! (`docker-credential-tokentray`, docker's credential helper).
 
 mod accounts;
+mod activity;
 mod app;
 mod az;
 mod cache;
@@ -34,6 +35,7 @@ mod kube;
 mod kubeconfig;
 mod login;
 mod status;
+mod subscriptions;
 mod token;
 
 use std::io::Write;
@@ -55,9 +57,14 @@ use crate::{Error, Result};
 #[derive(Debug, Parser)]
 #[command(name = "tokentray", version, about, long_about = None)]
 pub struct Cli {
-    /// Print results and errors as JSON (errors as {"code", "message"} on stderr).
+    /// Print results and errors as JSON (errors as {"code", "message"} on stderr); the same as
+    /// `--output json`.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How lists and results are printed: `table` (for people: aligned, with a header), `tsv`
+    /// (tab-separated, no header, for scripts) or `json`.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     /// What to do; without one, the tray app starts.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -90,6 +97,20 @@ pub enum Command {
     Cache(CacheCommand),
     /// Show the token store, the cache and the configuration.
     Status,
+    /// List the Azure subscriptions each signed-in account can use (from Azure Resource
+    /// Manager, kept for an hour), the default marked `*`.
+    Subscriptions {
+        /// List them from Azure Resource Manager again, now.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// List the tokens the running app or daemon served lately: when, to which program, for
+    /// which account and scopes, by which route (nothing secret).
+    Activity {
+        /// Only the lines whose program, account, scopes or route contain TEXT (any case).
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
+    },
     /// Print the environment that points tools (Azure SDKs) at tokentray's endpoint:
     /// `eval "$(tokentray env)"`.
     Env {
@@ -273,6 +294,17 @@ pub struct TokenArgs {
     pub format: Format,
 }
 
+/// How results are printed (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people: aligned columns under a header.
+    Table,
+    /// Tab-separated, no header.
+    Tsv,
+    /// JSON (errors too, as `{"code", "message"}` on stderr).
+    Json,
+}
+
 /// Output formats of `tokentray token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -328,8 +360,10 @@ pub mod exit {
     pub const BROKEN_PIPE: u8 = 141;
 }
 
-/// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`).
-pub fn run(command: Option<Command>, json: bool) -> u8 {
+/// Runs a subcommand; returns the process exit code. Errors are printed (as JSON with `--json`
+/// or `--output json`).
+pub fn run(command: Option<Command>, output: Output) -> u8 {
+    let json = output == Output::Json;
     let Some(command) = command else {
         return match app::start() {
             Ok(()) => exit::OK,
@@ -360,6 +394,7 @@ pub fn run(command: Option<Command>, json: bool) -> u8 {
         stdout: &mut std::io::stdout().lock(),
         stderr: &mut std::io::stderr(),
         json,
+        tsv: output == Output::Tsv,
     };
     match runtime.block_on(dispatch(command, &mut out)) {
         Ok(()) => exit::OK,
@@ -403,6 +438,8 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         }
         Command::Cache(CacheCommand::Reset) => cache::reset(out),
         Command::Status => status::status(out).await,
+        Command::Subscriptions { refresh } => subscriptions::subscriptions(refresh, out).await,
+        Command::Activity { filter } => activity::activity(filter.as_deref(), out).await,
         Command::Env { shell, rotate } => instance::env(shell, rotate, out),
         Command::Daemon => instance::daemon().await,
         Command::Clients { action } => clients::clients(action, out),
@@ -439,18 +476,22 @@ pub fn exit_code(code: ErrorCode) -> u8 {
     }
 }
 
-/// Logs to stderr at `warn` (override with `TOKENTRAY_LOG`, e.g. `TOKENTRAY_LOG=debug`).
-/// Nothing secret is ever logged.
-pub fn init_logging() {
+/// Logs to stderr at `warn` (override with `TOKENTRAY_LOG`, e.g. `TOKENTRAY_LOG=debug`), each
+/// line with its UTC time (RFC 3339) when `timestamps`: the app and the daemon, which run for
+/// days and write the audit; a command's few lines go without. Nothing secret is ever logged.
+pub fn init_logging(timestamps: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOKENTRAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_target(false);
+    let _ = if timestamps {
+        builder.try_init()
+    } else {
+        builder.without_time().try_init()
+    };
 }
 
 /// Where a subcommand writes: results to stdout (JSON with `--json`), messages for people to
@@ -459,9 +500,46 @@ struct Out<'a> {
     stdout: &'a mut dyn Write,
     stderr: &'a mut dyn Write,
     json: bool,
+    /// Lists tab-separated without a header (`--output tsv`).
+    tsv: bool,
 }
 
 impl Out<'_> {
+    /// A list's rows: under `header`, each column as wide as its widest cell, two spaces
+    /// apart; with `--output tsv`, tab-separated with no header (tabs and line breaks in a cell
+    /// become spaces, so a row stays one line of N fields).
+    fn table<const N: usize>(&mut self, header: [&str; N], rows: &[[String; N]]) -> Result<()> {
+        if self.tsv {
+            for row in rows {
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|c| c.replace(['\t', '\n', '\r'], " "))
+                    .collect();
+                self.line(cells.join("\t"))?;
+            }
+            return Ok(());
+        }
+        let mut widths = header.map(|h| h.chars().count());
+        for row in rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let header = header.map(String::from);
+        for row in std::iter::once(&header).chain(rows) {
+            let mut line = String::new();
+            for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+                if i + 1 == N {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:width$}  "));
+                }
+            }
+            self.line(line.trim_end())?;
+        }
+        Ok(())
+    }
+
     /// A line of the result.
     fn line(&mut self, text: impl std::fmt::Display) -> Result<()> {
         writeln!(self.stdout, "{text}").map_err(stdout_failed)

@@ -16,17 +16,19 @@ mod tray;
 
 use std::sync::{Arc, Mutex};
 
+pub use crate::env::Shell;
+pub use crate::flow::open::open_url;
 pub use notices::{Notice, Notices};
 pub use overview::{AccountView, ApprovalsView, EndpointView, Overview, TokenView};
 pub use settings::{SettingsInput, SettingsView};
+pub use sign_in::DeviceCodeView;
 use sign_in::PendingSignIn;
-pub use sign_in::{DeviceCodeView, open_url};
 pub use tray::{Tray, TrayAccount, TrayAction, TrayState};
 
 use crate::Result;
 use crate::approval::{self, Answer, Approvals};
 use crate::cache::AccountInfo;
-use crate::env::{Shell, env_lines};
+use crate::env::env_lines;
 use crate::paths::Paths;
 use crate::sync::lock;
 use crate::tokens::Tokens;
@@ -104,19 +106,43 @@ impl Desktop {
         *lock(&self.endpoint_error) = Some(why);
     }
 
-    /// The environment lines for tools (with the real secret) in POSIX shell syntax.
+    /// The environment lines for tools (with the real secret) in `shell`'s syntax.
     ///
     /// # Errors
     /// Token store errors.
-    pub fn env(&self) -> Result<zeroize::Zeroizing<String>> {
+    pub fn env(&self, shell: Shell) -> Result<zeroize::Zeroizing<String>> {
         let secret = self.tokens.endpoint_secret()?;
         let url = crate::instance::endpoint_url(&self.paths, self.tokens.config().port);
         Ok(env_lines(
             &url,
             secret.expose(),
-            Shell::native(),
+            shell,
             crate::env::path_first(&self.paths).as_deref(),
         ))
+    }
+
+    /// The access token of `account` (home account id or username) for `scopes`
+    /// (space-separated) in `tenant`, refreshed first if it is about to expire: for the
+    /// window's "Copy token".
+    ///
+    /// # Errors
+    /// Those of [`Tokens::get_token`].
+    pub async fn token(
+        &self,
+        account: &str,
+        scopes: &str,
+        tenant: &str,
+    ) -> Result<crate::secret::Secret> {
+        let scopes = crate::flow::parse_scopes(scopes);
+        let served = self
+            .tokens
+            .get_token(&crate::tokens::TokenRequest {
+                account: Some(account),
+                scopes: &scopes,
+                tenant: Some(tenant).filter(|t| !t.is_empty()),
+            })
+            .await?;
+        Ok(served.access_token)
     }
 
     /// Replaces the endpoint secret and republishes `endpoint.json` if this app serves.

@@ -1,5 +1,5 @@
-//! The window's overview: accounts, their tokens with expiry, the endpoint, the settings and
-//! the approval of programs.
+//! The window's overview: accounts, their tokens with expiry, the endpoint, the settings, the
+//! approval of programs and the activity.
 
 use serde::Serialize;
 
@@ -10,8 +10,9 @@ use crate::approval::{self, Client, Question};
 use crate::cache::{RESERVED_SCOPES, TokenCache, epoch};
 use crate::env::{Shell, env_lines};
 use crate::instance::{Endpoint, endpoint_url};
+use crate::subscriptions::{Known, Subscription};
 use crate::sync::lock;
-use crate::tokens::{AccountState, FailingRequest, Health};
+use crate::tokens::{AccountState, FailingRequest, Health, Served};
 
 /// Everything the window shows, as of `now`.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +27,8 @@ pub struct Overview {
     pub settings: SettingsView,
     /// Approval of the programs that get tokens.
     pub approvals: ApprovalsView,
+    /// The tokens the endpoint served lately, newest first.
+    pub activity: Vec<Served>,
 }
 
 /// Approval of programs (`require_approval`): the questions waiting and the kept decisions.
@@ -50,6 +53,10 @@ pub struct AccountView {
     pub name: Option<String>,
     /// Home tenant id.
     pub tenant: Option<String>,
+    /// The home tenant's name, when ARM named it ([`Known::tenant_name`]).
+    pub tenant_name: Option<String>,
+    /// The Azure subscriptions it can use, as last listed (empty until listed).
+    pub subscriptions: Vec<Subscription>,
     /// Authority host.
     pub environment: String,
     /// Whether tools get this account when they name none.
@@ -71,6 +78,8 @@ pub struct TokenView {
     pub resource: String,
     /// Tenant (realm) it was issued for.
     pub tenant: String,
+    /// That tenant's name, when ARM named it.
+    pub tenant_name: Option<String>,
     /// Expiry, epoch seconds.
     pub expires_on: i64,
     /// When tokentray renews it ahead of expiry, epoch seconds.
@@ -90,8 +99,11 @@ pub struct EndpointView {
     pub detail: Option<String>,
     /// Tokens served since the app started.
     pub requests_served: u64,
-    /// The environment lines for tools, secret masked.
-    pub env_preview: Vec<String>,
+    /// The environment lines for tools, secret masked, in each shell's syntax (`posix`,
+    /// `fish`, `powershell`).
+    pub env_preview: std::collections::BTreeMap<Shell, Vec<String>>,
+    /// The shell the system's users most likely have ([`Shell::native`]).
+    pub native_shell: Shell,
 }
 
 impl Desktop {
@@ -102,11 +114,12 @@ impl Desktop {
     pub fn overview(&self) -> Result<Overview> {
         let now = self.tokens.now();
         let cache = self.tokens.cache();
+        let known = Known::load(&self.paths.subscriptions());
         let mut accounts: Vec<AccountView> = self
             .tokens
             .account_states()?
             .into_iter()
-            .map(|a| self.account_view(&cache, a))
+            .map(|a| self.account_view(&cache, &known, a))
             .collect();
         accounts.sort_by_key(|a| !a.is_default);
         Ok(Overview {
@@ -119,10 +132,11 @@ impl Desktop {
                 questions: self.approvals().questions(),
                 clients: approval::clients(&self.tokens)?,
             },
+            activity: self.tokens.activity(),
         })
     }
 
-    fn account_view(&self, cache: &TokenCache, state: AccountState) -> AccountView {
+    fn account_view(&self, cache: &TokenCache, known: &Known, state: AccountState) -> AccountView {
         let AccountState {
             account,
             health,
@@ -134,21 +148,33 @@ impl Desktop {
             .filter(|t| t.home_account_id.as_deref() == Some(account.home_account_id.as_str()))
             .map(|t| {
                 let scopes = t.target.clone().unwrap_or_default();
+                let tenant = t.realm.clone().unwrap_or_default();
                 TokenView {
                     resource: resource_of(&scopes),
                     last_served_to: self.tokens.last_served_to(&account.username, &scopes),
                     scopes,
-                    tenant: t.realm.clone().unwrap_or_default(),
+                    tenant_name: known.tenant_name(&tenant).map(str::to_string),
+                    tenant,
                     expires_on: epoch(&t.expires_on).unwrap_or(0),
                     refresh_on: epoch(&t.refresh_on),
                 }
             })
             .collect();
         tokens.sort_by_key(|t| t.expires_on);
+        let subscriptions = known
+            .of(&account.username)
+            .map(|l| l.subscriptions.clone())
+            .unwrap_or_default();
         AccountView {
+            subscriptions,
             home_account_id: account.home_account_id,
             username: account.username,
             name: account.name,
+            tenant_name: account
+                .home_tenant
+                .as_deref()
+                .and_then(|t| known.tenant_name(t))
+                .map(str::to_string),
             tenant: account.home_tenant,
             environment: account.environment,
             is_default: account.is_default,
@@ -179,21 +205,21 @@ impl Desktop {
         let preview_url = url
             .clone()
             .unwrap_or_else(|| endpoint_url(&self.paths, self.tokens.config().port));
-        let env_preview = env_lines(
-            &preview_url,
-            "********",
-            Shell::native(),
-            crate::env::path_first(&self.paths).as_deref(),
-        )
-        .lines()
-        .map(str::to_string)
-        .collect();
+        let path_first = crate::env::path_first(&self.paths);
+        let env_preview = [Shell::Posix, Shell::Fish, Shell::Powershell]
+            .into_iter()
+            .map(|shell| {
+                let lines = env_lines(&preview_url, "********", shell, path_first.as_deref());
+                (shell, lines.lines().map(str::to_string).collect())
+            })
+            .collect();
         EndpointView {
             status,
             url,
             detail: error,
             requests_served: self.tokens.requests_served(),
             env_preview,
+            native_shell: Shell::native(),
         }
     }
 }

@@ -1,17 +1,22 @@
 //! The settings the window shows and edits, validated here (the window does not validate):
 //! written to `config.toml`, applied at the next start.
+//!
+//! The window shows what is saved (what the next start uses), not what runs: a saved value
+//! that differs from the running one is listed in [`SettingsView::pending`] ("applies after
+//! restart"). A setting an environment variable fixes shows the variable's value, cannot be
+//! edited, and is never written to the file.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Desktop, autostart};
-use crate::authority::Authority;
+use crate::authority::{Authority, is_guid};
 use crate::config::{Config, EditableSettings};
 use crate::error::Setting;
 use crate::{Error, Result};
 
-/// The settings, as in effect now.
+/// The settings as saved (those an environment variable fixes: as the variable has them).
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingsView {
     /// Authority base URL or cloud name.
@@ -38,6 +43,9 @@ pub struct SettingsView {
     pub config_file: PathBuf,
     /// Settings fixed by `TOKENTRAY_*` environment variables (see [`Config::overridden`]).
     pub overridden: Vec<&'static str>,
+    /// Settings saved with a value the running app does not use yet: they apply after a
+    /// restart.
+    pub pending: Vec<&'static str>,
     /// What a save did, for the window to show.
     pub notice: Option<String>,
 }
@@ -64,26 +72,56 @@ pub struct SettingsInput {
 }
 
 impl Desktop {
-    /// The settings in effect (the config file can differ until the next start).
+    /// The settings as saved, those the environment fixes as it has them, and which saved
+    /// ones wait for a restart.
     ///
     /// # Errors
-    /// Token store errors.
+    /// Those of reading the config file ([`Config::saved`]).
     pub fn settings_view(&self) -> Result<SettingsView> {
         let config = self.tokens.config();
         let backend = self.tokens.store().backend();
+        let overridden = Config::overridden();
+        let locked = |key| overridden.contains(&key);
+        let saved = Config::saved(&config.path)?;
+        let pick = |key, saved: String, running: &String| {
+            if locked(key) { running.clone() } else { saved }
+        };
+        let pending = [
+            ("authority", saved.authority != config.authority),
+            ("tenant", saved.tenant != config.tenant),
+            ("client_id", saved.client_id != config.client_id),
+            ("port", saved.port != config.port),
+            (
+                "plaintext",
+                saved.allow_unencrypted_storage != config.allow_unencrypted_storage,
+            ),
+            (
+                "require_approval",
+                saved.require_approval != config.require_approval,
+            ),
+        ]
+        .into_iter()
+        .filter(|(key, differs)| *differs && !locked(key))
+        .map(|(key, _)| key)
+        .collect();
         Ok(SettingsView {
-            authority: config.authority.clone(),
-            tenant: config.tenant.clone(),
-            client_id: config.client_id.clone(),
-            port: config.port,
+            authority: pick("authority", saved.authority, &config.authority),
+            tenant: pick("tenant", saved.tenant, &config.tenant),
+            client_id: pick("client_id", saved.client_id, &config.client_id),
+            port: if locked("port") {
+                config.port
+            } else {
+                saved.port
+            },
             start_at_login: autostart::enabled(),
             store: backend.as_str(),
             store_persistence: backend.persistence(),
             encrypted: backend.encrypted(),
-            plaintext: config.allow_unencrypted_storage || !backend.encrypted(),
-            require_approval: config.require_approval,
+            plaintext: saved.allow_unencrypted_storage || !backend.encrypted(),
+            require_approval: saved.require_approval,
             config_file: config.path.clone(),
-            overridden: Config::overridden(),
+            overridden,
+            pending,
             notice: None,
         })
     }
@@ -97,47 +135,47 @@ impl Desktop {
     pub fn save_settings(&self, input: SettingsInput) -> Result<SettingsView> {
         let config = self.tokens.config();
         let settings = self.validated(&input)?;
-        Config::save(&config.path, &settings)?;
+        Config::save(&config.path, &settings, &Config::overridden())?;
         if input.start_at_login != autostart::enabled() {
             autostart::set(input.start_at_login)?;
         }
-        let changed = settings.authority != config.authority
-            || settings.tenant != config.tenant
-            || settings.client_id != config.client_id
-            || settings.port != config.port
-            || settings.allow_unencrypted_storage != config.allow_unencrypted_storage
-            || settings.require_approval != config.require_approval;
         let mut view = self.settings_view()?;
-        view.notice = Some(if changed {
+        view.notice = Some(if view.pending.is_empty() {
+            format!("Saved to {}.", config.path.display())
+        } else {
             format!(
                 "Saved to {}. Quit and start tokentray again to use the new settings.",
                 config.path.display()
             )
-        } else {
-            format!("Saved to {}.", config.path.display())
         });
         Ok(view)
     }
 
-    /// The settings `input` asks for, each checked.
+    /// The settings `input` asks for, each checked (those an environment variable fixes are
+    /// not: they are never written).
     fn validated(&self, input: &SettingsInput) -> Result<EditableSettings> {
         let config = self.tokens.config();
+        let locked = Config::overridden();
         let invalid = |field, detail: &str| Error::InvalidSetting {
             field,
             detail: detail.into(),
         };
-        let port = input
-            .port
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| {
-                invalid(
-                    Setting::Port,
-                    "use a port number from 1 to 65535 (default 42117)",
-                )
-            })?;
+        let port = if locked.contains(&"port") {
+            config.port
+        } else {
+            input
+                .port
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| {
+                    invalid(
+                        Setting::Port,
+                        "use a port number from 1 to 65535 (default 42117)",
+                    )
+                })?
+        };
         let settings = EditableSettings {
             authority: input.authority.trim().trim_end_matches('/').to_string(),
             tenant: input.tenant.trim().to_string(),
@@ -146,7 +184,7 @@ impl Desktop {
             allow_unencrypted_storage: input.plaintext,
             require_approval: input.require_approval,
         };
-        if !is_guid(&settings.client_id) {
+        if !locked.contains(&"client_id") && !is_guid(&settings.client_id) {
             return Err(invalid(
                 Setting::ClientId,
                 "use the application (client) id of an app registration, a GUID such as 04b07795-8ddb-461a-bbee-02f9e1bf7b46",
@@ -161,11 +199,15 @@ impl Desktop {
             })
         };
         let mut candidate = config.clone();
-        candidate.authority.clone_from(&settings.authority);
+        if !locked.contains(&"authority") {
+            candidate.authority.clone_from(&settings.authority);
+        }
         candidate.tenant = crate::config::DEFAULT_TENANT.into();
         check(&candidate, Setting::Authority)?;
-        candidate.tenant.clone_from(&settings.tenant);
-        check(&candidate, Setting::Tenant)?;
+        if !locked.contains(&"tenant") {
+            candidate.tenant.clone_from(&settings.tenant);
+            check(&candidate, Setting::Tenant)?;
+        }
         let backend = self.tokens.store().backend();
         if backend == crate::persist::Backend::Plaintext && !input.plaintext {
             return Err(invalid(
@@ -192,24 +234,4 @@ fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result
         NumberOrText::Number(n) => n.to_string(),
         NumberOrText::Text(t) => t,
     })
-}
-
-fn is_guid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups
-            .iter()
-            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_ids_are_guids() {
-        assert!(is_guid("04b07795-8ddb-461a-bbee-02f9e1bf7b46"));
-        assert!(!is_guid("04b07795-8ddb-461a-bbee-02f9e1bf7b4"));
-        assert!(!is_guid("not-a-guid"));
-    }
 }

@@ -9,7 +9,9 @@ use super::Desktop;
 use crate::cache::AccountInfo;
 use crate::flow::browser;
 use crate::flow::device_code::DeviceCode;
+use crate::flow::open::Opened;
 use crate::sync::lock;
+use crate::tokens::Event;
 use crate::{Error, Result};
 
 /// The sign-in in progress: dropping or replacing it cancels it.
@@ -62,10 +64,10 @@ impl Desktop {
     ///
     /// # Errors
     /// Those of [`Tokens::sign_in_browser`].
-    pub async fn sign_in_browser(
+    pub async fn sign_in_browser<O: Into<Opened>>(
         &self,
         login_hint: Option<String>,
-        open: impl FnOnce(&url::Url) -> Result<()>,
+        open: impl FnOnce(&url::Url) -> Result<O>,
     ) -> Result<AccountInfo> {
         let (id, cancelled) = self.begin_sign_in(None);
         let options = browser::Options {
@@ -75,6 +77,13 @@ impl Desktop {
             prompt: Some("select_account".into()),
             claims: None,
             timeout: browser::DEFAULT_TIMEOUT,
+        };
+        // The window shows the page's address too, to copy when no browser window appears.
+        let open = |url: &url::Url| {
+            self.tokens.emit(Event::SignInPage {
+                url: url.to_string(),
+            });
+            open(url)
         };
         let result = self
             .tokens
@@ -163,19 +172,6 @@ impl Desktop {
             let _ = pending.cancel.send(true);
         }
     }
-}
-
-/// Opens `url` in the system browser (`$BROWSER` first).
-///
-/// # Errors
-/// [`Error::InvalidInput`] when no browser could be started, saying what to do instead.
-pub fn open_url(url: &url::Url) -> Result<()> {
-    webbrowser::open(url.as_str()).map_err(|e| {
-        Error::invalid(
-            "browser",
-            format!("could not start a browser ({e}); set BROWSER to your browser's command, or sign in with a device code"),
-        )
-    })
 }
 
 async fn wait_cancel(mut cancelled: watch::Receiver<bool>) {

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use url::Url;
 
+use super::open::Opened;
 use super::{Entra, Failure, Pkce, scope_param};
 use crate::authority::Authority;
 use crate::cache::{IdTokenClaims, TokenResponse};
@@ -60,16 +61,17 @@ pub struct Completed {
 }
 
 /// Runs the browser flow: binds the listener, calls `open` with the authorize URL (the caller
-/// opens a browser and shows the URL), waits for the redirect, redeems the code.
+/// opens a browser and shows the URL; [`super::open::open_url`]), waits for the redirect (or
+/// for the browser to fail at once: [`Opened::failed`]), redeems the code.
 ///
 /// # Errors
 /// [`Error::SignIn`] (denied, cancelled, timed out), [`Error::Protocol`] (state or nonce
 /// mismatch, missing code), [`Error::Authority`] / [`Error::InteractionRequired`] /
 /// [`Error::AuthorityUnavailable`] from the token endpoint, [`Error::Io`] if no port is free.
-pub async fn sign_in(
+pub async fn sign_in<O: Into<Opened>>(
     entra: &Entra,
     request: Options,
-    open: impl FnOnce(&Url) -> Result<()>,
+    open: impl FnOnce(&Url) -> Result<O>,
     cancel: impl Future<Output = ()>,
 ) -> Result<Completed> {
     let authority = request.tenant.as_deref().map_or_else(
@@ -124,10 +126,10 @@ pub async fn sign_in(
 /// Serves the loopback redirect on `listener`, calls `open` with the authorize `url`, and waits
 /// for the browser's answer (or `timeout`, or `cancel`); the port is released before this
 /// returns. The authorization code, if the answer carried one.
-async fn await_redirect(
+async fn await_redirect<O: Into<Opened>>(
     listener: TcpListener,
     state: String,
-    open: impl FnOnce(&Url) -> Result<()>,
+    open: impl FnOnce(&Url) -> Result<O>,
     url: &Url,
     timeout: Duration,
     cancel: impl Future<Output = ()>,
@@ -143,8 +145,12 @@ async fn await_redirect(
     let server = tokio::spawn(listen(listener, app, stop_rx));
 
     let outcome = async {
-        open(url)?;
+        let opened: Opened = open(url)?.into();
         tokio::select! {
+            what = opened.failed() => Err(Error::invalid(
+                "browser",
+                format!("the browser did not start ({what}); set BROWSER to your browser's command, or sign in with a device code (`tokentray login --device-code`)"),
+            )),
             got = rx.recv() => got.ok_or_else(|| Error::Protocol("the loopback listener stopped".into())),
             () = tokio::time::sleep(timeout) => Err(Error::SignIn {
                 outcome: SignInOutcome::TimedOut,

@@ -1,11 +1,13 @@
 //! Talking to Entra: the HTTP client for the token endpoints, PKCE, and the two interactive
-//! flows ([`browser`]: auth code + PKCE with a loopback redirect; [`device_code`]).
+//! flows ([`browser`]: auth code + PKCE with a loopback redirect, the page opened by [`open`];
+//! [`device_code`]).
 //!
 //! Every answer is classified once, here: a token, an OAuth error the caller branches on, the
 //! authority being unavailable (network, 5xx, 429 with `Retry-After`), or a protocol violation.
 
 pub mod browser;
 pub mod device_code;
+pub mod open;
 
 use std::time::Duration;
 

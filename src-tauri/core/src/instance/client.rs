@@ -1,11 +1,11 @@
-//! The client of a running instance's native API (`GET /v1/token`, `GET /v1/accounts`), for
-//! the CLI: plain HTTP/1.1 over loopback, no proxy, no TLS (so no root certificates are loaded).
+//! The client of a running instance's native API (`GET /v1/token`, `/v1/accounts`,
+//! `/v1/activity`), for the CLI: plain HTTP/1.1 over loopback, no proxy, no TLS (so no root certificates are loaded).
 
 use serde::de::DeserializeOwned;
 
 use super::Endpoint;
 use crate::serve::{ErrorBody, TokenBody};
-use crate::tokens::{AccountState, TokenRequest};
+use crate::tokens::{AccountState, Served, TokenRequest};
 use crate::{Error, Result};
 
 /// Asks the running instance at `endpoint` for the token `request` names.
@@ -29,6 +29,14 @@ pub async fn native_token(endpoint: &Endpoint, request: &TokenRequest<'_>) -> Re
 /// Those of [`get`].
 pub async fn account_states(endpoint: &Endpoint) -> Result<Vec<AccountState>> {
     get(endpoint, "/v1/accounts", &[]).await
+}
+
+/// The tokens the running instance served lately, newest first.
+///
+/// # Errors
+/// Those of [`get`].
+pub async fn activity(endpoint: &Endpoint) -> Result<Vec<Served>> {
+    get(endpoint, "/v1/activity", &[]).await
 }
 
 /// Longest wait for a running instance to take the connection.

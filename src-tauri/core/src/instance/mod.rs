@@ -21,7 +21,7 @@ use crate::files::{ensure_private_dir, write_atomic};
 use crate::paths::Paths;
 use crate::secret::Secret;
 
-pub use client::{account_states, native_token};
+pub use client::{account_states, activity, native_token};
 pub use run::{ACTIVATION_WAIT, run, run_or_follow, shutdown_signal};
 
 /// What `endpoint.json` holds.

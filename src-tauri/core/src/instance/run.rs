@@ -40,11 +40,7 @@ pub async fn run(
     };
     endpoint.publish(paths)?;
     ready(&endpoint);
-    tracing::warn!(
-        "serving tokens on {} (pid {}); point tools at it with: eval \"$(tokentray env)\"",
-        endpoint.url,
-        endpoint.pid
-    );
+    tracing::info!("serving tokens on {} (pid {})", endpoint.url, endpoint.pid);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -59,6 +55,11 @@ pub async fn run(
             .clone()
             .watch_for_changes(WATCH_PERIOD, stopped(stop_rx.clone())),
     );
+    let listing = tokio::spawn(crate::subscriptions::keep_listed(
+        tokens.clone(),
+        paths.subscriptions(),
+        stopped(stop_rx.clone()),
+    ));
     let republishing = tokio::spawn(republish(
         paths.clone(),
         tokens.clone(),
@@ -73,9 +74,10 @@ pub async fn run(
     let (served, ()) = tokio::join!(serving, signal);
     let _ = background.await;
     let _ = watching.await;
+    let _ = listing.await;
     let _ = republishing.await;
     Endpoint::withdraw(paths);
-    tracing::warn!("stopped; endpoint withdrawn");
+    tracing::info!("stopped; endpoint withdrawn");
     served
 }
 
@@ -293,20 +295,22 @@ pub(crate) async fn bind(
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let ours = Endpoint::running(paths).filter(|e| e.url.ends_with(&format!(":{port}")));
+            // Say where the port came from: the variable, or the file (or its default).
+            let from = if std::env::var_os("TOKENTRAY_PORT").is_some_and(|v| !v.is_empty()) {
+                "TOKENTRAY_PORT".to_string()
+            } else {
+                format!("`port` in {}", config_path.display())
+            };
             let detail = match ours {
                 Some(other) => format!(
-                    "tokentray already runs on port {port} (pid {}); use it, or stop it first",
+                    "tokentray already runs on it (pid {}): use that one, or stop it first",
                     other.pid
                 ),
                 None => format!(
-                    "port {port} on 127.0.0.1 is taken by another program; choose another with \
-                     TOKENTRAY_PORT or `port = N` in the config file"
+                    "another program holds it on 127.0.0.1; choose another port with {from}"
                 ),
             };
-            return Err(Error::Config {
-                path: config_path.into(),
-                detail,
-            });
+            return Err(Error::invalid(format!("port {port} (from {from})"), detail));
         }
         Err(e) => return Err(Error::io("listen on", format!("127.0.0.1:{port}"), e)),
     };

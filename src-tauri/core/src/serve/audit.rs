@@ -67,7 +67,7 @@ pub(super) fn audit_thread(tokens: Arc<Tokens>) -> std::sync::mpsc::SyncSender<A
                     a.scopes,
                     a.client
                 );
-                tokens.served_to(a.account, a.scopes, a.client);
+                tokens.served_to(a.route, a.account, a.scopes, a.client);
             }
         });
     if let Err(e) = spawned {

@@ -8,7 +8,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq as _;
 
 use super::routes::error_response;
 use super::{EndpointState, Peer};
@@ -143,8 +142,7 @@ async fn check(state: &EndpointState, req: Request, next: Next) -> Response {
         Ok(secret) => secret,
         Err(e) => return error_response(&e),
     };
-    let expected = secret.expose().as_bytes();
-    let ok = presented.is_some_and(|p| p.len() == expected.len() && bool::from(p.ct_eq(expected)));
+    let ok = presented.is_some_and(|p| secret.is(p));
     if !ok {
         return Refusal::Unauthorized.into_response();
     }

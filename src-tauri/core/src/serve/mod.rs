@@ -4,7 +4,8 @@
 //! - `GET /msi/token?api-version=2019-08-01&resource=R[&object_id=|principal_id=]` with header
 //!   `X-IDENTITY-HEADER`: the App Service managed-identity protocol, so `DefaultAzureCredential`
 //!   / `ManagedIdentityCredential` work with `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` set.
-//! - `GET /v1/token?scope=S[&account=A][&tenant=T]`, `GET /v1/accounts`, `GET /v1/status` with
+//! - `GET /v1/token?scope=S[&account=A][&tenant=T]`, `GET /v1/accounts`, `GET /v1/status`,
+//!   `GET /v1/activity` (the tokens served lately, [`crate::tokens::Served`]) with
 //!   `Authorization: Bearer <secret>`: JSON; errors are `{code, message}`.
 //!
 //! Layout: [`run`] here (accept loop, admission, graceful stop) and the router (connections
@@ -213,6 +214,7 @@ fn router(state: Arc<EndpointState>) -> Router {
         .route("/v1/token", get(routes::v1_token))
         .route("/v1/accounts", get(routes::v1_accounts))
         .route("/v1/status", get(routes::v1_status))
+        .route("/v1/activity", get(routes::v1_activity))
         .fallback(|| async { Refusal::NotFound.into_response() })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)

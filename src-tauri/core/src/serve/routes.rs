@@ -239,6 +239,11 @@ pub(super) async fn v1_accounts(State(state): State<Arc<EndpointState>>) -> Resp
     }
 }
 
+/// `GET /v1/activity`: the tokens served lately, newest first ([`crate::tokens::Served`]).
+pub(super) async fn v1_activity(State(state): State<Arc<EndpointState>>) -> Response {
+    Json(state.tokens.activity()).into_response()
+}
+
 /// `GET /v1/status`.
 pub(super) async fn v1_status(State(state): State<Arc<EndpointState>>) -> Response {
     let accounts = state.tokens.accounts().map(|a| a.len()).unwrap_or(0);

@@ -47,6 +47,7 @@ use crate::{Error, Result};
 use health::Backoff;
 pub use health::{AccountState, FailingRequest, Health};
 use served_log::ServedLog;
+pub use served_log::{ACTIVITY_KEPT, Served};
 use snapshot::Snapshot;
 
 /// Something that changed, for the window and the tray.
@@ -87,6 +88,12 @@ pub enum Event {
         account: String,
         /// What happened.
         reason: String,
+    },
+    /// A browser sign-in opened its page: the address, for the window to show and copy when
+    /// no browser window appears (it carries PKCE's challenge and the state, never a secret).
+    SignInPage {
+        /// The authorize URL.
+        url: String,
     },
     /// An interactive sign-in completed.
     SignedIn {

@@ -1,7 +1,8 @@
-//! What the endpoint served since this instance started: a count, and the last client of each
-//! token, for the window.
+//! What the endpoint served since this instance started: a count, the last client of each
+//! token, and the activity (the last [`ACTIVITY_KEPT`] tokens served), for the window and
+//! `tokentray activity`. Nothing secret: who, which account and resource, by which route, when.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,12 +16,46 @@ const MAX_REMEMBERED: usize = 1024;
 /// asks thousands of times a second costs one event a second, not one per request.
 const RETELL: Duration = Duration::from_secs(1);
 
-/// Served tokens: a counter (one atomic add on the request path) and (username, scopes) -> the
-/// client last served, and when the UI was last told.
+/// Activity entries kept, newest first; older ones are forgotten.
+pub const ACTIVITY_KEPT: usize = 300;
+
+/// One line of the activity: tokens the endpoint served, one after another, to one client for
+/// one account and scopes by one route (a tool asking in a loop is one line with a count).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Served {
+    /// When the last of them was served, epoch seconds.
+    pub at: i64,
+    /// When the first of them was served, epoch seconds.
+    pub since: i64,
+    /// How many were served.
+    pub count: u64,
+    /// The endpoint's route (`/msi/token`, `/v1/token`).
+    pub route: String,
+    /// The account's username.
+    pub account: String,
+    /// The granted scopes, space-separated.
+    pub scopes: String,
+    /// The client process, `pid N (exe)`, or `unknown`.
+    pub client: String,
+}
+
+impl Served {
+    /// Whether `needle` (case-insensitive) is in its client, account, scopes or route.
+    pub fn matches(&self, needle: &str) -> bool {
+        let needle = needle.to_lowercase();
+        [&self.client, &self.account, &self.scopes, &self.route]
+            .iter()
+            .any(|field| field.to_lowercase().contains(&needle))
+    }
+}
+
+/// Served tokens: a counter (one atomic add on the request path), (username, scopes) -> the
+/// client last served and when the UI was last told, and the activity.
 #[derive(Debug, Default)]
 pub(super) struct ServedLog {
     count: AtomicU64,
     last: Mutex<HashMap<(String, String), (String, Instant)>>,
+    activity: Mutex<VecDeque<Served>>,
 }
 
 impl Tokens {
@@ -29,9 +64,11 @@ impl Tokens {
         self.served.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records that the endpoint served `account`'s token for `scopes` to `client`, and tells
-    /// the UI, unless it told the UI the same within [`RETELL`].
-    pub fn served_to(&self, account: String, scopes: String, client: String) {
+    /// Records that the endpoint served `account`'s token for `scopes` to `client` by `route`
+    /// (in the activity, at [`Tokens::now`]), and tells the UI, unless it told the UI the same
+    /// within [`RETELL`].
+    pub fn served_to(&self, route: &str, account: String, scopes: String, client: String) {
+        self.record_activity(route, &account, &scopes, &client);
         let now = Instant::now();
         let key = (account, scopes);
         {
@@ -57,6 +94,38 @@ impl Tokens {
         });
     }
 
+    fn record_activity(&self, route: &str, account: &str, scopes: &str, client: &str) {
+        let at = self.now();
+        let mut activity = lock(&self.served.activity);
+        if let Some(newest) = activity.front_mut()
+            && newest.route == route
+            && newest.account == account
+            && newest.scopes == scopes
+            && newest.client == client
+        {
+            newest.count += 1;
+            newest.at = at;
+            return;
+        }
+        if activity.len() >= ACTIVITY_KEPT {
+            activity.pop_back();
+        }
+        activity.push_front(Served {
+            at,
+            since: at,
+            count: 1,
+            route: route.into(),
+            account: account.into(),
+            scopes: scopes.into(),
+            client: client.into(),
+        });
+    }
+
+    /// The activity since this instance started, newest first (at most [`ACTIVITY_KEPT`]).
+    pub fn activity(&self) -> Vec<Served> {
+        lock(&self.served.activity).iter().cloned().collect()
+    }
+
     /// The client the endpoint last served `account`'s (username) token for `scopes` (the
     /// entry's target) to, since this instance started.
     pub fn last_served_to(&self, account: &str, scopes: &str) -> Option<String> {
@@ -70,3 +139,6 @@ impl Tokens {
         self.served.count.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -58,10 +58,10 @@ impl Tokens {
     ///
     /// # Errors
     /// Those of [`flow::browser::sign_in`]; nothing is written on error.
-    pub async fn sign_in_browser(
+    pub async fn sign_in_browser<O: Into<flow::open::Opened>>(
         &self,
         options: flow::browser::Options,
-        open: impl FnOnce(&Url) -> Result<()>,
+        open: impl FnOnce(&Url) -> Result<O>,
         cancel: impl Future<Output = ()>,
     ) -> Result<AccountInfo> {
         let done = flow::browser::sign_in(&self.entra, options, open, cancel).await?;

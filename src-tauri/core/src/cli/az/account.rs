@@ -12,49 +12,13 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{AzToken, GetToken, Out};
-use crate::authority::Authority;
 use crate::cli::open_tokens;
+use crate::cli::subscriptions::{AccountListing, Context, arm_token, every_account, listed};
 use crate::cli::token::fetch;
-use crate::config::Config;
-use crate::paths::Paths;
 use crate::serve::TokenBody;
-use crate::subscriptions::{self, Known, Subscription};
+use crate::subscriptions::{Known, Subscription};
 use crate::tokens::TokenRequest;
 use crate::{Error, Result};
-
-/// What every command reads first.
-pub(super) struct Context {
-    config: Config,
-    authority: Authority,
-    paths: Paths,
-    now: i64,
-}
-
-impl Context {
-    /// The configuration, at the system clock's now.
-    pub(super) fn load() -> Result<Self> {
-        let paths = Paths::from_env()?;
-        let config = Config::load(&paths.config_file())?;
-        let authority = Authority::from_config(&config)?;
-        Ok(Self {
-            config,
-            authority,
-            paths,
-            now: crate::clock::now(),
-        })
-    }
-
-    fn known(&self) -> Known {
-        Known::load(&self.paths.subscriptions())
-    }
-
-    /// Keeps `known`; a failure only costs a listing next time.
-    fn keep(&self, known: &Known) {
-        if let Err(e) = known.save(&self.paths.subscriptions()) {
-            tracing::warn!("the subscription list was not kept: {e}");
-        }
-    }
-}
 
 /// `account get-access-token`.
 pub(super) async fn get_token(
@@ -136,31 +100,15 @@ pub(super) async fn list(
     refresh: bool,
     out: &mut Out<'_>,
 ) -> Result<Value> {
-    let accounts = open_tokens()?.accounts()?;
     let mut known = context.known();
     let mut entries = Vec::new();
-    for account in &accounts {
-        let (tenant, subscriptions) = match arm_token(context, Some(&account.username), out).await {
-            Ok(body) => (
-                body.tenant.clone(),
-                listed(context, &mut known, &body, refresh, out).await,
-            ),
-            // Signed out of this one: what was listed before, if anything.
-            Err(e) => match known.of(&account.username) {
-                Some(kept) => (
-                    account.home_tenant.clone().unwrap_or_default(),
-                    kept.subscriptions.clone(),
-                ),
-                None => {
-                    out.tell(format_args!("{}: {e}", account.username));
-                    continue;
-                }
-            },
-        };
-        let default = known
-            .default_for(&account.username, &tenant)
-            .filter(|_| account.is_default)
-            .map(|d| d.subscription_id.clone());
+    for listing in every_account(context, &mut known, refresh, out).await? {
+        let AccountListing {
+            account,
+            tenant,
+            subscriptions,
+            default,
+        } = listing;
         let shown: Vec<&Subscription> = subscriptions
             .iter()
             .filter(|s| all || s.state == "Enabled")
@@ -232,61 +180,6 @@ async fn find(
                  spelling, or sign in with the account that has it (`tokentray login`)",
             )
         })
-}
-
-/// An ARM token for `account` (the default account if `None`), in its default tenant.
-async fn arm_token(
-    context: &Context,
-    account: Option<&str>,
-    out: &mut Out<'_>,
-) -> Result<TokenBody> {
-    let scope = context.authority.login_scope();
-    fetch(
-        &TokenRequest {
-            account,
-            scopes: std::slice::from_ref(&scope),
-            tenant: None,
-        },
-        out.stderr,
-    )
-    .await
-}
-
-/// The subscriptions of the account `body` is for: the kept list while fresh (unless
-/// `refresh`), else ARM's, kept; the kept one however old when ARM cannot be reached.
-async fn listed(
-    context: &Context,
-    known: &mut Known,
-    body: &TokenBody,
-    refresh: bool,
-    out: &mut Out<'_>,
-) -> Vec<Subscription> {
-    if !refresh && let Some(kept) = known.fresh(&body.account, context.now) {
-        return kept.subscriptions.clone();
-    }
-    let listing = async {
-        let client = crate::flow::http_client(&context.config)?;
-        subscriptions::list(
-            &client,
-            context.authority.arm_endpoint(),
-            &body.access_token,
-        )
-        .await
-    };
-    match listing.await {
-        Ok(listed) => {
-            known.put(&body.account, listed.clone(), context.now);
-            context.keep(known);
-            listed
-        }
-        Err(e) => {
-            out.tell(format_args!("{e}; using the subscriptions listed before"));
-            known
-                .of(&body.account)
-                .map(|kept| kept.subscriptions.clone())
-                .unwrap_or_default()
-        }
-    }
 }
 
 /// One entry of `account show` and `account list`, as az prints it (keys sorted); a
