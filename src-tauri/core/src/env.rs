@@ -57,27 +57,59 @@ pub fn path_first(paths: &Paths) -> Option<PathBuf> {
         .then(|| shim.parent().map(Path::to_path_buf))?
 }
 
-/// The variables, name and value, that point tools at the endpoint at `url` with `secret`:
-/// `IDENTITY_ENDPOINT` (`URL/msi/token`) and `IDENTITY_HEADER`. Zeroized on drop.
-pub fn variables(url: &str, secret: &str) -> [(&'static str, zeroize::Zeroizing<String>); 2] {
-    [
-        ("IDENTITY_ENDPOINT", format!("{url}/msi/token").into()),
-        ("IDENTITY_HEADER", secret.to_string().into()),
-    ]
+/// Which tools' variables `tokentray env` prints (`--for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Tools {
+    /// The Azure SDKs' managed identity credential: `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`.
+    #[default]
+    Sdk,
+    /// The Azure Developer CLI's external authentication: `AZD_AUTH_ENDPOINT`, `AZD_AUTH_KEY`.
+    Azd,
 }
 
-/// The lines that point tools at the endpoint at `url` with `secret` (the `IDENTITY_ENDPOINT`
-/// and `IDENTITY_HEADER` variables azure-identity's managed identity credential reads), and put
-/// `path_first` (see [`path_first`]) before the rest of `PATH`, in `shell`'s syntax, one per
-/// line. Zeroized on drop: it holds the secret.
+/// The variables, name and value, that point `tools` at the endpoint at `url` with `secret`:
+/// for the SDKs `IDENTITY_ENDPOINT` (`URL/msi/token`) and `IDENTITY_HEADER`, for azd
+/// `AZD_AUTH_ENDPOINT` (`URL`, to which azd adds `/token`) and `AZD_AUTH_KEY`. Zeroized on drop.
+pub fn variables(
+    url: &str,
+    secret: &str,
+    tools: Tools,
+) -> [(&'static str, zeroize::Zeroizing<String>); 2] {
+    match tools {
+        Tools::Sdk => [
+            ("IDENTITY_ENDPOINT", format!("{url}/msi/token").into()),
+            ("IDENTITY_HEADER", secret.to_string().into()),
+        ],
+        Tools::Azd => [
+            ("AZD_AUTH_ENDPOINT", url.to_string().into()),
+            ("AZD_AUTH_KEY", secret.to_string().into()),
+        ],
+    }
+}
+
+/// The lines that point the SDKs at the endpoint at `url` with `secret` (the
+/// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` variables azure-identity's managed identity
+/// credential reads), and put `path_first` (see [`path_first`]) before the rest of `PATH`, in
+/// `shell`'s syntax, one per line. Zeroized on drop: it holds the secret.
 pub fn env_lines(
     url: &str,
     secret: &str,
     shell: Shell,
     path_first: Option<&Path>,
 ) -> zeroize::Zeroizing<String> {
+    lines_for(url, secret, Tools::Sdk, shell, path_first)
+}
+
+/// [`env_lines`] for `tools`.
+pub fn lines_for(
+    url: &str,
+    secret: &str,
+    tools: Tools,
+    shell: Shell,
+    path_first: Option<&Path>,
+) -> zeroize::Zeroizing<String> {
     use std::fmt::Write as _;
-    let vars = variables(url, secret);
+    let vars = variables(url, secret, tools);
     // Reserved up front so the secret is never left behind in a reallocated buffer.
     let mut text = zeroize::Zeroizing::new(String::with_capacity(
         256 + vars.iter().map(|(_, v)| v.len()).sum::<usize>(),
@@ -104,6 +136,15 @@ pub fn env_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn azd_gets_the_base_url_and_the_secret_as_its_key() {
+        let lines = lines_for("http://127.0.0.1:1", "s3", Tools::Azd, Shell::Posix, None);
+        assert_eq!(
+            lines.as_str(),
+            "export AZD_AUTH_ENDPOINT='http://127.0.0.1:1'\nexport AZD_AUTH_KEY='s3'\n"
+        );
+    }
 
     #[test]
     fn windows_users_get_powershell_and_everyone_else_sh() {

@@ -8,15 +8,15 @@ use zeroize::Zeroizing;
 use super::{Out, open_tokens};
 use crate::Result;
 use crate::approval::Approvals;
-use crate::env::{Shell, env_lines};
+use crate::env::{Shell, Tools, lines_for};
 use crate::instance::{endpoint_url, rotate_secret, shutdown_signal};
 use crate::paths::Paths;
 
-/// Prints the environment lines for tools in `shell`'s syntax (with `--json`, the variables
+/// Prints the environment lines for `tools` in `shell`'s syntax (with `--json`, the variables
 /// as an object and the directory put first on `PATH`), after replacing the secret if `rotate`.
 /// When nothing holds the endpoint's port it says so on stderr: tools would move on to their next
 /// credential until the app or a daemon runs.
-pub(super) fn env(shell: Shell, rotate: bool, out: &mut Out<'_>) -> Result<()> {
+pub(super) fn env(shell: Shell, rotate: bool, tools: Tools, out: &mut Out<'_>) -> Result<()> {
     let paths = Paths::from_env()?;
     let tokens = open_tokens()?;
     let secret = if rotate {
@@ -25,10 +25,11 @@ pub(super) fn env(shell: Shell, rotate: bool, out: &mut Out<'_>) -> Result<()> {
         tokens.endpoint_secret()?
     };
     let url = endpoint_url(&paths, tokens.config().port);
-    let path_first = crate::env::path_first(&paths);
+    // The az shim's directory goes on PATH with the SDKs' variables only.
+    let path_first = crate::env::path_first(&paths).filter(|_| tools == Tools::Sdk);
     if out.json {
         let variables: serde_json::Map<String, serde_json::Value> =
-            crate::env::variables(&url, secret.expose())
+            crate::env::variables(&url, secret.expose(), tools)
                 .iter()
                 .map(|(name, value)| ((*name).to_string(), value.as_str().into()))
                 .collect();
@@ -39,7 +40,9 @@ pub(super) fn env(shell: Shell, rotate: bool, out: &mut Out<'_>) -> Result<()> {
         .map_err(|e| crate::Error::io("write", "stdout", std::io::Error::other(e)))?;
         out.line(&*text)?;
     } else {
-        out.bytes(env_lines(&url, secret.expose(), shell, path_first.as_deref()).as_bytes())?;
+        out.bytes(
+            lines_for(&url, secret.expose(), tools, shell, path_first.as_deref()).as_bytes(),
+        )?;
     }
     if !listening(&url) {
         out.tell(format_args!(

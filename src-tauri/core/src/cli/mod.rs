@@ -46,7 +46,7 @@ use serde_json::json;
 
 use crate::clock::system_clock;
 use crate::config::Config;
-use crate::env::Shell;
+use crate::env::{Shell, Tools};
 use crate::error::ErrorCode;
 use crate::paths::Paths;
 use crate::persist::PersistedCache;
@@ -120,6 +120,11 @@ pub enum Command {
         /// Replace the endpoint secret first (tools configured with the old one stop working).
         #[arg(long)]
         rotate: bool,
+        /// Whose variables: `sdk` (IDENTITY_ENDPOINT, IDENTITY_HEADER: every Azure SDK's managed
+        /// identity credential) or `azd` (AZD_AUTH_ENDPOINT, AZD_AUTH_KEY: the Azure Developer
+        /// CLI's external authentication).
+        #[arg(long = "for", value_enum, default_value_t = Tools::Sdk)]
+        tools: Tools,
     },
     /// Serve tokens on the loopback endpoint without a window (SSH, WSL, containers' hosts).
     Daemon,
@@ -440,7 +445,11 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         Command::Status => status::status(out).await,
         Command::Subscriptions { refresh } => subscriptions::subscriptions(refresh, out).await,
         Command::Activity { filter } => activity::activity(filter.as_deref(), out).await,
-        Command::Env { shell, rotate } => instance::env(shell, rotate, out),
+        Command::Env {
+            shell,
+            rotate,
+            tools,
+        } => instance::env(shell, rotate, tools, out),
         Command::Daemon => instance::daemon().await,
         Command::Clients { action } => clients::clients(action, out),
         Command::KubeToken(args) => kube::kube_token(&args, out).await,

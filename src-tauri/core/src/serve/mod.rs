@@ -5,7 +5,9 @@
 //!   `X-IDENTITY-HEADER`: the App Service managed-identity protocol, so `DefaultAzureCredential`
 //!   / `ManagedIdentityCredential` work with `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` set.
 //! - `GET /v1/token?scope=S[&account=A][&tenant=T]`, `GET /v1/accounts`, `GET /v1/status`,
-//!   `GET /v1/activity` (the tokens served lately, [`crate::tokens::Served`]) with
+//!   `GET /v1/activity` (the tokens served lately, [`crate::tokens::Served`]), and
+//!   `POST /token?api-version=2023-07-12-preview` (azd's external authentication,
+//!   `AZD_AUTH_ENDPOINT` / `AZD_AUTH_KEY`) with
 //!   `Authorization: Bearer <secret>`: JSON; errors are `{code, message}`.
 //!
 //! Layout: [`run`] here (accept loop, admission, graceful stop) and the router (connections
@@ -40,7 +42,7 @@ mod routes;
 
 use axum::middleware;
 use axum::response::IntoResponse as _;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -215,6 +217,11 @@ fn router(state: Arc<EndpointState>) -> Router {
         .route("/v1/accounts", get(routes::v1_accounts))
         .route("/v1/status", get(routes::v1_status))
         .route("/v1/activity", get(routes::v1_activity))
+        .route(
+            "/token",
+            post(routes::azd_token)
+                .layer(axum::extract::DefaultBodyLimit::max(routes::AZD_BODY_LIMIT)),
+        )
         .fallback(|| async { Refusal::NotFound.into_response() })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)

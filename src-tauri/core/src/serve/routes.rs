@@ -239,6 +239,103 @@ pub(super) async fn v1_accounts(State(state): State<Arc<EndpointState>>) -> Resp
     }
 }
 
+/// The largest body `POST /token` reads (azd sends its scopes and a tenant).
+pub(super) const AZD_BODY_LIMIT: usize = 16 * 1024;
+
+/// What azd sends (`pkg/auth/remote_credential.go`): the scopes of its `GetToken` call and, to
+/// override the default, a tenant.
+#[derive(Deserialize)]
+pub(super) struct AzdRequest {
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default, rename = "tenantId")]
+    tenant_id: Option<String>,
+}
+
+/// `POST /token?api-version=2023-07-12-preview`: azd's external authentication protocol, so
+/// `azd` (and the SDKs' `AzureDeveloperCliCredential`, which runs it) get tokentray's tokens
+/// with `AZD_AUTH_ENDPOINT` and `AZD_AUTH_KEY` (the endpoint secret, as `Bearer`) set. azd
+/// reads only a 200 answer, so every outcome is one: `{"status": "success", "token",
+/// "expiresOn"}` (RFC 3339, UTC) or `{"status": "error", "code", "message"}`, the code
+/// `NotSignedInError` when signing in would fix it, else `GetTokenError`; the message is
+/// tokentray's, which says what to do.
+pub(super) async fn azd_token(
+    State(state): State<Arc<EndpointState>>,
+    peer: Option<Extension<Peer>>,
+    body: Result<Json<AzdRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let failed = |code: &str, message: String| {
+        Json(json!({"status": "error", "code": code, "message": message})).into_response()
+    };
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidInput,
+                "the request body is too large",
+            );
+        }
+        Err(e) => {
+            return failed(
+                "GetTokenError",
+                format!("not azd's request ({e}); send {{\"scopes\": [...]}} as JSON"),
+            );
+        }
+    };
+    let scopes: Vec<String> = request
+        .scopes
+        .iter()
+        .flat_map(|s| parse_scopes(s))
+        .collect();
+    if scopes.is_empty() {
+        return failed("GetTokenError", "no scopes were asked for".into());
+    }
+    let peer = peer.map(|Extension(p)| p);
+    if let Err(refused) = approved(&state, peer.as_ref()).await {
+        return refused;
+    }
+    let tenant = request.tenant_id.filter(|t| !t.trim().is_empty());
+    let asked = TokenRequest {
+        account: None,
+        scopes: &scopes,
+        tenant: tenant.as_deref(),
+    };
+    match state.tokens.get_token(&asked).await {
+        Ok(served) => {
+            audit(&state, "/token", &served, peer).await;
+            let expires_on = chrono::DateTime::from_timestamp(served.expires_on, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            // Serialized straight from the served token: no copy of it is left behind.
+            Json(AzdSuccess {
+                status: "success",
+                token: served.access_token.expose(),
+                expires_on,
+            })
+            .into_response()
+        }
+        Err(e) => {
+            let code = match e.code() {
+                ErrorCode::NoAccount
+                | ErrorCode::NoCachedToken
+                | ErrorCode::KeyLost
+                | ErrorCode::InteractionRequired => "NotSignedInError",
+                _ => "GetTokenError",
+            };
+            failed(code, e.to_string())
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AzdSuccess<'a> {
+    status: &'static str,
+    token: &'a str,
+    #[serde(rename = "expiresOn")]
+    expires_on: String,
+}
+
 /// `GET /v1/activity`: the tokens served lately, newest first ([`crate::tokens::Served`]).
 pub(super) async fn v1_activity(State(state): State<Arc<EndpointState>>) -> Response {
     Json(state.tokens.activity()).into_response()
