@@ -54,3 +54,14 @@ def shim(tmp_path, fake_entra, monkeypatch):
         monkeypatch.setenv(name, value)
     assert shutil.which("az") == str(shim_path)
     return dict(os.environ), shim_path
+
+
+@pytest.fixture
+def daemon_home(tmp_path, fake_entra):
+    """Alice signed in and `tokentray daemon` serving: the environment that points at them."""
+    env = tt.environment(tmp_path / "home", fake_entra)
+    tt.sign_in(env, fake_entra)
+    process = tt.start_daemon(env, tmp_path / "daemon.log")
+    yield env
+    process.terminate()
+    process.wait(timeout=10)

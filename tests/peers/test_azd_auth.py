@@ -22,15 +22,8 @@ ARM = "https://management.azure.com//.default"
 
 
 @pytest.fixture
-def azd_env(tmp_path, fake_entra):
-    env = tt.environment(tmp_path / "home", fake_entra)
-    tt.sign_in(env, fake_entra)
-    process = tt.start_daemon(env, tmp_path / "daemon.log")
-    lines = subprocess.run([BIN, "env", "--for", "azd"], env=env, capture_output=True, text=True,
-                           check=True).stdout
-    yield env, tt.shell_env(lines)
-    process.terminate()
-    process.wait(timeout=10)
+def azd_env(daemon_home):
+    return daemon_home, tt.env_for(daemon_home, "azd")
 
 
 def azd_get_token(variables, scopes, tenant="", headers=None):

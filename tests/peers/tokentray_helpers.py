@@ -59,6 +59,13 @@ def shell_env(lines):
     return env
 
 
+def env_for(env, tools):
+    """The variables `tokentray env --for TOOLS` prints, as a dict."""
+    lines = subprocess.run([BIN, "env", "--for", tools], env=env, capture_output=True, text=True,
+                           check=True).stdout
+    return shell_env(lines)
+
+
 def az(*args, env=None):
     """`az ARGS` as found on PATH (the shim when it is first), no stdin."""
     return subprocess.run(["az", *args], env=env, capture_output=True, text=True, timeout=60,

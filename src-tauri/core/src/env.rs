@@ -65,25 +65,44 @@ pub enum Tools {
     Sdk,
     /// The Azure Developer CLI's external authentication: `AZD_AUTH_ENDPOINT`, `AZD_AUTH_KEY`.
     Azd,
+    /// Terraform's azurerm, azuread and azapi providers' managed identity: `ARM_USE_MSI`,
+    /// `ARM_MSI_ENDPOINT` (the IMDS route, its path holding the secret) and `ARM_TENANT_ID`.
+    Terraform,
 }
 
 /// The variables, name and value, that point `tools` at the endpoint at `url` with `secret`:
 /// for the SDKs `IDENTITY_ENDPOINT` (`URL/msi/token`) and `IDENTITY_HEADER`, for azd
-/// `AZD_AUTH_ENDPOINT` (`URL`, to which azd adds `/token`) and `AZD_AUTH_KEY`. Zeroized on drop.
+/// `AZD_AUTH_ENDPOINT` (`URL`, to which azd adds `/token`) and `AZD_AUTH_KEY`, for Terraform
+/// `ARM_USE_MSI`, `ARM_MSI_ENDPOINT` (`URL/imds/SECRET/token`) and, when `tenant` is known (the
+/// default account's), `ARM_TENANT_ID`. Zeroized on drop.
 pub fn variables(
     url: &str,
     secret: &str,
     tools: Tools,
-) -> [(&'static str, zeroize::Zeroizing<String>); 2] {
+    tenant: Option<&str>,
+) -> Vec<(&'static str, zeroize::Zeroizing<String>)> {
     match tools {
-        Tools::Sdk => [
+        Tools::Sdk => vec![
             ("IDENTITY_ENDPOINT", format!("{url}/msi/token").into()),
             ("IDENTITY_HEADER", secret.to_string().into()),
         ],
-        Tools::Azd => [
+        Tools::Azd => vec![
             ("AZD_AUTH_ENDPOINT", url.to_string().into()),
             ("AZD_AUTH_KEY", secret.to_string().into()),
         ],
+        Tools::Terraform => {
+            let mut vars = vec![
+                ("ARM_USE_MSI", "true".to_string().into()),
+                (
+                    "ARM_MSI_ENDPOINT",
+                    format!("{url}/imds/{secret}/token").into(),
+                ),
+            ];
+            if let Some(tenant) = tenant {
+                vars.push(("ARM_TENANT_ID", tenant.to_string().into()));
+            }
+            vars
+        }
     }
 }
 
@@ -97,24 +116,22 @@ pub fn env_lines(
     shell: Shell,
     path_first: Option<&Path>,
 ) -> zeroize::Zeroizing<String> {
-    lines_for(url, secret, Tools::Sdk, shell, path_first)
+    lines_for(&variables(url, secret, Tools::Sdk, None), shell, path_first)
 }
 
-/// [`env_lines`] for `tools`.
+/// The lines that set `vars` ([`variables`]) and put `path_first` first on `PATH`, in
+/// `shell`'s syntax. Zeroized on drop.
 pub fn lines_for(
-    url: &str,
-    secret: &str,
-    tools: Tools,
+    vars: &[(&'static str, zeroize::Zeroizing<String>)],
     shell: Shell,
     path_first: Option<&Path>,
 ) -> zeroize::Zeroizing<String> {
     use std::fmt::Write as _;
-    let vars = variables(url, secret, tools);
     // Reserved up front so the secret is never left behind in a reallocated buffer.
     let mut text = zeroize::Zeroizing::new(String::with_capacity(
         256 + vars.iter().map(|(_, v)| v.len()).sum::<usize>(),
     ));
-    for (name, value) in &vars {
+    for (name, value) in vars {
         let value = value.as_str();
         let _ = match shell {
             Shell::Posix => writeln!(text, "export {name}='{value}'"),
@@ -139,10 +156,24 @@ mod tests {
 
     #[test]
     fn azd_gets_the_base_url_and_the_secret_as_its_key() {
-        let lines = lines_for("http://127.0.0.1:1", "s3", Tools::Azd, Shell::Posix, None);
+        let lines = lines_for(
+            &variables("http://127.0.0.1:1", "s3", Tools::Azd, None),
+            Shell::Posix,
+            None,
+        );
         assert_eq!(
             lines.as_str(),
             "export AZD_AUTH_ENDPOINT='http://127.0.0.1:1'\nexport AZD_AUTH_KEY='s3'\n"
+        );
+        let terraform = variables("http://127.0.0.1:1", "s3", Tools::Terraform, Some("t1"));
+        let names: Vec<(&str, &str)> = terraform.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("ARM_USE_MSI", "true"),
+                ("ARM_MSI_ENDPOINT", "http://127.0.0.1:1/imds/s3/token"),
+                ("ARM_TENANT_ID", "t1")
+            ]
         );
     }
 

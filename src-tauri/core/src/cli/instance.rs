@@ -25,14 +25,19 @@ pub(super) fn env(shell: Shell, rotate: bool, tools: Tools, out: &mut Out<'_>) -
         tokens.endpoint_secret()?
     };
     let url = endpoint_url(&paths, tokens.config().port);
+    let tenant = tokens
+        .accounts()?
+        .into_iter()
+        .find(|a| a.is_default)
+        .and_then(|a| a.home_tenant);
+    let vars = crate::env::variables(&url, secret.expose(), tools, tenant.as_deref());
     // The az shim's directory goes on PATH with the SDKs' variables only.
     let path_first = crate::env::path_first(&paths).filter(|_| tools == Tools::Sdk);
     if out.json {
-        let variables: serde_json::Map<String, serde_json::Value> =
-            crate::env::variables(&url, secret.expose(), tools)
-                .iter()
-                .map(|(name, value)| ((*name).to_string(), value.as_str().into()))
-                .collect();
+        let variables: serde_json::Map<String, serde_json::Value> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_string(), value.as_str().into()))
+            .collect();
         let text = serde_json::to_string_pretty(
             &serde_json::json!({ "variables": variables, "path_first": path_first }),
         )
@@ -40,9 +45,7 @@ pub(super) fn env(shell: Shell, rotate: bool, tools: Tools, out: &mut Out<'_>) -
         .map_err(|e| crate::Error::io("write", "stdout", std::io::Error::other(e)))?;
         out.line(&*text)?;
     } else {
-        out.bytes(
-            lines_for(&url, secret.expose(), tools, shell, path_first.as_deref()).as_bytes(),
-        )?;
+        out.bytes(lines_for(&vars, shell, path_first.as_deref()).as_bytes())?;
     }
     if !listening(&url) {
         out.tell(format_args!(

@@ -121,8 +121,9 @@ pub enum Command {
         #[arg(long)]
         rotate: bool,
         /// Whose variables: `sdk` (IDENTITY_ENDPOINT, IDENTITY_HEADER: every Azure SDK's managed
-        /// identity credential) or `azd` (AZD_AUTH_ENDPOINT, AZD_AUTH_KEY: the Azure Developer
-        /// CLI's external authentication).
+        /// identity credential), `azd` (AZD_AUTH_ENDPOINT, AZD_AUTH_KEY: the Azure Developer
+        /// CLI's external authentication) or `terraform` (ARM_USE_MSI, ARM_MSI_ENDPOINT,
+        /// ARM_TENANT_ID: the azurerm, azuread and azapi providers).
         #[arg(long = "for", value_enum, default_value_t = Tools::Sdk)]
         tools: Tools,
     },

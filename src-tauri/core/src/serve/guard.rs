@@ -133,8 +133,12 @@ async fn check(state: &EndpointState, req: Request, next: Next) -> Response {
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY) {
         return Refusal::QueryTooLong.into_response();
     }
-    let presented = if req.uri().path().starts_with("/msi/") {
+    let path = req.uri().path();
+    let presented = if path.starts_with("/msi/") {
         headers.get("x-identity-header").map(HeaderValue::as_bytes)
+    } else if let Some(rest) = path.strip_prefix("/imds/") {
+        // IMDS clients (Terraform) send no secret header: the path carries it.
+        rest.strip_suffix("/token").map(str::as_bytes)
     } else {
         headers.get(header::AUTHORIZATION).and_then(bearer)
     };

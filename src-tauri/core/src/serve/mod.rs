@@ -4,6 +4,10 @@
 //! - `GET /msi/token?api-version=2019-08-01&resource=R[&object_id=|principal_id=]` with header
 //!   `X-IDENTITY-HEADER`: the App Service managed-identity protocol, so `DefaultAzureCredential`
 //!   / `ManagedIdentityCredential` work with `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` set.
+//! - `GET /imds/<secret>/token?api-version=2018-02-01&resource=R` with header `Metadata: true`:
+//!   the Instance Metadata Service's protocol, as Terraform's providers (hashicorp/go-azure-sdk,
+//!   `ARM_USE_MSI` with `ARM_MSI_ENDPOINT`) speak it; they send no secret header, so the path
+//!   carries the secret.
 //! - `GET /v1/token?scope=S[&account=A][&tenant=T]`, `GET /v1/accounts`, `GET /v1/status`,
 //!   `GET /v1/activity` (the tokens served lately, [`crate::tokens::Served`]), and
 //!   `POST /token?api-version=2023-07-12-preview` (azd's external authentication,
@@ -213,6 +217,7 @@ impl EndpointState {
 fn router(state: Arc<EndpointState>) -> Router {
     Router::new()
         .route("/msi/token", get(routes::msi_token))
+        .route("/imds/{secret}/token", get(routes::imds_token))
         .route("/v1/token", get(routes::v1_token))
         .route("/v1/accounts", get(routes::v1_accounts))
         .route("/v1/status", get(routes::v1_status))

@@ -179,6 +179,90 @@ pub(super) async fn msi_token(
     }
 }
 
+#[derive(Deserialize)]
+pub(super) struct ImdsQuery {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+    resource: Option<String>,
+    client_id: Option<String>,
+    object_id: Option<String>,
+    msi_res_id: Option<String>,
+}
+
+/// `GET /imds/<secret>/token`: the Instance Metadata Service's managed-identity protocol as
+/// hashicorp/go-azure-sdk's `ManagedIdentityAuthorizer` (Terraform's azurerm, azuread and azapi
+/// providers) sends it: `api-version`, `resource`, a `client_id` when `ARM_CLIENT_ID` is set,
+/// header `Metadata: true`. It reads the expiry from `expires_in` only, so the answer carries
+/// it (as IMDS does, a string of seconds), and `expires_on` too. The default account's token;
+/// a user-assigned identity (`client_id`, `object_id`, `msi_res_id`) is refused with what to
+/// unset.
+pub(super) async fn imds_token(
+    State(state): State<Arc<EndpointState>>,
+    peer: Option<Extension<Peer>>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<ImdsQuery>, QueryRejection>,
+) -> Response {
+    let bad = |message| malformed(ErrorCode::InvalidRequest, message);
+    if headers
+        .get("metadata")
+        .is_none_or(|v| !v.as_bytes().eq_ignore_ascii_case(b"true"))
+    {
+        return bad(
+            "the Metadata: true header is required, as the Instance Metadata Service requires it",
+        );
+    }
+    let Ok(Query(q)) = query else {
+        return bad("malformed query string");
+    };
+    if q.api_version.is_none() {
+        return bad("api-version is required (2018-02-01)");
+    }
+    let Some(resource) = q.resource.filter(|r| !r.trim().is_empty()) else {
+        return bad("resource is required, e.g. https://management.azure.com/");
+    };
+    if q.client_id.is_some() || q.object_id.is_some() || q.msi_res_id.is_some() {
+        return bad(
+            "tokentray serves the signed-in user, not a user-assigned identity; unset ARM_CLIENT_ID \
+             (Terraform sends it as client_id) to use tokentray's default account",
+        );
+    }
+    let peer = peer.map(|Extension(p)| p);
+    if let Err(refused) = approved(&state, peer.as_ref()).await {
+        return refused;
+    }
+    match state.tokens.get_for_resource(&resource, None).await {
+        Ok(served) => {
+            audit(&state, "/imds/token", &served, peer).await;
+            let now = state.tokens.now();
+            Json(ImdsBody {
+                access_token: served.access_token.expose(),
+                client_id: &state.tokens.config().client_id,
+                expires_in: (served.expires_on - now).max(0).to_string(),
+                expires_on: served.expires_on.to_string(),
+                ext_expires_in: (served.expires_on - now).max(0).to_string(),
+                not_before: now.to_string(),
+                resource: &resource,
+                token_type: &served.token_type,
+            })
+            .into_response()
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The Instance Metadata Service's answer (every number a string, as IMDS sends them).
+#[derive(Serialize)]
+struct ImdsBody<'a> {
+    access_token: &'a str,
+    client_id: &'a str,
+    expires_in: String,
+    expires_on: String,
+    ext_expires_in: String,
+    not_before: String,
+    resource: &'a str,
+    token_type: &'a str,
+}
+
 /// The App Service managed-identity answer (`expires_on` as a string of epoch seconds, as App
 /// Service sends it), serialized straight from the served token.
 #[derive(Serialize)]
