@@ -55,12 +55,14 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app_env(fake, home):
-    """The environment tauri-driver hands the app: fake-entra as the authority, the Secret
+    """The environment tauri-driver hands the app: fake-entra as the authority and ARM, the Secret
     Service store, a free endpoint port, and $BROWSER = headless Chromium signing in as Bob."""
     OUT.mkdir(parents=True, exist_ok=True)
     return {
         "TOKENTRAY_HOME": str(home),
         "TOKENTRAY_AUTHORITY": fake.url,
+        # fake-entra's ARM too: the app lists tenant names and subscriptions there.
+        "TOKENTRAY_ARM_ENDPOINT": fake.url,
         "TOKENTRAY_CA_FILE": str(fake.ca_path),
         "TOKENTRAY_STORE": "secret-service",
         "TOKENTRAY_PORT": str(free_port()),

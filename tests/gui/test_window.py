@@ -72,6 +72,14 @@ def endpoint_token(home, session=requests, resource="https://management.core.win
     return r.json()["access_token"]
 
 
+def arm(fake, token, what):
+    """fake-entra's ARM answer to `GET /<what>` for `token` (tenants or subscriptions)."""
+    r = requests.get(f"{fake.url}/{what}", params={"api-version": "2022-12-01"},
+                     headers={"Authorization": "Bearer " + token}, verify=str(fake.ca_path), timeout=10)
+    r.raise_for_status()
+    return r.json()["value"]
+
+
 def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     os.environ["REQUESTS_CA_BUNDLE"] = str(fake.ca_path)
     driver = launch()
@@ -120,6 +128,27 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
         assert fe.jwt_claims(bob_token)["upn"] == BOB[0]
         wait(driver, lambda d: f"pid {os.getpid()}" in account(d, BOB[0]).find_element(
             By.CSS_SELECTOR, "tr.token .last-served").text, "Bob's token served to this test's process")
+
+    # Tenants by name and Bob's subscriptions, which the app listed from ARM with his cached
+    # token after the sign-in; the expected values are ARM's own answers to that token.
+    tenants = {t["tenantId"]: t["displayName"] for t in arm(fake, bob_token, "tenants")}
+    subscriptions = sorted(s["subscriptionId"] for s in arm(fake, bob_token, "subscriptions"))
+    assert tenants and subscriptions, "fake-entra's ARM lists Bob's tenant and subscriptions"
+    bob_tenant = fe.jwt_claims(bob_token)["tid"]
+    wait(driver, lambda d: account(d, BOB[0]).find_elements(By.CSS_SELECTOR, ".account-head .tenant-name"),
+         "Bob's tenant by name")
+    card = account(driver, BOB[0])
+    named = card.find_element(By.CSS_SELECTOR, ".account-head .tenant-name")
+    assert (named.text, named.get_attribute("title")) == (tenants[bob_tenant], bob_tenant), named.text
+    # Each token row too: Bob's tokens of `organizations` are his home tenant's.
+    rows = [(r.text, r.get_attribute("title")) for r in card.find_elements(By.CSS_SELECTOR, "tr.token td.tenant > *")]
+    assert rows and all(row == (tenants[bob_tenant], bob_tenant) for row in rows), rows
+    listed = card.find_element(By.CSS_SELECTOR, "details.subscriptions")
+    assert f"Subscriptions ({len(subscriptions)})" in listed.find_element(By.TAG_NAME, "summary").text
+    ids = driver.execute_script(
+        "return [...arguments[0].querySelectorAll('.subscription-id')].map((e) => e.textContent)", listed)
+    assert sorted(ids) == subscriptions, ids
+    shot(driver, "05b-tenant-and-subscriptions")
 
     # Sign out Alice, after confirming.
     press(driver, ALICE[0], "sign-out")

@@ -65,6 +65,13 @@ pub fn is_guid(s: &str) -> bool {
             .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// True for Entra's multi-tenant aliases (`organizations`, `common`, `consumers`, any case):
+/// names that stand for whichever tenant signs in, not a tenant of their own. A token cached
+/// under one was issued by the account's home tenant.
+pub fn is_alias(s: &str) -> bool {
+    ["organizations", "common", "consumers"].contains(&s.to_ascii_lowercase().as_str())
+}
+
 /// Whether `s` can name a tenant in an authority URL: a tenant id, `organizations`, `common`,
 /// `consumers`, or a domain (two or more labels of letters, digits and inner hyphens).
 pub fn is_tenant(s: &str) -> bool {
@@ -75,9 +82,7 @@ pub fn is_tenant(s: &str) -> bool {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    ["organizations", "common", "consumers"].contains(&s.to_ascii_lowercase().as_str())
-        || is_guid(s)
-        || (s.contains('.') && s.split('.').all(label))
+    is_alias(s) || is_guid(s) || (s.contains('.') && s.split('.').all(label))
 }
 
 /// An authority host and tenant.

@@ -7,6 +7,7 @@ use super::Desktop;
 use super::settings::SettingsView;
 use crate::Result;
 use crate::approval::{self, Client, Question};
+use crate::authority;
 use crate::cache::{RESERVED_SCOPES, TokenCache, epoch};
 use crate::env::{Shell, env_lines};
 use crate::instance::{Endpoint, endpoint_url};
@@ -76,7 +77,8 @@ pub struct TokenView {
     pub scopes: String,
     /// The resource the scopes belong to (`https://management.azure.com/`).
     pub resource: String,
-    /// Tenant (realm) it was issued for.
+    /// Tenant (realm) it was issued for; the home tenant's id for a token cached under
+    /// `organizations` or `common`, which that tenant issued.
     pub tenant: String,
     /// That tenant's name, when ARM named it.
     pub tenant_name: Option<String>,
@@ -148,7 +150,11 @@ impl Desktop {
             .filter(|t| t.home_account_id.as_deref() == Some(account.home_account_id.as_str()))
             .map(|t| {
                 let scopes = t.target.clone().unwrap_or_default();
-                let tenant = t.realm.clone().unwrap_or_default();
+                // A token of `organizations` or `common` is the home tenant's: named as it.
+                let tenant = match (t.realm.as_deref(), account.home_tenant.as_deref()) {
+                    (Some(realm), Some(home)) if authority::is_alias(realm) => home.to_string(),
+                    (realm, _) => realm.unwrap_or_default().to_string(),
+                };
                 TokenView {
                     resource: resource_of(&scopes),
                     last_served_to: self.tokens.last_served_to(&account.username, &scopes),

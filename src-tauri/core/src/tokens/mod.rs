@@ -554,7 +554,7 @@ impl Tokens {
 
 fn to_served(found: &FoundToken<'_>, account: &AccountInfo) -> ServedToken {
     let realm = found.entry.realm.as_deref().unwrap_or_default();
-    let tenant = if matches!(realm, "organizations" | "common" | "consumers" | "") {
+    let tenant = if realm.is_empty() || crate::authority::is_alias(realm) {
         account
             .home_tenant
             .clone()
