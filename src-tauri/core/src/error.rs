@@ -380,6 +380,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// `tokentray env --install` was refused: nothing would answer on the endpoint's port
+    /// while tokentray does not run, and tools would be refused there instead of moving on to
+    /// their next credential. Nothing was installed.
+    #[error("not installed: {detail}")]
+    PortNotHeld {
+        /// What is missing and how to fix it.
+        detail: String,
+    },
+
     /// The cache holds no valid access token for the request.
     #[error(
         "no valid access token for {scopes} is cached for {account}. Run the command again while \
@@ -535,6 +544,8 @@ error_codes! {
     AppNotFound => "app_not_found",
     /// [`Error::ToolFailed`]
     ToolFailed => "tool_failed",
+    /// [`Error::PortNotHeld`]
+    PortNotHeld => "port_not_held",
     /// [`Error::ClientNotApproved`]
     ClientNotApproved => "client_not_approved",
     /// [`Error::ClientDenied`]
@@ -612,6 +623,7 @@ impl Error {
             Self::NoDisplay => ErrorCode::NoDisplay,
             Self::AppNotFound { .. } => ErrorCode::AppNotFound,
             Self::ToolFailed { .. } => ErrorCode::ToolFailed,
+            Self::PortNotHeld { .. } => ErrorCode::PortNotHeld,
             Self::ClientNotApproved { .. } => ErrorCode::ClientNotApproved,
             Self::ClientDenied { .. } => ErrorCode::ClientDenied,
             Self::Authority { .. } => ErrorCode::Authority,

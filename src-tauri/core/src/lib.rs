@@ -58,8 +58,11 @@ pub(crate) mod loopback;
 pub mod paths;
 pub(crate) mod peer;
 pub mod persist;
+#[cfg(windows)]
+mod registry;
 pub mod secret;
 pub(crate) mod serve;
+pub mod session_env;
 pub mod subscriptions;
 mod sync;
 pub mod tokens;

@@ -25,6 +25,15 @@ pub(super) fn env(shell: Shell, rotate: bool, tools: Tools, out: &mut Out<'_>) -
         tokens.endpoint_secret()?
     };
     let url = endpoint_url(&paths, tokens.config().port);
+    if rotate && crate::session_env::installed() {
+        // The session's programs keep the old secret until they start again.
+        match crate::session_env::install(tokens.config().port, secret.expose()) {
+            Ok(_) => out.tell("the session environment has the new secret (programs started from now on)"),
+            Err(e) => out.tell(format_args!(
+                "the session environment keeps the old secret: {e}. Run `tokentray env --install` again"
+            )),
+        }
+    }
     let tenant = tokens
         .accounts()?
         .into_iter()
@@ -52,6 +61,34 @@ pub(super) fn env(shell: Shell, rotate: bool, tools: Tools, out: &mut Out<'_>) -
             "note: nothing listens at {url} yet: tools get tokens once the app (`tokentray`) or \
              `tokentray daemon` runs, and move on to their next credential until then"
         ));
+    }
+    Ok(())
+}
+
+/// `tokentray env --install`: the SDKs' variables for every program started from now on
+/// ([`crate::session_env::install`]), then what was done, a line each, and how to check.
+pub(super) fn install_env(out: &mut Out<'_>) -> Result<()> {
+    let tokens = open_tokens()?;
+    let secret = tokens.endpoint_secret()?;
+    for line in crate::session_env::install(tokens.config().port, secret.expose())? {
+        out.line(line)?;
+    }
+    out.tell(
+        "programs started from now on see IDENTITY_ENDPOINT and IDENTITY_HEADER (those running \
+         now do not); check with `systemctl --user show-environment` or in a new terminal of \
+         your next login. `tokentray env --uninstall` removes them",
+    );
+    Ok(())
+}
+
+/// `tokentray env --uninstall`: removes what `--install` set ([`crate::session_env::uninstall`]).
+pub(super) fn uninstall_env(out: &mut Out<'_>) -> Result<()> {
+    let did = crate::session_env::uninstall()?;
+    if did.is_empty() {
+        out.line("the session environment was not installed: nothing to remove")?;
+    }
+    for line in did {
+        out.line(line)?;
     }
     Ok(())
 }

@@ -126,6 +126,15 @@ pub enum Command {
         /// ARM_TENANT_ID: the azurerm, azuread and azapi providers).
         #[arg(long = "for", value_enum, default_value_t = Tools::Sdk)]
         tools: Tools,
+        /// Set the SDKs' variables for every program you start from now on, without a shell
+        /// (Linux: ~/.config/environment.d and the running systemd user session; macOS:
+        /// launchctl and a LaunchAgent; Windows: HKCU\Environment). Linux requires
+        /// tokentray.socket, so tools never meet a closed port.
+        #[arg(long, conflicts_with_all = ["uninstall", "rotate", "tools"])]
+        install: bool,
+        /// Remove exactly what --install set.
+        #[arg(long, conflicts_with_all = ["install", "rotate", "tools"])]
+        uninstall: bool,
     },
     /// Serve tokens on the loopback endpoint without a window (SSH, WSL, containers' hosts).
     Daemon,
@@ -446,10 +455,15 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
         Command::Status => status::status(out).await,
         Command::Subscriptions { refresh } => subscriptions::subscriptions(refresh, out).await,
         Command::Activity { filter } => activity::activity(filter.as_deref(), out).await,
+        Command::Env { install: true, .. } => instance::install_env(out),
+        Command::Env {
+            uninstall: true, ..
+        } => instance::uninstall_env(out),
         Command::Env {
             shell,
             rotate,
             tools,
+            ..
         } => instance::env(shell, rotate, tools, out),
         Command::Daemon => instance::daemon().await,
         Command::Clients { action } => clients::clients(action, out),
@@ -468,7 +482,8 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::FileExists
         | ErrorCode::AccountNotFound
         | ErrorCode::AmbiguousAccount
-        | ErrorCode::NoDisplay => exit::USAGE,
+        | ErrorCode::NoDisplay
+        | ErrorCode::PortNotHeld => exit::USAGE,
         ErrorCode::NoAccount
         | ErrorCode::NoCachedToken
         | ErrorCode::KeyLost

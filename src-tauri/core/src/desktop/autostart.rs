@@ -74,7 +74,8 @@ fn unavailable(detail: &str) -> Error {
     }
 }
 
-pub(super) fn enabled() -> bool {
+/// Whether tokentray starts at login (the entry, or on Windows the `Run` value, exists).
+pub(crate) fn enabled() -> bool {
     #[cfg(windows)]
     {
         run_key::get()
@@ -121,78 +122,16 @@ pub(super) fn set(on: bool) -> Result<()> {
 
 /// The `tokentray` value under `HKCU\Software\Microsoft\Windows\CurrentVersion\Run`.
 #[cfg(windows)]
-#[allow(unsafe_code)]
 mod run_key {
-    use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, NO_ERROR};
-    use windows_sys::Win32::System::Registry::{
-        HKEY_CURRENT_USER, REG_SZ, RRF_RT_REG_SZ, RegDeleteKeyValueW, RegGetValueW, RegSetKeyValueW,
-    };
-
-    use crate::{Error, Result};
-
-    fn wide(s: &str) -> Vec<u16> {
-        s.encode_utf16().chain([0]).collect()
-    }
-
     const RUN: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
     const NAME: &str = "tokentray";
 
-    fn failed(what: &'static str, code: u32) -> Error {
-        Error::io(
-            what,
-            format!(r"HKEY_CURRENT_USER\{RUN}\{NAME}"),
-            std::io::Error::from_raw_os_error(i32::try_from(code).unwrap_or(i32::MAX)),
-        )
-    }
-
-    /// Whether the value exists.
     pub(super) fn get() -> bool {
-        let (key, name) = (wide(RUN), wide(NAME));
-        let mut size = 0u32;
-        // SAFETY: null data asks only for the size; the strings are NUL-terminated.
-        let status = unsafe {
-            RegGetValueW(
-                HKEY_CURRENT_USER,
-                key.as_ptr(),
-                name.as_ptr(),
-                RRF_RT_REG_SZ,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                &mut size,
-            )
-        };
-        status == NO_ERROR
+        crate::registry::get(RUN, NAME)
     }
 
-    /// Sets the value to `command`, or deletes it for `None`.
-    pub(super) fn set(command: Option<&str>) -> Result<()> {
-        let (key, name) = (wide(RUN), wide(NAME));
-        let Some(command) = command else {
-            // SAFETY: NUL-terminated strings.
-            let status =
-                unsafe { RegDeleteKeyValueW(HKEY_CURRENT_USER, key.as_ptr(), name.as_ptr()) };
-            return match status {
-                NO_ERROR | ERROR_FILE_NOT_FOUND => Ok(()),
-                code => Err(failed("remove", code)),
-            };
-        };
-        let data = wide(command);
-        let bytes = u32::try_from(data.len() * 2).map_err(|_| failed("write", 87))?;
-        // SAFETY: `data` is `bytes` bytes of NUL-terminated UTF-16, as REG_SZ wants.
-        let status = unsafe {
-            RegSetKeyValueW(
-                HKEY_CURRENT_USER,
-                key.as_ptr(),
-                name.as_ptr(),
-                REG_SZ,
-                data.as_ptr().cast(),
-                bytes,
-            )
-        };
-        match status {
-            NO_ERROR => Ok(()),
-            code => Err(failed("write", code)),
-        }
+    pub(super) fn set(command: Option<&str>) -> crate::Result<()> {
+        crate::registry::set(RUN, NAME, command)
     }
 }
 

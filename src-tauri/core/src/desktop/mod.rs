@@ -7,7 +7,7 @@
 //! Layout: [`Desktop`] here; `overview` (what the window shows), `settings`, `sign_in`,
 //! `tray`, `notices`, `autostart`.
 
-mod autostart;
+pub(crate) mod autostart;
 mod notices;
 mod overview;
 mod settings;
