@@ -512,7 +512,7 @@ pub(super) fn az_shim(args: &AzShimArgs, out: &mut Out<'_>) -> Result<()> {
 
 /// Whether the file at `shim` is a shim tokentray wrote (a link to a `tokentray` binary, or
 /// the `az.cmd` that runs one).
-fn ours(shim: &Path) -> bool {
+pub(super) fn ours(shim: &Path) -> bool {
     #[cfg(unix)]
     {
         std::fs::read_link(shim).is_ok_and(|target| {

@@ -163,7 +163,7 @@ fn helper_command(exe: &Path) -> String {
 }
 
 /// The git config keys for one host pattern: its helper list and its `useHttpPath`.
-fn keys(host: &str) -> (String, String) {
+pub(super) fn keys(host: &str) -> (String, String) {
     (
         format!("credential.https://{host}.helper"),
         format!("credential.https://{host}.useHttpPath"),

@@ -59,7 +59,7 @@ pub(super) fn convert(args: &KubeconfigConvertArgs, out: &mut Out<'_>) -> Result
 }
 
 /// kubectl's default: the first file of `KUBECONFIG`, else `~/.kube/config`.
-fn default_kubeconfig() -> Result<PathBuf> {
+pub(super) fn default_kubeconfig() -> Result<PathBuf> {
     if let Some(first) = std::env::var_os("KUBECONFIG")
         .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()))
     {

@@ -29,6 +29,7 @@ mod az;
 mod cache;
 mod clients;
 mod docker;
+mod doctor;
 mod git;
 mod instance;
 mod kube;
@@ -136,6 +137,10 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["install", "rotate", "tools"])]
         uninstall: bool,
     },
+    /// Explain which credential each SDK's DefaultAzureCredential will pick here and why,
+    /// whether the endpoint answers, the session environment, and what az, azd, terraform,
+    /// kubectl and git would use; each problem with its fix.
+    Doctor,
     /// Serve tokens on the loopback endpoint without a window (SSH, WSL, containers' hosts).
     Daemon,
     /// List the programs allowed or denied tokens (`require_approval = true`), or allow, deny
@@ -466,6 +471,7 @@ async fn dispatch(command: Command, out: &mut Out<'_>) -> Result<()> {
             ..
         } => instance::env(shell, rotate, tools, out),
         Command::Daemon => instance::daemon().await,
+        Command::Doctor => doctor::doctor(out),
         Command::Clients { action } => clients::clients(action, out),
         Command::KubeToken(args) => kube::kube_token(&args, out).await,
         Command::Kubeconfig(KubeconfigCommand::Convert(args)) => kubeconfig::convert(&args, out),
