@@ -11,6 +11,10 @@ Same machine, same run, against fake-entra:
   (e) Python ManagedIdentityCredential().get_token through the endpoint, fresh credential each call
   (f) the az shim, `kube-token`, `git-credential get` and `docker-credential-tokentray get` (its
       registry token kept) as processes, as tools run them
+  (g) DefaultAzureCredential (Python azure-identity, JS @azure/identity) with the SDKs' variables
+      set and no account signed in: how long until it reaches its next credential (a stand-in
+      `az`), with the port held as tokentray.socket holds it (systemd-socket-activate), and with
+      nothing on the port (what `tokentray env --install` refuses to leave behind)
   plus the daemon's start to its first token served, and its resident memory with 1 account and
   with 1,000 accounts x 10 tokens (and the bytes each token adds).
 """
@@ -99,6 +103,33 @@ class Registry(tt.JsonHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         claims = {"exp": int(time.time()) + 3 * 3600, "grant_type": "refresh_token"}
         self.send_json(200, {"refresh_token": f"{b64({'alg': 'none'})}.{b64(claims)}.c2ln"})
+
+
+def fall_through(work, fake):
+    """(g): {(held, language): (outcome, seconds)}, held True when systemd-socket-activate holds
+    the port and starts the daemon (no account) on the first connection."""
+    import signal
+
+    from test_socket_activation import activated, free_port
+    port = free_port()
+    env = tt.environment(work / "nobody", fake, port, HOME=str(work), XDG_CONFIG_HOME=str(work / "xdg"))
+    for name in ("MSI_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "AZURE_CLIENT_ID",
+                 "AZURE_TENANT_ID", "AZURE_TOKEN_CREDENTIALS"):
+        env.pop(name, None)
+    tt.stand_in_az(work / "next-bin", "next")
+    sdk = dict(env, **tt.env_for(env, "sdk"), PATH=f"{work / 'next-bin'}:{os.environ['PATH']}")
+    results = {}
+    for held in (True, False):
+        process = activated(env, work, f"127.0.0.1:{port}")[0] if held else None
+        try:
+            for language in ("python", "node"):
+                token, seconds, _ = tt.default_azure_credential(ARM, sdk, language)
+                results[held, language] = ("next credential" if token == "next" else "stopped", seconds or 0.0)
+        finally:
+            if process:
+                process.send_signal(signal.SIGTERM)
+                process.wait(10)
+    return results
 
 
 def main():
@@ -243,6 +274,7 @@ def main():
         wrk(ep["url"] + "/msi/token?api-version=2019-08-01&resource=https://management.core.windows.net/",
             ep["secret"], ep["url"].removeprefix("http://"), 1, 1, secs=1)
         rss_big = rss_kib(daemon.pid)
+        g = fall_through(work, fake)
     finally:
         if daemon:
             daemon.terminate()
@@ -268,6 +300,10 @@ def main():
              f"({f_real / f_az:.0f}x the shim)" if f_real else
              "`az account get-access-token`: no .venv-azcli (`make venv`); 1-15 s in the field")
           + " | |")
+    print("| (g) DefaultAzureCredential, SDK variables set, no account: port held by tokentray.socket / nothing "
+          "on the port, Python / JS | " + " / ".join(
+              f"{g[held, lang][0]} after {g[held, lang][1] * 1000:,.0f} ms" for held in (True, False)
+              for lang in ("python", "node")) + " | | reaches the next credential |")
     print(f"| daemon start to first token served, 1 account / 1,000 accounts x 10 tokens | "
           f"{us(first_token)} / {us(first_token_big)} | | <= 100 ms |")
     print(f"| daemon memory, 1 account / 1,000 accounts x 10 tokens | RSS {rss_one[0] / 1024:.1f} / {rss_big[0] / 1024:.1f} MB; "

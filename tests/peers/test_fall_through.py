@@ -10,14 +10,13 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
 import tokentray_helpers as tt
 from test_endpoint_azure_identity import ARM_SCOPE, OTHER_IDENTITY_VARS
 from test_socket_activation import activated, free_port
-from tokentray_helpers import BIN, NODE_DIR, ROOT
+from tokentray_helpers import BIN
 
 NEXT = "token-of-the-next-credential"
 
@@ -32,39 +31,18 @@ def nobody(tmp_path, fake_entra):
     for name in OTHER_IDENTITY_VARS + ["AZURE_TOKEN_CREDENTIALS"]:
         env.pop(name, None)
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    az = bin_dir / "az"
-    expires = int(time.time()) + 3600
-    answer = json.dumps({"accessToken": NEXT, "expiresOn": time.strftime("%Y-%m-%d %H:%M:%S.000000",
-                         time.localtime(expires)), "expires_on": expires, "subscription": "s",
-                         "tenant": "t", "tokenType": "Bearer"})
-    az.write_text(f"#!/bin/sh\ncat <<'JSON'\n{answer}\nJSON\n")
-    az.chmod(0o755)
+    tt.stand_in_az(bin_dir, NEXT)
     sdk = dict(env, **tt.env_for(env, "sdk"), PATH=f"{bin_dir}:{os.environ['PATH']}")
     return env, sdk, port
-
-
-def python_dac(env):
-    return subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-c",
-         "import sys\nfrom azure.identity import DefaultAzureCredential as C\n"
-         "print(C().get_token(sys.argv[1]).token)", ARM_SCOPE],
-        env=env, capture_output=True, text=True, timeout=120)
-
-
-def node_dac(env):
-    return subprocess.run(["node", str(NODE_DIR / "default_azure_credential.mjs"), ARM_SCOPE], env=env,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
 def test_with_the_port_held_both_sdks_reach_their_next_credential(nobody, tmp_path):
     env, sdk, port = nobody
     process, log = activated(env, tmp_path, f"127.0.0.1:{port}")
     try:
-        python = python_dac(sdk)
-        assert python.returncode == 0 and python.stdout.strip() == NEXT, python.stderr[-3000:]
-        node = node_dac(sdk)
-        assert node.returncode == 0 and json.loads(node.stdout)["token"] == NEXT, node.stderr[-3000:]
+        for language in ("python", "node"):
+            token, _, error = tt.default_azure_credential(ARM_SCOPE, sdk, language)
+            assert token == NEXT, (language, error)
         # The daemon the socket started answered them, saying nobody is signed in.
         assert json.loads((tt.Path(env["TOKENTRAY_HOME"]) / "run" / "endpoint.json").read_text())["pid"] == process.pid
     finally:
@@ -74,7 +52,6 @@ def test_with_the_port_held_both_sdks_reach_their_next_credential(nobody, tmp_pa
 
 def test_with_nothing_on_the_port_python_stops_at_managed_identity(nobody):
     _, sdk, _ = nobody
-    python = python_dac(sdk)
-    assert python.returncode != 0 and NEXT not in python.stdout, python.stdout
-    assert "ManagedIdentityCredential" in python.stderr, python.stderr[-3000:]
+    token, _, error = tt.default_azure_credential(ARM_SCOPE, sdk, "python")
+    assert token is None and "ManagedIdentityCredential" in error, error
     assert subprocess.run([BIN, "env", "--install"], env=sdk, capture_output=True).returncode == 2

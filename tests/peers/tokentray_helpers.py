@@ -85,6 +85,39 @@ def node_azure_cli_credential(scope, tenant=None, env=None):
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
+def stand_in_az(bin_dir, token):
+    """A stand-in `az` in `bin_dir` that answers `az account get-access-token` as az does (its
+    JSON, `expires_on` an hour from now) with `token`: the credential after managed identity in
+    DefaultAzureCredential's chain (AzureCliCredential), for telling that the chain reached it."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    expires = int(time.time()) + 3600
+    answer = json.dumps({"accessToken": token, "expiresOn": time.strftime(
+        "%Y-%m-%d %H:%M:%S.000000", time.localtime(expires)), "expires_on": expires,
+        "subscription": "s", "tenant": "t", "tokenType": "Bearer"})
+    az = bin_dir / "az"
+    az.write_text(f"#!/bin/sh\ncat <<'JSON'\n{answer}\nJSON\n")
+    az.chmod(0o755)
+
+
+def default_azure_credential(scope, env, language):
+    """The real DefaultAzureCredential in `language` ("python": azure-identity; "node":
+    @azure/identity) getting a token for `scope` in `env`: (token or None, seconds getToken
+    took, the error's text)."""
+    if language == "python":
+        code = ("import json, sys, time\nfrom azure.identity import DefaultAzureCredential as C\n"
+                "t = time.perf_counter()\n"
+                "try: token, error = C().get_token(sys.argv[1]).token, ''\n"
+                "except Exception as e: token, error = None, f'{type(e).__name__}: {e}'\n"
+                "print(json.dumps({'token': token, 'seconds': time.perf_counter() - t, 'error': error}))")
+        args = [str(ROOT / ".venv" / "bin" / "python"), "-c", code, scope]
+    else:
+        args = ["node", str(NODE_DIR / "default_azure_credential.mjs"), scope]
+    p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    lines = p.stdout.strip().splitlines()
+    got = json.loads(lines[-1]) if lines else {}
+    return got.get("token"), got.get("seconds"), got.get("error") or p.stderr[-3000:]
+
+
 def start_daemon(env, log):
     """`tokentray daemon`, once its endpoint.json is written (stderr to `log`)."""
     process = subprocess.Popen([BIN, "daemon"], env=env, stderr=open(log, "w"))

@@ -1,6 +1,6 @@
-// `node default_azure_credential.mjs SCOPE`: the token @azure/identity's DefaultAzureCredential
-// gets for SCOPE in this environment, as JSON {token, expiresOnTimestamp, seconds} on stdout
-// (seconds: how long getToken took). On failure: the error's name and message on stderr, exit 1.
+// `node default_azure_credential.mjs SCOPE`: what @azure/identity's DefaultAzureCredential gets
+// for SCOPE in this environment, as one JSON line {token, seconds, error} on stdout (token null
+// and the error's name and message on failure; seconds: how long getToken took).
 import { DefaultAzureCredential } from "@azure/identity";
 
 const [scope] = process.argv.slice(2);
@@ -9,11 +9,12 @@ if (!scope) {
   process.exit(2);
 }
 const started = performance.now();
+let token = null;
+let error = "";
 try {
-  const { token, expiresOnTimestamp } = await new DefaultAzureCredential().getToken(scope);
-  const seconds = (performance.now() - started) / 1000;
-  process.stdout.write(JSON.stringify({ token, expiresOnTimestamp, seconds }) + "\n");
-} catch (error) {
-  process.stderr.write(`${error.name}: ${error.message}\n`);
-  process.exit(1);
+  ({ token } = await new DefaultAzureCredential().getToken(scope));
+} catch (e) {
+  error = `${e.name}: ${e.message}`;
 }
+const seconds = (performance.now() - started) / 1000;
+process.stdout.write(JSON.stringify({ token, seconds, error }) + "\n");
