@@ -91,6 +91,7 @@ export async function saveSettings(s) {
       start_at_login: s.start_at_login,
       plaintext: s.plaintext,
       require_approval: s.require_approval,
+      every_app: s.every_app,
     },
   });
 }

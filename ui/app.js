@@ -19,6 +19,7 @@ const SETTING_INPUTS = {
   start_at_login: '#set-start-at-login',
   plaintext: '#set-plaintext',
   require_approval: '#set-require-approval',
+  every_app: '#set-every-app',
 };
 /** The answers to an approval question, in the order offered. */
 const ANSWERS = [
@@ -282,6 +283,7 @@ function render() {
   // may change: follow it while the form has no unsaved edits.
   else if (overview.settings && $('#revert-settings').disabled) {
     $('#set-start-at-login').checked = Boolean(overview.settings.start_at_login);
+    $('#set-every-app').checked = Boolean(overview.settings.every_app);
   }
   tick();
 }
@@ -1030,6 +1032,10 @@ function fillSettings(settings) {
   $('#set-start-at-login').checked = Boolean(settings.start_at_login);
   $('#set-plaintext').checked = Boolean(settings.plaintext);
   $('#set-require-approval').checked = Boolean(settings.require_approval);
+  $('#set-every-app').checked = Boolean(settings.every_app);
+  const blocked = $('#blocked-every_app');
+  blocked.textContent = settings.every_app_blocked ? `Not yet: ${settings.every_app_blocked}.` : '';
+  blocked.hidden = !settings.every_app_blocked;
   const overridden = new Set((settings.overridden ?? []).map(settingKey));
   const pending = new Set(settings.pending ?? []);
   for (const [key, selector] of Object.entries(SETTING_INPUTS)) {
@@ -1069,6 +1075,7 @@ function readSettingsForm() {
     start_at_login: $('#set-start-at-login').checked,
     plaintext: $('#set-plaintext').checked,
     require_approval: $('#set-require-approval').checked,
+    every_app: $('#set-every-app').checked,
   };
 }
 
@@ -1095,6 +1102,8 @@ async function saveSettings(event) {
       saved = await api.saveSettings(values);
     } catch (err) {
       if (err?.field && SETTING_INPUTS[err.field] && $(`#err-${err.field}`)) {
+        // The refusal says what the "Not yet" hint said: one of them is enough.
+        if (err.field === 'every_app') $('#blocked-every_app').hidden = true;
         markFieldError(err.field, err.message);
       } else {
         showError(err, 'settings');

@@ -18,7 +18,7 @@ from selenium.common.exceptions import (NoSuchElementException, StaleElementRefe
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ALICE, APP, BOB, CLI, OUT, fe
+from conftest import ALICE, APP, BOB, CLI, OUT, ROOT, fe
 
 
 def wait(driver, condition, what, timeout=30):
@@ -358,3 +358,50 @@ def test_settings_save_what_changed_and_show_what_waits_for_a_restart(launch, ho
         assert all(not e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, ".pending-hint"))
     finally:
         config.unlink(missing_ok=True)
+
+
+def test_let_every_app_use_tokentray(launch, app_env):
+    """The Settings switch is `tokentray env --install`: refused under the box while no
+    tokentray.socket holds the port, then installed (what systemd's generator reads) and removed."""
+    config = Path(os.environ["XDG_CONFIG_HOME"])
+    written = config / "environment.d" / "60-tokentray.conf"
+    units = config / "systemd" / "user"
+    driver = launch()
+    try:
+        driver.find_element(By.ID, "tab-settings").click()
+        box = wait(driver, lambda d: d.find_element(By.ID, "set-every-app"), "the switch")
+        blocked = driver.find_element(By.ID, "blocked-every_app")
+        wait(driver, lambda d: blocked.is_displayed(), "why it cannot be on yet")
+        assert "tokentray.socket is not enabled" in blocked.text, blocked.text
+        assert not box.is_selected()
+        box.click()
+        driver.find_element(By.ID, "save-settings").click()
+        error = driver.find_element(By.ID, "err-every_app")
+        wait(driver, lambda d: error.is_displayed(), "the refusal under the switch")
+        assert "systemctl --user enable" in error.text, error.text
+        assert not written.exists()
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        shot(driver, "17-every-app-refused")
+
+        # tokentray.socket enabled on the app's port, as `systemctl --user enable` leaves it.
+        (units / "sockets.target.wants").mkdir(parents=True)
+        packaged = (ROOT / "src-tauri" / "packaging" / "tokentray.socket").read_text()
+        (units / "tokentray.socket").write_text(packaged.replace("42117", app_env["TOKENTRAY_PORT"]))
+        (units / "sockets.target.wants" / "tokentray.socket").symlink_to(units / "tokentray.socket")
+        driver.find_element(By.ID, "save-settings").click()
+        wait(driver, lambda d: written.exists(), "the session environment")
+        assert written.stat().st_mode & 0o777 == 0o600
+        generated = subprocess.run(["/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator"],
+                                   capture_output=True, text=True, check=True).stdout
+        assert f"IDENTITY_ENDPOINT=http://127.0.0.1:{app_env['TOKENTRAY_PORT']}/msi/token" in generated
+        wait(driver, lambda d: not error.is_displayed() and not blocked.is_displayed(), "no refusal left")
+        assert box.is_selected()
+
+        box.click()
+        driver.find_element(By.ID, "save-settings").click()
+        wait(driver, lambda d: not written.exists(), "the session environment removed")
+        assert not box.is_selected()
+    finally:
+        written.unlink(missing_ok=True)
+        for unit in (units / "sockets.target.wants" / "tokentray.socket", units / "tokentray.socket"):
+            unit.unlink(missing_ok=True)

@@ -418,6 +418,8 @@ pub enum Setting {
     StartAtLogin,
     /// Unencrypted storage allowed.
     Plaintext,
+    /// The session environment ([`crate::session_env`]): every app sees tokentray.
+    EveryApp,
 }
 
 impl Setting {
@@ -430,6 +432,7 @@ impl Setting {
             Self::Port => "port",
             Self::StartAtLogin => "start_at_login",
             Self::Plaintext => "plaintext",
+            Self::EveryApp => "every_app",
         }
     }
 
@@ -442,6 +445,7 @@ impl Setting {
             Self::Port => "port",
             Self::StartAtLogin => "start at login",
             Self::Plaintext => "unencrypted storage",
+            Self::EveryApp => "let every app use tokentray",
         }
     }
 }

@@ -14,6 +14,7 @@ use super::{Desktop, autostart};
 use crate::authority::{Authority, is_guid};
 use crate::config::{Config, EditableSettings};
 use crate::error::Setting;
+use crate::session_env;
 use crate::{Error, Result};
 
 /// The settings as saved (those an environment variable fixes: as the variable has them).
@@ -29,6 +30,12 @@ pub struct SettingsView {
     pub port: u16,
     /// Whether tokentray starts when the user logs in.
     pub start_at_login: bool,
+    /// Whether every program the user starts sees tokentray (the session environment,
+    /// [`crate::session_env`]).
+    pub every_app: bool,
+    /// Why it cannot be turned on yet, while it is off (on Linux: no `tokentray.socket` on the
+    /// port).
+    pub every_app_blocked: Option<String>,
     /// The store in use (`secret-service`, `keyutils`, `plaintext`, ...).
     pub store: &'static str,
     /// What survives a reboot, in words.
@@ -69,6 +76,10 @@ pub struct SettingsInput {
     /// Ask before a new program gets tokens (absent: off).
     #[serde(default)]
     pub require_approval: bool,
+    /// Let every app use tokentray: install or remove the session environment (absent: leave
+    /// it as it is).
+    #[serde(default)]
+    pub every_app: Option<bool>,
 }
 
 impl Desktop {
@@ -104,6 +115,7 @@ impl Desktop {
         .filter(|(key, differs)| *differs && !locked(key))
         .map(|(key, _)| key)
         .collect();
+        let every_app = session_env::installed();
         Ok(SettingsView {
             authority: pick("authority", saved.authority, &config.authority),
             tenant: pick("tenant", saved.tenant, &config.tenant),
@@ -114,6 +126,12 @@ impl Desktop {
                 saved.port
             },
             start_at_login: autostart::enabled(),
+            every_app,
+            every_app_blocked: if every_app {
+                None
+            } else {
+                session_env::held(config.port).err()
+            },
             store: backend.as_str(),
             store_persistence: backend.persistence(),
             encrypted: backend.encrypted(),
@@ -138,6 +156,25 @@ impl Desktop {
         Config::save(&config.path, &settings, &Config::overridden())?;
         if input.start_at_login != autostart::enabled() {
             autostart::set(input.start_at_login)?;
+        }
+        if let Some(on) = input.every_app
+            && on != session_env::installed()
+        {
+            let field = Setting::EveryApp;
+            let done = if on {
+                let secret = self.tokens.endpoint_secret()?;
+                session_env::install(config.port, secret.expose())
+            } else {
+                session_env::uninstall()
+            };
+            done.map_err(|e| match e {
+                Error::PortNotHeld { detail } => Error::InvalidSetting { field, detail },
+                Error::ToolFailed { command, detail } => Error::InvalidSetting {
+                    field,
+                    detail: format!("`{command}` {detail}"),
+                },
+                other => other,
+            })?;
         }
         let mut view = self.settings_view()?;
         view.notice = Some(if view.pending.is_empty() {
