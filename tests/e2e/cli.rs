@@ -227,13 +227,16 @@ fn logout_with_nothing_signed_in_says_so_and_succeeds() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let home = imported();
-    let mut child = home
+    // A pipe whose reading end is closed before tokentray writes a byte (as `| head` does once
+    // it has its lines): closing it after the start would race with a small export.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = home
         .cmd(&["cache", "export"])
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(141), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use tokentray_core::ErrorCode;
-use tokentray_core::tokens::{AccountState, Event, Health, TokenRequest};
+use tokentray_core::tokens::{AccountState, Event, Health, SERVE_MIN_LEFT_SECS, TokenRequest};
 use tokentray_tests::fake_entra::{Endpoint, Fault, FaultRule};
 
 use crate::sign_in::{ALICE, ARM, BOB, GRAPH, Instance, PW, fake, outage, quick, token_requests};
@@ -71,6 +71,28 @@ async fn an_outage_serves_a_token_with_minutes_left_until_it_really_expires() {
     me.advance(261); // really expired now
     let err = me.token(ARM).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::AuthorityUnavailable, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_less_than_ten_minutes_left_is_renewed_before_it_is_served() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    let original = me.token(ARM).await.unwrap();
+    me.advance(LIFETIME - 480); // 8 minutes left: MSAL would still hand it out
+    let renewed = me.token(ARM).await.unwrap();
+    assert_ne!(
+        renewed.access_token.expose(),
+        original.access_token.expose()
+    );
+    assert!(renewed.expires_on - me.tokens.now() >= SERVE_MIN_LEFT_SECS);
+    assert_eq!(token_requests(&fake, "refresh_token"), 1);
+
+    // 8 minutes left again, and Entra ID down: the cached token is still served.
+    me.advance(LIFETIME - 480);
+    outage(&fake, 503, 60);
+    let during = me.token(ARM).await.expect("a still-valid token is served");
+    assert_eq!(during.access_token.expose(), renewed.access_token.expose());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

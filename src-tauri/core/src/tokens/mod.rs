@@ -189,6 +189,12 @@ impl FlightKey {
     }
 }
 
+/// A token handed out has at least this many seconds left whenever a refresh can give a
+/// fresher one (10 minutes): the SDKs renew theirs 5 minutes before expiry, so a tool given less
+/// would be back within minutes. When Entra ID cannot be reached, a token with less left is still
+/// served until it really expires.
+pub const SERVE_MIN_LEFT_SECS: i64 = 600;
+
 /// The owner of the cache. Cheap to share: `Arc<Tokens>`.
 pub struct Tokens {
     store: Arc<PersistedCache>,
@@ -429,7 +435,7 @@ impl Tokens {
         })
     }
 
-    /// A token: from the cache if it has more than 5 minutes left and is not due for refresh,
+    /// A token: from the cache if it has more than 10 minutes left and is not due for refresh,
     /// else refreshed (single-flight). When the refresh fails for lack of Entra, a cached token
     /// is served until its real expiry.
     ///
@@ -445,7 +451,7 @@ impl Tokens {
         let now = (self.clock)();
         let (account, cached) = self.with_snapshot(|cache, accounts| -> Result<_> {
             let account = select_account(accounts, request.account)?.clone();
-            let cached = self.cached_token(cache, &account, request, now, EXPIRY_SKEW_SECS);
+            let cached = self.cached_token(cache, &account, request, now, SERVE_MIN_LEFT_SECS);
             Ok((account, cached))
         })?;
         let key = FlightKey::new(&account, request);

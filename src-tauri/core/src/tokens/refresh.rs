@@ -15,8 +15,9 @@ use crate::{Error, Result};
 
 /// Tokens used within this window are renewed in the background.
 const IN_USE_WINDOW: Duration = Duration::from_secs(12 * 3600);
-/// Background renewal happens when a token has less than this left.
-const RENEW_BEFORE_SECS: i64 = 600;
+/// Background renewal happens when a token has less than this left: 5 minutes before a request
+/// would have to wait for one ([`super::SERVE_MIN_LEFT_SECS`]).
+const RENEW_BEFORE_SECS: i64 = super::SERVE_MIN_LEFT_SECS + 300;
 /// A token that is still valid is served during an outage while it has at least this left.
 const VALID_SECS: i64 = 1;
 /// Most keys remembered per map (flights, keys in use, failing keys): distinct scope strings
@@ -53,7 +54,7 @@ impl Tokens {
         let now = (self.clock)();
         let (fresh, valid) = self.with_cache(|c| {
             (
-                self.cached_token(c, account, request, now, EXPIRY_SKEW_SECS),
+                self.cached_token(c, account, request, now, super::SERVE_MIN_LEFT_SECS),
                 self.cached_token(c, account, request, now, VALID_SECS),
             )
         });
