@@ -96,6 +96,11 @@ export async function saveSettings(s) {
   });
 }
 
+/** Answers the offer to let every app use tokentray; resolves with the new settings. */
+export async function answerEveryAppOffer(accept) {
+  return invoke('answer_every_app_offer', { accept });
+}
+
 /** Answers approval question `id`: `answer` is `allow_once`, `always_allow` or `deny`. */
 export async function answerApproval(id, answer) {
   return invoke('answer_approval', { id, answer });

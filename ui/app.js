@@ -262,6 +262,24 @@ function refresh() {
   return fetching;
 }
 
+/** The offer after a sign-in: installed (or declined), it goes; a refusal stays under it. */
+async function answerEveryAppOffer(accept, button) {
+  const error = $('#every-app-offer-error');
+  error.hidden = true;
+  await whileBusy(button, async () => {
+    try {
+      const settings = await api.answerEveryAppOffer(accept);
+      if (state.overview) state.overview.settings = { ...state.overview.settings, ...settings };
+      $('#every-app-offer').hidden = true;
+      if (state.settingsFilled && $('#revert-settings').disabled) fillSettings(state.overview?.settings ?? settings);
+      announce(accept ? 'Every app you start from now on uses tokentray.' : 'Not now: Settings has the switch.');
+    } catch (err) {
+      error.textContent = err?.message ?? String(err);
+      error.hidden = false;
+    }
+  });
+}
+
 async function ensureOverview() {
   if (!state.overview) await refresh();
   return state.overview;
@@ -273,6 +291,7 @@ function findAccount(homeAccountId) {
 
 function render() {
   const overview = state.overview;
+  $('#every-app-offer').hidden = !overview.offer_every_app;
   renderAccounts(overview.accounts ?? []);
   renderApprovals(overview.approvals ?? {});
   renderEndpoint(overview.endpoint ?? {});
@@ -709,6 +728,9 @@ async function cancelSignIn() {
 }
 
 function setUpSignIn() {
+  for (const [id, accept] of [['#every-app-yes', true], ['#every-app-no', false]]) {
+    $(id).addEventListener('click', (e) => answerEveryAppOffer(accept, e.currentTarget));
+  }
   $('#sign-in-browser').addEventListener('click', (e) => startSignIn('browser', null, e.currentTarget));
   $('#sign-in-device').addEventListener('click', (e) => startSignIn('device', null, e.currentTarget));
   $('#cancel-sign-in').addEventListener('click', () => cancelSignIn());

@@ -61,6 +61,7 @@ pub fn handler<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         copy_text,
         copy_token,
         save_settings,
+        answer_every_app_offer,
         answer_approval,
         revoke_client,
         hide_window,
@@ -181,6 +182,12 @@ async fn copy_token<R: Runtime>(
 #[tauri::command]
 fn save_settings(desktop: Shared<'_>, settings: SettingsInput) -> Reply<SettingsView> {
     Ok(desktop.save_settings(settings)?)
+}
+
+/// Answers the offer to let every app use tokentray (`accept`: install the session environment).
+#[tauri::command]
+fn answer_every_app_offer(desktop: Shared<'_>, accept: bool) -> Reply<SettingsView> {
+    Ok(desktop.answer_every_app_offer(accept)?)
 }
 
 /// Answers the approval question `id` with `answer` (`allow_once`, `always_allow`, `deny`).

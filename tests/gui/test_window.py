@@ -86,6 +86,9 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     wait(driver, lambda d: d.find_element(By.ID, "no-accounts").is_displayed(), "the empty state")
     shot(driver, "01-no-accounts")
 
+    # tokentray.socket holds the app's port, so the first sign-in offers the session environment.
+    socket_units = enable_socket(app_env["TOKENTRAY_PORT"])
+
     # Alice: device code through the window; the test plays her phone.
     driver.find_element(By.ID, "sign-in-device").click()
     code = wait(driver, lambda d: re.fullmatch(r"[A-Z0-9-]{6,}", d.find_element(By.ID, "user-code").text.strip()),
@@ -105,6 +108,17 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     wait(driver, lambda d: countdown(d) != first, "the countdown to move", timeout=5)
     assert default_of(driver) == [ALICE[0]], "the first account is the default"
     shot(driver, "03-signed-in")
+    # It offers to let every app use tokentray; taken, the session environment is installed.
+    offer = wait(driver, lambda d: d.find_element(By.ID, "every-app-offer"), "the offer")
+    wait(driver, lambda d: offer.is_displayed(), "the offer shown")
+    shot(driver, "03a-every-app-offer")
+    driver.find_element(By.ID, "every-app-yes").click()
+    written = Path(os.environ["XDG_CONFIG_HOME"]) / "environment.d" / "60-tokentray.conf"
+    wait(driver, lambda d: written.exists() and not offer.is_displayed(), "the session environment")
+    assert f"127.0.0.1:{app_env['TOKENTRAY_PORT']}/msi/token" in written.read_text()
+    written.unlink()
+    for unit in socket_units:
+        unit.unlink()
     # The first sign-in switched start at login on: an XDG autostart entry for the tray app.
     autostart = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "tokentray.desktop"
     assert f'Exec="{APP}"' in autostart.read_text()
@@ -115,6 +129,7 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     shot(driver, "04-browser-waiting")
     wait(driver, lambda d: account(d, BOB[0]), "Bob's account", timeout=90)
     wait(driver, lambda d: not d.find_element(By.ID, "sign-in-dialog").is_displayed(), "the dialog to close")
+    assert not driver.find_element(By.ID, "every-app-offer").is_displayed(), "offered once"
     assert default_of(driver) == [ALICE[0]]
     shot(driver, "05-two-accounts")
 
@@ -360,6 +375,17 @@ def test_settings_save_what_changed_and_show_what_waits_for_a_restart(launch, ho
         config.unlink(missing_ok=True)
 
 
+def enable_socket(port):
+    """tokentray.socket on `port`, enabled as `systemctl --user enable` leaves it in the test
+    session's XDG_CONFIG_HOME; returns the two files to remove."""
+    units = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user"
+    (units / "sockets.target.wants").mkdir(parents=True, exist_ok=True)
+    packaged = (ROOT / "src-tauri" / "packaging" / "tokentray.socket").read_text()
+    (units / "tokentray.socket").write_text(packaged.replace("42117", str(port)))
+    (units / "sockets.target.wants" / "tokentray.socket").symlink_to(units / "tokentray.socket")
+    return [units / "sockets.target.wants" / "tokentray.socket", units / "tokentray.socket"]
+
+
 def test_let_every_app_use_tokentray(launch, app_env):
     """The Settings switch is `tokentray env --install`: refused under the box while no
     tokentray.socket holds the port, then installed (what systemd's generator reads) and removed."""
@@ -383,11 +409,7 @@ def test_let_every_app_use_tokentray(launch, app_env):
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
         shot(driver, "17-every-app-refused")
 
-        # tokentray.socket enabled on the app's port, as `systemctl --user enable` leaves it.
-        (units / "sockets.target.wants").mkdir(parents=True)
-        packaged = (ROOT / "src-tauri" / "packaging" / "tokentray.socket").read_text()
-        (units / "tokentray.socket").write_text(packaged.replace("42117", app_env["TOKENTRAY_PORT"]))
-        (units / "sockets.target.wants" / "tokentray.socket").symlink_to(units / "tokentray.socket")
+        enable_socket(app_env["TOKENTRAY_PORT"])
         driver.find_element(By.ID, "save-settings").click()
         wait(driver, lambda d: written.exists(), "the session environment")
         assert written.stat().st_mode & 0o777 == 0o600

@@ -83,6 +83,10 @@ pub struct AppState {
     /// that once; the user may turn it off).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub start_at_login_offered: bool,
+    /// Whether the tray app has offered to let every app use tokentray (the session
+    /// environment, `crate::session_env`) after a sign-in: it offers once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub every_app_offered: bool,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ impl AppState {
             && self.tenant_ids.is_empty()
             && self.clients.is_empty()
             && !self.start_at_login_offered
+            && !self.every_app_offered
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Desktop {
     endpoint_error: Mutex<Option<String>>,
     /// Whether the first sign-in switches start at login on ([`Desktop::starting_at_login`]).
     start_at_login_on_first_sign_in: bool,
+    /// Whether the window offers to let every app use tokentray (after a sign-in; once).
+    every_app_offer: Mutex<bool>,
 }
 
 impl Desktop {
@@ -57,6 +59,7 @@ impl Desktop {
             sign_in: Mutex::new(None),
             endpoint_error: Mutex::new(None),
             start_at_login_on_first_sign_in: false,
+            every_app_offer: Mutex::new(false),
         }
     }
 

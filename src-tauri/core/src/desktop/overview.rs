@@ -30,6 +30,9 @@ pub struct Overview {
     pub approvals: ApprovalsView,
     /// The tokens the endpoint served lately, newest first.
     pub activity: Vec<Served>,
+    /// Whether to offer "Let every app use tokentray" (after a sign-in, once; answered with
+    /// [`Desktop::answer_every_app_offer`]).
+    pub offer_every_app: bool,
 }
 
 /// Approval of programs (`require_approval`): the questions waiting and the kept decisions.
@@ -135,6 +138,7 @@ impl Desktop {
                 clients: approval::clients(&self.tokens)?,
             },
             activity: self.tokens.activity(),
+            offer_every_app: *lock(&self.every_app_offer),
         })
     }
 

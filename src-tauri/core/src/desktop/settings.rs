@@ -160,21 +160,7 @@ impl Desktop {
         if let Some(on) = input.every_app
             && on != session_env::installed()
         {
-            let field = Setting::EveryApp;
-            let done = if on {
-                let secret = self.tokens.endpoint_secret()?;
-                session_env::install(config.port, secret.expose())
-            } else {
-                session_env::uninstall()
-            };
-            done.map_err(|e| match e {
-                Error::PortNotHeld { detail } => Error::InvalidSetting { field, detail },
-                Error::ToolFailed { command, detail } => Error::InvalidSetting {
-                    field,
-                    detail: format!("`{command}` {detail}"),
-                },
-                other => other,
-            })?;
+            self.set_every_app(on)?;
         }
         let mut view = self.settings_view()?;
         view.notice = Some(if view.pending.is_empty() {
@@ -186,6 +172,40 @@ impl Desktop {
             )
         });
         Ok(view)
+    }
+
+    /// Answers the window's offer to let every app use tokentray: installs the session
+    /// environment when `accept`ed. Declined, or installed, the offer is gone; a failed
+    /// install leaves it in place with its error.
+    ///
+    /// # Errors
+    /// As [`Desktop::save_settings`] for the switch ([`Error::InvalidSetting`] naming it).
+    pub fn answer_every_app_offer(&self, accept: bool) -> Result<SettingsView> {
+        if accept && !session_env::installed() {
+            self.set_every_app(true)?;
+        }
+        *crate::sync::lock(&self.every_app_offer) = false;
+        self.settings_view()
+    }
+
+    /// Installs or removes the session environment ([`session_env`]), its errors naming the
+    /// switch.
+    fn set_every_app(&self, on: bool) -> Result<()> {
+        let field = Setting::EveryApp;
+        let done = if on {
+            let secret = self.tokens.endpoint_secret()?;
+            session_env::install(self.tokens.config().port, secret.expose())
+        } else {
+            session_env::uninstall()
+        };
+        done.map(|_| ()).map_err(|e| match e {
+            Error::PortNotHeld { detail } => Error::InvalidSetting { field, detail },
+            Error::ToolFailed { command, detail } => Error::InvalidSetting {
+                field,
+                detail: format!("`{command}` {detail}"),
+            },
+            other => other,
+        })
     }
 
     /// The settings `input` asks for, each checked (those an environment variable fixes are

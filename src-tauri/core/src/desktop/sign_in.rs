@@ -142,7 +142,9 @@ impl Desktop {
     /// After the app's first successful sign-in, switches start at login on, once
     /// ([`Desktop::starting_at_login`]): the tray app then starts with the session. Turned off
     /// in Settings, it stays off (the offer is recorded in the cache); a failure to write the
-    /// entry is logged, never fails the sign-in.
+    /// entry is logged, never fails the sign-in. After the first sign-in at which the session
+    /// environment could be installed safely, the window offers it, once
+    /// ([`super::Overview::offer_every_app`]).
     fn signed_in(&self, result: Result<AccountInfo>) -> Result<AccountInfo> {
         if result.is_ok() && self.start_at_login_on_first_sign_in {
             let first = self.tokens.update_app_state(|state| {
@@ -152,6 +154,15 @@ impl Desktop {
                 match super::autostart::set(true) {
                     Ok(()) => tracing::info!("start at login switched on (first sign-in)"),
                     Err(e) => tracing::warn!("could not switch start at login on: {e}"),
+                }
+            }
+            let port = self.tokens.config().port;
+            if !crate::session_env::installed() && crate::session_env::held(port).is_ok() {
+                let first = self.tokens.update_app_state(|state| {
+                    Ok(!std::mem::replace(&mut state.every_app_offered, true))
+                });
+                if matches!(first, Ok(true)) {
+                    *lock(&self.every_app_offer) = true;
                 }
             }
         }
