@@ -340,7 +340,8 @@ function accountCard(account, index) {
   const nameId = `account-${index}-name`;
   const display = account.name || account.username;
   const health = account.health ?? { state: 'ok' };
-  const needs = health.state === 'needs_sign_in';
+  // Needs sign-in, or a request waits for a sign-in of its own (Conditional Access, consent).
+  const needs = health.state === 'needs_sign_in' || Boolean(account.sign_in_for);
   const signingIn = state.signIn !== null;
 
   const actions = h('div', { class: 'account-actions' },
@@ -377,6 +378,9 @@ function accountCard(account, index) {
         meta),
       actions),
     stateLine,
+    account.sign_in_for && h('p', { class: 'state warn sign-in-for' },
+      'Waiting for you to sign in again for ', breakable(account.sign_in_for),
+      ' (Conditional Access or consent): choose "Sign in again…".'),
     failingList(account.failing ?? []),
     tokenTable(account, display),
     subscriptionList(account.subscriptions ?? []),

@@ -388,6 +388,7 @@ async fn discovery_documents_have_entras_shape() {
 async fn auth_code_flow_issues_signed_entra_tokens_once() {
     let f = start(FakeConfig {
         access_token_lifetime: 1234,
+        refresh_in: true,
         ..FakeConfig::default()
     });
     let alice = f.fake.user(ALICE).unwrap();
@@ -517,9 +518,27 @@ async fn code_redemption_checks_verifier_redirect_and_lifetime() {
 }
 
 #[tokio::test]
+async fn as_entra_a_redeemed_refresh_token_stays_valid_and_refresh_in_comes_only_when_asked() {
+    let f = start(FakeConfig::default());
+    let flow = f.approved_device_code().await;
+    let first = f.redeem_device_code(&flow).await;
+    assert!(first.get("refresh_in").is_none(), "{first}");
+    let rt1 = first["refresh_token"].as_str().unwrap();
+    let (s, second) = f.refresh_for_graph(rt1).await;
+    assert_eq!(s, 200, "{second}");
+    assert_ne!(
+        second["refresh_token"], first["refresh_token"],
+        "a new one is issued"
+    );
+    let (s, again) = f.refresh_for_graph(rt1).await;
+    assert_eq!(s, 200, "the redeemed one still works: {again}");
+}
+
+#[tokio::test]
 async fn refresh_tokens_rotate_expire_and_revoke() {
     let f = start(FakeConfig {
         refresh_token_lifetime: 3600,
+        strict_rotation: true,
         ..FakeConfig::default()
     });
     let flow = f.approved_device_code().await;
@@ -809,7 +828,7 @@ fn authorize_query(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)
     let mut q: Vec<(&'static str, String)> = vec![
         ("client_id", CLIENT.into()),
         ("response_type", "code".into()),
-        ("redirect_uri", "http://127.0.0.1:5555/cb".into()),
+        ("redirect_uri", "http://localhost:5555/cb".into()),
         ("scope", format!("{ARM} openid offline_access")),
         ("state", "s1".into()),
         ("code_challenge", challenge),
@@ -881,6 +900,22 @@ async fn authorize_shows_an_error_page_for_an_untrusted_redirect() {
         .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("AADSTS50011"));
+    // The Azure CLI's registration has only http://localhost; another app may use 127.0.0.1.
+    let r = f
+        .authorize(&[("redirect_uri", "http://127.0.0.1:5555/cb")], None)
+        .await;
+    assert_eq!(r.status(), 400, "127.0.0.1 for the Azure CLI's client id");
+    assert!(r.text().await.unwrap().contains("AADSTS50011"));
+    let r = f
+        .authorize(
+            &[
+                ("redirect_uri", "http://127.0.0.1:5555/cb"),
+                ("client_id", OTHER_CLIENT),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "another app's loopback redirect");
 }
 
 #[tokio::test]
@@ -912,7 +947,7 @@ async fn authorize_redirects_bad_requests_to_the_client_with_state() {
         let r = f.authorize(&[extra], None).await;
         assert_eq!(r.status(), 302, "{case}");
         let url = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        assert_eq!(url.host_str(), Some("127.0.0.1"), "{case}");
+        assert_eq!(url.host_str(), Some("localhost"), "{case}");
         let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         assert_eq!(param(&q, "error"), Some(error), "{case}");
         assert_eq!(param(&q, "state"), Some("s1"), "{case}");
@@ -972,7 +1007,7 @@ async fn form_post_delivers_code_and_state_in_an_auto_submitting_form() {
     assert_eq!(r.status(), 200);
     let relay = r.text().await.unwrap();
     assert!(
-        relay.contains("action=\"http://127.0.0.1:5555/cb\""),
+        relay.contains("action=\"http://localhost:5555/cb\""),
         "{relay}"
     );
     assert!(relay.contains("document.forms[0].submit()"));
@@ -1000,7 +1035,7 @@ async fn fragment_mode_delivers_the_code_in_the_fragment() {
         .await;
     let location = r.headers()["location"].to_str().unwrap();
     assert!(
-        location.starts_with("http://127.0.0.1:5555/cb#code="),
+        location.starts_with("http://localhost:5555/cb#code="),
         "{location}"
     );
 }

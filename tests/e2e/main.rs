@@ -15,6 +15,9 @@ mod edge;
 mod fake_entra;
 // The fuzz targets' corpora and fixed crash inputs (tests/fuzz), replayed on stable Rust.
 mod fuzz_corpora;
+// Real Entra's answers: claims challenges answered by the next sign-in, each refusal with its
+// own code and cure.
+mod fidelity;
 // Resilient token state: outages, rotation races, failures scoped to one request, other processes.
 mod resilience;
 // The loopback endpoint through `tokentray daemon`: security edge, routes, lifecycle, load.

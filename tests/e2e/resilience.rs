@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokentray_core::ErrorCode;
 use tokentray_core::tokens::{AccountState, Event, Health, SERVE_MIN_LEFT_SECS, TokenRequest};
-use tokentray_tests::fake_entra::{Endpoint, Fault, FaultRule};
+use tokentray_tests::fake_entra::{Endpoint, FakeConfig, Fault, FaultRule};
 
 use crate::sign_in::{ALICE, ARM, BOB, GRAPH, Instance, PW, fake, outage, quick, token_requests};
 
@@ -97,7 +97,10 @@ async fn a_token_with_less_than_ten_minutes_left_is_renewed_before_it_is_served(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_of_four_resources_under_rotation_never_need_sign_in() {
-    let fake = fake(quick());
+    let fake = fake(FakeConfig {
+        strict_rotation: true,
+        ..quick()
+    });
     let me = Instance::new(&fake);
     me.device_sign_in(&fake, ALICE).await;
     let resources = [
@@ -164,8 +167,13 @@ async fn a_tenant_the_user_is_not_a_member_of_fails_that_request_only() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Authority, "{err}");
-    assert!(err.to_string().contains("50020"), "{err}");
+    assert_eq!(err.code(), ErrorCode::NotInTenant, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("50020"), "{err}");
+    assert!(
+        text.contains("is not a member of tenant fabrikam.example"),
+        "{err}"
+    );
     assert_eq!(needs_sign_in(&me), [None], "signing in again cannot fix it");
     assert!(me.token(GRAPH).await.is_ok(), "the home tenant still works");
 }
@@ -254,7 +262,7 @@ async fn a_running_instance_sees_another_processs_sign_in_and_sign_out_within_a_
     // "Another process": a second Tokens on the same files.
     let other = me.restart(&fake);
     let code = other
-        .start_device_code(None, &[ARM.to_string()])
+        .start_device_code(None, &[ARM.to_string()], None)
         .await
         .unwrap();
     fake.approve_device_code(&code.user_code, BOB, PW).await;

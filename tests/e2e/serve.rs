@@ -35,6 +35,7 @@ pub(crate) async fn signed_in(fake: &FakeEntra, skew: i64) -> Home {
         .start_device_code(
             None,
             &["https://management.core.windows.net//.default".into()],
+            None,
         )
         .await
         .unwrap();
@@ -438,7 +439,14 @@ async fn a_thousand_concurrent_requests_for_an_expired_token_cause_one_refresh()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authority_outage_still_serves_the_cached_token() {
-    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let fake = FakeEntra::start(
+        FakeConfig {
+            refresh_in: true,
+            ..FakeConfig::default()
+        }
+        .user(ALICE, PW),
+    )
+    .unwrap();
     let home = signed_in(&fake, 2400).await; // past refresh_on, still valid
     let d = Daemon::start(&home).await;
     fake.queue_fault(FaultRule::once(Endpoint::Token, Fault::status(503, Some(60))).times(1000));

@@ -116,7 +116,7 @@ impl Instance {
     ) -> tokentray_core::cache::AccountInfo {
         let code = self
             .tokens
-            .start_device_code(None, &[ARM.to_string()])
+            .start_device_code(None, &[ARM.to_string()], None)
             .await
             .unwrap();
         assert!(code.message.contains(&code.user_code), "{}", code.message);
@@ -156,7 +156,10 @@ fn rt_secret(tokens: &Tokens) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_code_sign_in_then_silent_refresh_rotates_the_refresh_token() {
-    let fake = fake(quick());
+    let fake = fake(FakeConfig {
+        strict_rotation: true,
+        ..quick()
+    });
     let me = Instance::new(&fake);
     let account = me.device_sign_in(&fake, ALICE).await;
     assert_eq!(account.username, ALICE);
@@ -234,7 +237,7 @@ async fn declined_and_expired_device_codes_are_distinct_errors_and_write_nothing
         let me = Instance::new(&fake);
         let device = me
             .tokens
-            .start_device_code(None, &scopes(ARM))
+            .start_device_code(None, &scopes(ARM), None)
             .await
             .unwrap();
         if decline {
@@ -254,7 +257,7 @@ async fn slow_down_makes_the_device_flow_wait_five_seconds_more() {
     let me = Instance::new(&fake);
     let code = me
         .tokens
-        .start_device_code(None, &scopes(ARM))
+        .start_device_code(None, &scopes(ARM), None)
         .await
         .unwrap();
     fake.queue_fault(
@@ -375,7 +378,10 @@ pub(crate) fn outage(fake: &FakeEntra, status: u16, retry_after: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authority_outage_serves_cached_tokens_without_a_request_storm() {
-    let fake = fake(quick());
+    let fake = fake(FakeConfig {
+        refresh_in: true,
+        ..quick()
+    });
     let me = Instance::new(&fake);
     me.device_sign_in(&fake, ALICE).await;
     let original = me.token(ARM).await.unwrap();
@@ -1021,7 +1027,7 @@ async fn a_tenant_given_as_a_domain_is_recorded_as_its_id_and_found_by_either() 
     let me = Instance::new(&fake);
     let code = me
         .tokens
-        .start_device_code(Some("contoso.example"), &[ARM.to_string()])
+        .start_device_code(Some("contoso.example"), &[ARM.to_string()], None)
         .await
         .unwrap();
     fake.approve_device_code(&code.user_code, ALICE, PW).await;
@@ -1117,7 +1123,7 @@ async fn device_code_polling_waits_as_long_as_a_429_asks() {
     let me = Instance::new(&fake);
     let code = me
         .tokens
-        .start_device_code(None, &[ARM.to_string()])
+        .start_device_code(None, &[ARM.to_string()], None)
         .await
         .unwrap();
     fake.clear_log();

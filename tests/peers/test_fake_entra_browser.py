@@ -51,7 +51,9 @@ class Loopback:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callback"
+        # The Azure CLI's app registration lists http://localhost only (fake-entra refuses
+        # 127.0.0.1 for it, as Entra does).
+        self.url = f"http://localhost:{self.server.server_address[1]}/callback"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):

@@ -122,7 +122,7 @@ def test_cancelled_sign_in_reaches_msal_as_access_denied(fake_entra):
 
 def test_silent_refresh_rotates_and_revocation_ends_it(fake_entra_factory):
     # Under 300 s left, MSAL treats an access token as expired and refreshes.
-    fake = fake_entra_factory("--access-token-lifetime", "60")
+    fake = fake_entra_factory("--access-token-lifetime", "60", "--strict-rotation")
     cache = msal.SerializableTokenCache()
     app = msal_app(fake, cache)
     _, first = device_sign_in(fake, app)

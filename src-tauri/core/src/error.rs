@@ -268,6 +268,23 @@ pub enum Error {
         claims: Option<String>,
     },
 
+    /// Entra ID refused one request (an account's token for some scopes, in some tenant) for a
+    /// reason of that request, which [`Denial`] names with its cure. The account and its other
+    /// tokens are untouched; the message keeps Entra's trace and correlation ids.
+    #[error("{}", denial.explain(account, scopes, tenant.as_deref(), reason))]
+    Denied {
+        /// Why, as a class with its own code and cure.
+        denial: Denial,
+        /// The account's username.
+        account: String,
+        /// The scopes asked for, space-separated.
+        scopes: String,
+        /// The tenant asked for, if one was named.
+        tenant: Option<String>,
+        /// Entra's first line, with its trace and correlation ids.
+        reason: String,
+    },
+
     /// The authority is unreachable or failing (network error, 5xx, 429). Cached tokens still
     /// valid are served meanwhile.
     #[error(
@@ -481,6 +498,58 @@ impl std::fmt::Display for SignInOutcome {
     }
 }
 
+/// Why Entra ID refused one request, when signing in again as before will not cure it: each
+/// has its own [`ErrorCode`] and advice (MSAL's `UiRequiredExceptionClassification`, Entra's
+/// error-code reference; `crate::tokens` decides which from `error`, `suberror` and
+/// `error_codes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Denial {
+    /// A Conditional Access or other tenant policy blocks this request (AADSTS53003 and
+    /// `suberror: message_only`, 53000-53002): only the tenant's admin can change it.
+    BlockedByPolicy,
+    /// Nobody consented to these scopes for this app (AADSTS65001, `consent_required`): an
+    /// interactive sign-in for them can ask, or an admin can grant it.
+    ConsentRequired,
+    /// The account is not a member or guest of the tenant asked for (AADSTS50020, 90072, ...).
+    NotInTenant,
+    /// No tenant of that name exists in this cloud (AADSTS90002, 900023).
+    UnknownTenant,
+}
+
+impl Denial {
+    /// The message: what was refused, Entra's words, what to do next.
+    fn explain(self, account: &str, scopes: &str, tenant: Option<&str>, reason: &str) -> String {
+        let in_tenant = tenant
+            .map(|t| format!(" in tenant {t}"))
+            .unwrap_or_default();
+        let tenant_flag = tenant.map(|t| format!(" --tenant {t}")).unwrap_or_default();
+        match self {
+            Self::BlockedByPolicy => format!(
+                "a policy of the tenant blocks {account} from {scopes}{in_tenant}: {reason}. \
+                 Signing in again will not help: send this message (it has the correlation id) \
+                 to your tenant's admin and ask which Conditional Access policy applies"
+            ),
+            Self::ConsentRequired => format!(
+                "{scopes}{in_tenant} needs consent for this app: {reason}. Sign in for it with \
+                 `tokentray login --scope {scopes}{tenant_flag}` and accept, or ask your \
+                 tenant's admin to grant consent for the app"
+            ),
+            Self::NotInTenant => format!(
+                "{account} is not a member of tenant {}: {reason}. Ask for a token in a tenant \
+                 the account belongs to (`tokentray accounts` shows its home tenant), ask the \
+                 tenant's admin to invite it, or sign in with an account of that tenant",
+                tenant.unwrap_or("asked for")
+            ),
+            Self::UnknownTenant => format!(
+                "there is no tenant {} in this cloud: {reason}. Check the tenant id or domain \
+                 (and `authority` in config.toml for a national cloud)",
+                tenant.unwrap_or("asked for")
+            ),
+        }
+    }
+}
+
 /// Defines [`ErrorCode`], its list and its wire strings from one table.
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $code:ident => $wire:literal,)*) => {
@@ -558,6 +627,14 @@ error_codes! {
     Authority => "authority_error",
     /// [`Error::InteractionRequired`]
     InteractionRequired => "interaction_required",
+    /// [`Error::Denied`] for [`Denial::BlockedByPolicy`]
+    BlockedByPolicy => "blocked_by_policy",
+    /// [`Error::Denied`] for [`Denial::ConsentRequired`]
+    ConsentRequired => "consent_required",
+    /// [`Error::Denied`] for [`Denial::NotInTenant`]
+    NotInTenant => "not_in_tenant",
+    /// [`Error::Denied`] for [`Denial::UnknownTenant`]
+    UnknownTenant => "unknown_tenant",
     /// [`Error::AuthorityUnavailable`]
     AuthorityUnavailable => "authority_unavailable",
     /// [`Error::Protocol`]
@@ -632,6 +709,12 @@ impl Error {
             Self::ClientDenied { .. } => ErrorCode::ClientDenied,
             Self::Authority { .. } => ErrorCode::Authority,
             Self::InteractionRequired { .. } => ErrorCode::InteractionRequired,
+            Self::Denied { denial, .. } => match denial {
+                Denial::BlockedByPolicy => ErrorCode::BlockedByPolicy,
+                Denial::ConsentRequired => ErrorCode::ConsentRequired,
+                Denial::NotInTenant => ErrorCode::NotInTenant,
+                Denial::UnknownTenant => ErrorCode::UnknownTenant,
+            },
             Self::AuthorityUnavailable { .. } => ErrorCode::AuthorityUnavailable,
             Self::Protocol(_) => ErrorCode::Protocol,
             Self::SignIn { outcome, .. } => match outcome {

@@ -67,4 +67,4 @@ pub mod subscriptions;
 mod sync;
 pub mod tokens;
 
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Denial, Error, ErrorCode, Result};

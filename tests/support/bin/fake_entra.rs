@@ -27,6 +27,12 @@ struct Args {
     /// Access-token lifetime (expires_in) in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3599)]
     access_token_lifetime: u64,
+    /// Send refresh_in (half the lifetime) with every token (Entra sends it only with some).
+    #[arg(long)]
+    refresh_in: bool,
+    /// A refresh token stops working once redeemed (Entra leaves it valid).
+    #[arg(long)]
+    strict_rotation: bool,
     /// Refresh-token lifetime in seconds (renewed on every rotation).
     #[arg(long, value_name = "SECS", default_value_t = 90 * 24 * 3600)]
     refresh_token_lifetime: u64,
@@ -51,6 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         users: args.users,
         tenant: args.tenant,
         access_token_lifetime: args.access_token_lifetime,
+        refresh_in: args.refresh_in,
+        strict_rotation: args.strict_rotation,
         refresh_token_lifetime: args.refresh_token_lifetime,
         device_code_lifetime: args.device_code_lifetime,
         device_code_interval: args.device_code_interval,

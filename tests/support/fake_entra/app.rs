@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::aad_error::{AadError, Trace};
 use super::clock::Clock;
 use super::directory::Directory;
-use super::faults::FaultQueue;
+use super::faults::{CHALLENGE_POLICY, FaultQueue};
 use super::jwt::TokenSigner;
 use super::params::Params;
 use super::request_log::RequestLog;
@@ -39,6 +39,15 @@ pub struct App {
     pub faults: FaultQueue,
     /// Requests seen.
     pub log: RequestLog,
+    /// Resources (token audiences) whose tokens need the claims challenge [`super::faults::DEFAULT_CLAIMS`]
+    /// answered: a refresh token from a sign-in that did not send it gets AADSTS50076.
+    pub claims_required: Mutex<Vec<String>>,
+}
+
+/// Whether a sign-in's `claims` parameter answers [`super::faults::DEFAULT_CLAIMS`], the challenge a resource
+/// of [`App::claims_required`] sends: it names the challenge's policy id.
+pub fn answers_claims(claims: Option<&str>) -> bool {
+    claims.is_some_and(|c| c.contains(CHALLENGE_POLICY))
 }
 
 impl App {
@@ -58,7 +67,18 @@ impl App {
             store: Mutex::new(Store::default()),
             faults: FaultQueue::default(),
             log: RequestLog::default(),
+            claims_required: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether tokens for `audience` need [`super::faults::DEFAULT_CLAIMS`] answered.
+    pub fn demands_claims(&self, audience: &str) -> bool {
+        let audience = audience.trim_end_matches('/');
+        self.claims_required
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|r| r.trim_end_matches('/').eq_ignore_ascii_case(audience))
     }
 
     /// The grant store (a poisoned lock is recovered: the data stays consistent per operation).

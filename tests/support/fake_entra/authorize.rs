@@ -62,6 +62,17 @@ pub fn is_loopback_redirect(uri: &str) -> bool {
         && url.password().is_none()
 }
 
+/// The Azure CLI's application id: its registration lists `http://localhost` as its only
+/// redirect URI (any port, as Entra allows for loopback), so `127.0.0.1` is refused for it.
+const AZURE_CLI: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+
+/// Whether `client_id`'s app registration has a redirect URI that `uri` (a loopback URI)
+/// matches: the Azure CLI's only `http://localhost`; any other client any loopback host.
+fn registered_redirect(client_id: &str, uri: &str) -> bool {
+    !client_id.eq_ignore_ascii_case(AZURE_CLI)
+        || Url::parse(uri).is_ok_and(|u| u.host_str() == Some("localhost"))
+}
+
 fn validate(
     app: &App,
     tenant: &str,
@@ -76,7 +87,7 @@ fn validate(
     let redirect_uri = params
         .get("redirect_uri")
         .ok_or_else(|| Refusal::Page(AadError::missing_parameter("redirect_uri")))?;
-    if !is_loopback_redirect(redirect_uri) {
+    if !is_loopback_redirect(redirect_uri) || !registered_redirect(client_id, redirect_uri) {
         return Err(Refusal::Page(AadError::new(
             "invalid_request",
             50011,
@@ -165,6 +176,7 @@ fn validate(
         login_hint: params.get("login_hint").map(str::to_string),
         max_age: params.get("max_age").is_some(),
         client_info: params.get("client_info") == Some("1"),
+        claims: params.get("claims").map(str::to_string),
         created: now,
     };
     Ok((request, prompt))

@@ -11,6 +11,7 @@
 //! | `POST /_fake/revoke` | `{"username":…}` | `{"username","revoked_refresh_tokens","ended_sessions"}`, 404 if unknown |
 //! | `GET /_fake/clock` | | `{"now","epoch","offset_secs"}` |
 //! | `POST /_fake/clock` | `{"advance_secs":N}` | same as GET, after advancing |
+//! | `POST /_fake/claims` | `{"resource":…}` | 201 `{"claims_required":[…]}`: that resource's tokens now need the claims challenge answered |
 //! | `GET /_fake/users` | | `{"users":[{"username","oid","tenant_id","name","home_account_id"}…]}` |
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/revoke", post(revoke))
         .route("/clock", get(clock).post(advance_clock))
         .route("/users", get(users))
+        .route("/claims", post(require_claims))
 }
 
 fn bad_request(message: String) -> Response {
@@ -80,6 +82,29 @@ async fn queue_fault(State(app): State<Arc<App>>, body: Bytes) -> Response {
 async fn clear_faults(State(app): State<Arc<App>>) -> StatusCode {
     app.faults.clear();
     StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimsBody {
+    resource: String,
+}
+
+async fn require_claims(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let wanted: ClaimsBody = match parse(&body) {
+        Ok(b) => b,
+        Err(response) => return *response,
+    };
+    let mut required = app
+        .claims_required
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    required.push(wanted.resource);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "claims_required": *required })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]

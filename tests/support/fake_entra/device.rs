@@ -12,7 +12,7 @@ use chrono::TimeDelta;
 use serde_json::{Value, json};
 
 use super::aad_error::AadError;
-use super::app::App;
+use super::app::{App, answers_claims};
 use super::authorize::refusal_text;
 use super::clock::after;
 use super::directory::Realm;
@@ -64,6 +64,7 @@ pub fn start(
                 interval,
                 last_poll: None,
                 state: DeviceState::Pending,
+                claims: params.get("claims").map(str::to_string),
             },
         );
         code
@@ -91,7 +92,7 @@ pub fn redeem(
 ) -> Result<Value, AadError> {
     let device_code = params.require("device_code")?;
     let now = app.clock.now();
-    let (user, scopes) = {
+    let (user, scopes, claims_met) = {
         let mut store = app.store();
         let grant = store
             .device_codes
@@ -120,7 +121,11 @@ pub fn redeem(
             DeviceState::Approved { username, .. } => {
                 let user = grant_user(app, realm, username, "device_code")?;
                 grant.state = DeviceState::Redeemed;
-                (user, grant.scopes.clone())
+                (
+                    user,
+                    grant.scopes.clone(),
+                    answers_claims(grant.claims.as_deref()),
+                )
             }
         }
     };
@@ -133,6 +138,7 @@ pub fn redeem(
             nonce: None,
             auth_time: None,
             client_info: params.get("client_info") == Some("1"),
+            claims_met,
         },
     )
 }

@@ -135,7 +135,11 @@ pub enum Fault {
     },
 }
 
-/// The claims challenge of an [`Fault::InteractionRequired`] that names none.
+/// The Conditional Access policy id [`DEFAULT_CLAIMS`] asks for.
+pub const CHALLENGE_POLICY: &str = "c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b";
+
+/// The claims challenge of an [`Fault::InteractionRequired`] that names none (naming
+/// [`CHALLENGE_POLICY`]).
 pub const DEFAULT_CLAIMS: &str = r#"{"access_token":{"capolids":{"essential":true,"values":["c0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b"]}}}"#;
 
 impl Fault {

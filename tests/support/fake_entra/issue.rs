@@ -29,6 +29,8 @@ pub struct Issue<'a> {
     pub auth_time: Option<DateTime<Utc>>,
     /// `client_info=1` was sent.
     pub client_info: bool,
+    /// The sign-in behind it answered the claims challenge ([`super::app::REQUIRED_CLAIMS`]).
+    pub claims_met: bool,
 }
 
 fn secs(n: u64) -> i64 {
@@ -55,7 +57,7 @@ pub fn token_response(app: &App, issue: &Issue<'_>) -> Result<Value, AadError> {
         "iat": iat,
         "nbf": iat,
         "exp": iat.saturating_add(secs(lifetime)),
-        "amr": ["pwd"],
+        "amr": if issue.claims_met { json!(["pwd", "mfa"]) } else { json!(["pwd"]) },
         "appid": issue.client_id,
         "azp": issue.client_id,
         "azpacr": "0",
@@ -76,7 +78,9 @@ pub fn token_response(app: &App, issue: &Issue<'_>) -> Result<Value, AadError> {
     body.insert("scope".into(), json!(granted.scope.join(" ")));
     body.insert("expires_in".into(), json!(lifetime));
     body.insert("ext_expires_in".into(), json!(lifetime));
-    body.insert("refresh_in".into(), json!(lifetime / 2));
+    if app.config.refresh_in {
+        body.insert("refresh_in".into(), json!(lifetime / 2));
+    }
     body.insert("access_token".into(), json!(sign(&access_claims)?));
 
     if granted.refresh_token {
@@ -92,6 +96,7 @@ pub fn token_response(app: &App, issue: &Issue<'_>) -> Result<Value, AadError> {
                 issued: now,
                 expires: after(now, app.config.refresh_token_lifetime),
                 state: RefreshState::Active,
+                claims_met: issue.claims_met,
             },
         );
         body.insert("refresh_token".into(), json!(refresh_token));

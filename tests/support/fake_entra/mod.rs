@@ -102,8 +102,15 @@ pub struct FakeConfig {
     pub users: Vec<UserSpec>,
     /// One home tenant id (a GUID) for every user, instead of one derived per username domain.
     pub tenant: Option<String>,
-    /// Access-token lifetime, seconds (`expires_in`; `refresh_in` is half of it). Default 3599.
+    /// Access-token lifetime, seconds (`expires_in`). Default 3599.
     pub access_token_lifetime: u64,
+    /// Send `refresh_in` (half the lifetime) with every token. Entra sends it only with some
+    /// (long-lived) tokens, so it is off by default.
+    pub refresh_in: bool,
+    /// Strict refresh-token rotation: a refresh token stops working once redeemed. Entra leaves
+    /// redeemed refresh tokens valid (each until its own expiry), so it is off by default; tests
+    /// of rotation races opt in.
+    pub strict_rotation: bool,
     /// Refresh-token lifetime, seconds, renewed on each rotation. Default 90 days.
     pub refresh_token_lifetime: u64,
     /// Device-code lifetime, seconds. Default 900.
@@ -123,6 +130,8 @@ impl Default for FakeConfig {
             users: Vec::new(),
             tenant: None,
             access_token_lifetime: 3599,
+            refresh_in: false,
+            strict_rotation: false,
             refresh_token_lifetime: 90 * 24 * 3600,
             device_code_lifetime: 900,
             device_code_interval: 5,
@@ -286,6 +295,17 @@ impl FakeEntra {
     /// Empties the request log.
     pub fn clear_log(&self) {
         self.app.log.clear();
+    }
+
+    /// From now on, `resource`'s tokens need the claims challenge
+    /// [`DEFAULT_CLAIMS`] answered: refresh tokens of sign-ins that did not send it as
+    /// `claims` get AADSTS50076 (`basic_action`) with that challenge.
+    pub fn require_claims(&self, resource: &str) {
+        self.app
+            .claims_required
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(resource.to_string());
     }
 
     /// Queues a fault rule.

@@ -48,6 +48,8 @@ pub struct AuthRequest {
     pub max_age: bool,
     /// `client_info=1` asked for.
     pub client_info: bool,
+    /// The `claims` parameter (a claims challenge being answered).
+    pub claims: Option<String>,
     /// When the sign-in page was shown (pending sign-ins expire after an hour).
     pub created: DateTime<Utc>,
 }
@@ -95,6 +97,8 @@ pub struct RefreshGrant {
     pub expires: DateTime<Utc>,
     /// Usable or not, and why.
     pub state: RefreshState,
+    /// The sign-in behind it answered the claims challenge.
+    pub claims_met: bool,
 }
 
 /// Where a device code stands.
@@ -134,6 +138,8 @@ pub struct DeviceGrant {
     pub last_poll: Option<DateTime<Utc>>,
     /// Pending, approved, declined or redeemed.
     pub state: DeviceState,
+    /// The `claims` parameter (a claims challenge being answered).
+    pub claims: Option<String>,
 }
 
 /// A browser session (the sign-in cookie), for SSO and `prompt=none`.

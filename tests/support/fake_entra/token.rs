@@ -9,9 +9,10 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::aad_error::AadError;
-use super::app::App;
+use super::app::{App, answers_claims};
 use super::device;
 use super::directory::{Realm, User};
+use super::faults::DEFAULT_CLAIMS;
 use super::ids::{b64url, digest, is_guid, sha256};
 use super::issue::{Issue, token_response};
 use super::params::Params;
@@ -158,6 +159,7 @@ fn authorization_code(
             nonce: redeemed.request.nonce.as_deref(),
             auth_time: redeemed.request.max_age.then_some(redeemed.auth_time),
             client_info: params.get("client_info") == Some("1"),
+            claims_met: answers_claims(redeemed.request.claims.as_deref()),
         },
     )
 }
@@ -172,7 +174,7 @@ fn refresh_token(
     // Parsed before the token is touched: a bad scope must not burn the refresh token.
     let requested = params.get("scope").map(ScopeRequest::parse).transpose()?;
     let now = app.clock.now();
-    let (user, scopes) = {
+    let (user, scopes, claims_met) = {
         let mut store = app.store();
         let grant = store
             .refresh_tokens
@@ -198,8 +200,27 @@ fn refresh_token(
             return Err(e);
         }
         let user = grant_user(app, realm, &grant.username, "refresh_token")?;
-        grant.state = RefreshState::Rotated;
-        (user, requested.unwrap_or_else(|| grant.scopes.clone()))
+        let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
+        let audience = scopes.grant().audience;
+        if !grant.claims_met && app.demands_claims(&audience) {
+            // As Entra answers a refresh that a Conditional Access policy of the resource
+            // stops: invalid_grant, 50076, basic_action, and the challenge to answer.
+            return Err(AadError::new(
+                "invalid_grant",
+                50076,
+                format!(
+                    "Due to a configuration change made by your administrator, or because you \
+                     moved to a new location, you must use multi-factor authentication to \
+                     access '{audience}'."
+                ),
+            )
+            .with_suberror("basic_action")
+            .with_claims(DEFAULT_CLAIMS));
+        }
+        if app.config.strict_rotation {
+            grant.state = RefreshState::Rotated;
+        }
+        (user, scopes, grant.claims_met)
     };
     token_response(
         app,
@@ -210,6 +231,7 @@ fn refresh_token(
             nonce: None,
             auth_time: None,
             client_info: params.get("client_info") == Some("1"),
+            claims_met,
         },
     )
 }

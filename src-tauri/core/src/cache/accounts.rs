@@ -109,6 +109,7 @@ impl TokenCache {
             .retain(|_, a| !mine(&a.home_account_id, &a.environment));
         let after = self.refresh_tokens.len() + self.id_tokens.len() + self.accounts.len();
         self.state.needs_sign_in.remove(home_account_id);
+        self.state.challenges.remove(home_account_id);
         if self.state.default_account.as_deref() == Some(home_account_id) {
             self.state.default_account = None;
         }

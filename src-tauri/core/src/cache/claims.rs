@@ -28,6 +28,19 @@ pub struct IdTokenClaims {
     /// Audience: a string or a list of strings.
     #[serde(default)]
     pub aud: Audience,
+    /// The client capabilities the token was issued to (access tokens: `["CP1"]` marks a
+    /// Continuous Access Evaluation token).
+    #[serde(default)]
+    pub xms_cc: Option<Vec<String>>,
+}
+
+/// Whether `access_token` is a Continuous Access Evaluation token: issued to a client that
+/// declared the `CP1` capability (Azure CLI does), long-lived (up to 28 hours) and revocable by
+/// the resource with a claims challenge, which tools behind the endpoint cannot pass on.
+pub fn is_cae(access_token: &Secret) -> bool {
+    IdTokenClaims::decode(access_token)
+        .and_then(|c| c.xms_cc)
+        .is_some_and(|cc| cc.iter().any(|c| c == "CP1"))
 }
 
 /// The `aud` claim.

@@ -1,7 +1,13 @@
 //! Finding the access token and refresh tokens for a request.
 
+use super::claims::is_cae;
 use super::environment::{environment_aliases, same_environment};
 use super::{AccessToken, MAX_TOKEN_LIFE_SECS, RESERVED_SCOPES, RefreshToken, TokenCache, epoch};
+
+/// Access tokens with more left than this are checked for being CAE tokens ([`is_cae`]): Entra's
+/// plain tokens live 60-90 minutes, its CAE tokens 20-28 hours, so the check (a base64 and JSON
+/// decode) stays off the path of every ordinary token.
+const CAE_CHECK_SECS: i64 = 2 * 3600;
 
 /// Whether two scopes name the same permission: equal, or `.default` of the same resource
 /// however many slashes precede it (`R/.default`, azure-identity's spelling of a resource, and
@@ -143,7 +149,11 @@ impl TokenCache {
                 realm_rank < *r || (realm_rank == *r && expires_on > b.expires_on)
             });
             if better {
-                let refresh_due = epoch(&at.refresh_on).is_some_and(|r| r < now);
+                // A long-lived CAE token (another client's, such as Azure CLI's) is replaced by
+                // tokentray's own at first use (tokentray declares no CP1, so its tokens are
+                // plain ones); it is still served while Entra cannot be reached.
+                let refresh_due = epoch(&at.refresh_on).is_some_and(|r| r < now)
+                    || (left > CAE_CHECK_SECS && at.secret.as_ref().is_some_and(is_cae));
                 let found = FoundToken {
                     key,
                     entry: at,

@@ -83,6 +83,11 @@ pub struct AppState {
     /// that once; the user may turn it off).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub start_at_login_offered: bool,
+    /// Requests that need an interactive sign-in of their own (a Conditional Access step-up,
+    /// consent, a claims challenge): `home_account_id` -> the latest, which `tokentray login`
+    /// and the window's "Sign in again" sign in for. A sign-in that covers it clears it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub challenges: std::collections::BTreeMap<String, Challenge>,
     /// Whether the tray app has offered to let every app use tokentray (the session
     /// environment, `crate::session_env`) after a sign-in: it offers once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -99,6 +104,35 @@ impl AppState {
             && self.clients.is_empty()
             && !self.start_at_login_offered
             && !self.every_app_offered
+            && self.challenges.is_empty()
+    }
+}
+
+/// A request of one account that only an interactive sign-in for exactly it can cure.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Challenge {
+    /// The scopes asked for, space-separated.
+    pub scopes: String,
+    /// The tenant asked for, if one was named (else the configured one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Entra's claims challenge (JSON), sent back as the sign-in's `claims` parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<String>,
+    /// What Entra said (first line, trace and correlation ids).
+    pub reason: String,
+}
+
+impl Challenge {
+    /// Whether a sign-in for `scopes` in `tenant` answers it: every scope it names was asked
+    /// for, in its tenant (a challenge naming none is the configured tenant's, `default_tenant`).
+    pub fn answered_by(&self, scopes: &[String], tenant: &str, default_tenant: &str) -> bool {
+        let wanted = self.tenant.as_deref().unwrap_or(default_tenant);
+        wanted.eq_ignore_ascii_case(tenant)
+            && self
+                .scopes
+                .split_whitespace()
+                .all(|s| scopes.iter().any(|g| same_scope(g, s)))
     }
 }
 

@@ -169,6 +169,47 @@ fn expiry_times_out_of_range_count_as_expired() {
 }
 
 #[test]
+fn a_long_lived_cae_token_is_due_for_refresh_and_a_plain_one_is_not() {
+    let jwt = |claims: Value| format!("{}.{}.sig", b64(&json!({"alg": "RS256"})), b64(&claims));
+    let scopes = vec!["https://management.core.windows.net//.default".to_string()];
+    let due = |token: String, lifetime: i64| {
+        let mut cache = signed_in("oid1", "alice@contoso.example");
+        let mut r = response("oid1", "tid1", "alice@contoso.example", &scopes[0], "rt");
+        r.access_token = Some(crate::secret::Secret::from(token));
+        r.expires_in = Some(lifetime);
+        r.refresh_in = None;
+        cache
+            .ingest(&event(&scopes, Grant::DeviceCode), r, NOW)
+            .unwrap();
+        let query = AtQuery {
+            home_account_id: "oid1.tid1",
+            environment: ENV,
+            client_id: CLIENT,
+            realm: RealmPreference::Only("organizations"),
+            scopes: &scopes,
+        };
+        cache
+            .find_access_token(&query, NOW, EXPIRY_SKEW_SECS)
+            .map(|f| f.refresh_due)
+    };
+    let cae = jwt(json!({"aud": "https://management.core.windows.net/", "xms_cc": ["CP1"]}));
+    let plain = jwt(json!({"aud": "https://management.core.windows.net/"}));
+    assert_eq!(
+        due(cae.clone(), 28 * 3600),
+        Some(true),
+        "replaced by tokentray's own"
+    );
+    assert_eq!(
+        due(plain.clone(), 28 * 3600),
+        Some(false),
+        "a long plain token is kept"
+    );
+    assert_eq!(due(cae, 3600), Some(false), "an hour left: as any token");
+    assert_eq!(due(plain, 3600), Some(false));
+    assert_eq!(due("opaque".into(), 28 * 3600), Some(false), "not a JWT");
+}
+
+#[test]
 fn lookup_matches_scope_supersets_and_honours_the_five_minute_skew() {
     let cache = signed_in("oid1", "alice@contoso.example");
     let q = |scopes: &[&str]| -> Vec<String> { scopes.iter().map(|s| s.to_string()).collect() };

@@ -11,7 +11,32 @@ use crate::{Error, Result};
 /// or when no browser starts, it fails at once saying to use `--device-code`.
 pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
     let tokens = open_tokens()?;
-    let scopes = if args.scopes.is_empty() {
+    // Nothing named: the sign-in a failed request is waiting for, if one is, exactly as asked.
+    let challenge = if args.scopes.is_empty() && args.tenant.is_none() && args.login_hint.is_none()
+    {
+        tokens.pending_challenges()?.into_iter().next()
+    } else {
+        None
+    };
+    let mut args = args;
+    let mut claims = None;
+    let scopes = if let Some((account, ch)) = challenge {
+        out.tell(format_args!(
+            "{} needs a sign-in for {}{}: {}. Signing in for that (name --scope to sign in \
+             for something else).",
+            account.username,
+            ch.scopes,
+            ch.tenant
+                .as_deref()
+                .map(|t| format!(" in tenant {t}"))
+                .unwrap_or_default(),
+            ch.reason
+        ));
+        args.tenant = ch.tenant;
+        args.login_hint = Some(account.username);
+        claims = ch.claims;
+        ch.scopes.split_whitespace().map(str::to_string).collect()
+    } else if args.scopes.is_empty() {
         vec![tokens.login_scope()]
     } else {
         args.scopes
@@ -21,7 +46,7 @@ pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
     };
     let account = if args.device_code {
         let code = tokens
-            .start_device_code(args.tenant.as_deref(), &scopes)
+            .start_device_code(args.tenant.as_deref(), &scopes, claims.as_deref())
             .await?;
         if out.json {
             out.line(
@@ -46,9 +71,10 @@ pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
         let options = browser::Options {
             tenant: args.tenant,
             scopes,
+            // A challenge names its account: no account picker.
+            prompt: claims.is_none().then(|| "select_account".into()),
             login_hint: args.login_hint,
-            prompt: Some("select_account".into()),
-            claims: None,
+            claims,
             timeout: std::time::Duration::from_secs(args.timeout),
         };
         tokens

@@ -282,7 +282,8 @@ pub struct LoginArgs {
     /// Tenant id or domain (default: the configured tenant).
     #[arg(long, short = 't')]
     pub tenant: Option<String>,
-    /// Scopes to consent to and cache (default: Azure Resource Manager).
+    /// Scopes to consent to and cache (default: what a failed request is waiting for, with
+    /// Entra's claims challenge, if one is; else Azure Resource Manager).
     #[arg(long = "scope", short = 's')]
     pub scopes: Vec<String>,
     /// Suggested username for the sign-in page.
@@ -493,7 +494,9 @@ pub fn exit_code(code: ErrorCode) -> u8 {
         ErrorCode::NoAccount
         | ErrorCode::NoCachedToken
         | ErrorCode::KeyLost
-        | ErrorCode::InteractionRequired => exit::SIGN_IN,
+        | ErrorCode::InteractionRequired
+        | ErrorCode::ConsentRequired => exit::SIGN_IN,
+        ErrorCode::NotInTenant | ErrorCode::UnknownTenant => exit::USAGE,
         ErrorCode::ClientNotApproved | ErrorCode::ClientDenied => exit::NOT_APPROVED,
         ErrorCode::AuthorityUnavailable => exit::UNAVAILABLE,
         ErrorCode::StoreUnavailable

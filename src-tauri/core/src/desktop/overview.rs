@@ -69,6 +69,9 @@ pub struct AccountView {
     pub health: Health,
     /// Requests of it that fail on their own, with why.
     pub failing: Vec<FailingRequest>,
+    /// The scopes (and tenant) a request is waiting for a sign-in of its own for (Conditional
+    /// Access, consent): "Sign in again" then signs in for exactly that.
+    pub sign_in_for: Option<String>,
     /// Its access tokens, soonest expiry first.
     pub tokens: Vec<TokenView>,
 }
@@ -175,7 +178,16 @@ impl Desktop {
             .of(&account.username)
             .map(|l| l.subscriptions.clone())
             .unwrap_or_default();
+        let sign_in_for = cache
+            .state
+            .challenges
+            .get(&account.home_account_id)
+            .map(|ch| match &ch.tenant {
+                Some(t) => format!("{} in tenant {t}", ch.scopes),
+                None => ch.scopes.clone(),
+            });
         AccountView {
+            sign_in_for,
             subscriptions,
             home_account_id: account.home_account_id,
             username: account.username,

@@ -70,13 +70,33 @@ impl Desktop {
         open: impl FnOnce(&url::Url) -> Result<O>,
     ) -> Result<AccountInfo> {
         let (id, cancelled) = self.begin_sign_in(None);
-        let options = browser::Options {
-            tenant: None,
-            scopes: vec![self.tokens.login_scope()],
-            login_hint,
-            prompt: Some("select_account".into()),
-            claims: None,
-            timeout: browser::DEFAULT_TIMEOUT,
+        // Signing in again as an account a request waits for: for exactly that request.
+        let challenge = match &login_hint {
+            Some(hint) => self
+                .tokens
+                .pending_challenges()?
+                .into_iter()
+                .find(|(a, _)| a.username.eq_ignore_ascii_case(hint))
+                .map(|(_, ch)| ch),
+            None => None,
+        };
+        let options = match challenge {
+            Some(ch) => browser::Options {
+                tenant: ch.tenant,
+                scopes: ch.scopes.split_whitespace().map(str::to_string).collect(),
+                login_hint,
+                prompt: None,
+                claims: ch.claims,
+                timeout: browser::DEFAULT_TIMEOUT,
+            },
+            None => browser::Options {
+                tenant: None,
+                scopes: vec![self.tokens.login_scope()],
+                login_hint,
+                prompt: Some("select_account".into()),
+                claims: None,
+                timeout: browser::DEFAULT_TIMEOUT,
+            },
         };
         // The window shows the page's address too, to copy when no browser window appears.
         let open = |url: &url::Url| {
@@ -101,7 +121,7 @@ impl Desktop {
     pub async fn start_device_code(&self) -> Result<DeviceCodeView> {
         let code = self
             .tokens
-            .start_device_code(None, &[self.tokens.login_scope()])
+            .start_device_code(None, &[self.tokens.login_scope()], None)
             .await?;
         let view = DeviceCodeView {
             user_code: code.user_code.clone(),

@@ -84,19 +84,23 @@ impl DeviceCode {
 /// # Errors
 /// [`Error::Authority`] (e.g. the client may not use the device flow), [`Error::AuthorityUnavailable`],
 /// [`Error::Protocol`].
-pub async fn start(entra: &Entra, tenant: Option<&str>, scopes: &[String]) -> Result<DeviceCode> {
+pub async fn start(
+    entra: &Entra,
+    tenant: Option<&str>,
+    scopes: &[String],
+    claims: Option<&str>,
+) -> Result<DeviceCode> {
     let authority = tenant.map_or_else(
         || entra.authority().clone(),
         |t| entra.authority().with_tenant(t),
     );
     let scope = scope_param(scopes);
+    let mut form = vec![("scope", scope.as_str())];
+    if let Some(claims) = claims {
+        form.push(("claims", claims)); // as MSAL's initiate_device_flow(claims_challenge=)
+    }
     let answer: Answer = entra
-        .post(
-            authority.device_code_endpoint(),
-            &authority,
-            &[("scope", scope.as_str())],
-            None,
-        )
+        .post(authority.device_code_endpoint(), &authority, &form, None)
         .await
         .map_err(|f| match f {
             Failure::OAuth(e) => e.into_sign_in_error(),

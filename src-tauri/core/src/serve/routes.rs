@@ -65,15 +65,24 @@ pub struct ErrorBody {
     /// The same message, OAuth's name for it.
     #[serde(default)]
     pub error_description: String,
+    /// Entra's claims challenge (JSON), when a token needs an interactive sign-in that
+    /// answers it: a tool that signs in itself passes it on as MSAL's `claims_challenge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<String>,
 }
 
 /// A `status` answer with an [`ErrorBody`].
 pub(super) fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    reply(status, code, message, None)
+}
+
+fn reply(status: StatusCode, code: ErrorCode, message: &str, claims: Option<String>) -> Response {
     let body = ErrorBody {
         code: code.as_str().into(),
         message: message.into(),
         error: code.as_str().into(),
         error_description: message.into(),
+        claims,
     };
     (status, Json(body)).into_response()
 }
@@ -82,16 +91,24 @@ pub(super) fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Resp
 /// is, and `Retry-After` when the authority is unavailable.
 pub(super) fn error_response(e: &Error) -> Response {
     let status = match e.code() {
-        ErrorCode::NoAccount | ErrorCode::AccountNotFound | ErrorCode::InteractionRequired => {
-            StatusCode::UNAUTHORIZED
-        }
+        ErrorCode::NoAccount
+        | ErrorCode::AccountNotFound
+        | ErrorCode::InteractionRequired
+        | ErrorCode::ConsentRequired => StatusCode::UNAUTHORIZED,
         ErrorCode::InvalidInput | ErrorCode::AmbiguousAccount => StatusCode::BAD_REQUEST,
-        ErrorCode::ClientNotApproved | ErrorCode::ClientDenied => StatusCode::FORBIDDEN,
+        ErrorCode::ClientNotApproved
+        | ErrorCode::ClientDenied
+        | ErrorCode::BlockedByPolicy
+        | ErrorCode::NotInTenant => StatusCode::FORBIDDEN,
         ErrorCode::AuthorityUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Authority => StatusCode::BAD_REQUEST,
+        ErrorCode::Authority | ErrorCode::UnknownTenant => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let mut r = refuse(status, e.code(), &e.to_string());
+    let claims = match e {
+        Error::InteractionRequired { claims, .. } => claims.clone(),
+        _ => None,
+    };
+    let mut r = reply(status, e.code(), &e.to_string(), claims);
     if let Error::AuthorityUnavailable { retry_after, .. } = e {
         let secs = retry_after.unwrap_or(5).to_string();
         if let Ok(v) = HeaderValue::from_str(&secs) {

@@ -19,9 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::Error;
 use crate::cache::AccountInfo;
 use crate::flow::OAuthError;
+use crate::{Denial, Error};
 
 /// Longest wait after a failing authority before trying again.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -94,6 +94,42 @@ pub(crate) fn classify(e: &OAuthError) -> FailureClass {
         "server_error" => FailureClass::Transient,
         _ => FailureClass::Request,
     }
+}
+
+/// Blocked by Conditional Access or device policy: no sign-in of this user here can pass.
+const POLICY_CODES: &[u64] = &[53003, 530003, 53000, 53001, 53002];
+/// No consent for the scopes (65004: the user declined it).
+const CONSENT_CODES: &[u64] = &[65001, 65004];
+/// The account is not in the tenant asked for.
+const NOT_MEMBER_CODES: &[u64] = &[50020, 90072, 50034, 16000, 16003, 51004];
+/// The tenant asked for does not exist.
+const NO_TENANT_CODES: &[u64] = &[90002, 900023];
+
+/// The [`Denial`] of a request-only failure ([`FailureClass::Request`]), when it is one with
+/// its own cure; `None` for the rest (a bad scope, a claims or MFA challenge: interaction).
+/// `message_only` is MSAL's "show the message, signing in cannot help" (MSAL.NET
+/// `UiRequiredExceptionClassification.PromptNeverFailed`/`BasicAction` read the same field).
+pub(crate) fn denial(e: &OAuthError) -> Option<Denial> {
+    let has = |codes: &[u64]| e.error_codes.iter().any(|c| codes.contains(c));
+    let suberror = e.suberror.as_deref().unwrap_or_default();
+    if suberror == "message_only" || has(POLICY_CODES) {
+        Some(Denial::BlockedByPolicy)
+    } else if suberror == "consent_required" || has(CONSENT_CODES) || e.error == "consent_required"
+    {
+        Some(Denial::ConsentRequired)
+    } else if has(NOT_MEMBER_CODES) {
+        Some(Denial::NotInTenant)
+    } else if has(NO_TENANT_CODES) {
+        Some(Denial::UnknownTenant)
+    } else {
+        None
+    }
+}
+
+/// Whether Entra said it throttles (rather than fails): the same request repeated too often
+/// (AADSTS50196), or the tenant or app over its limits.
+pub(crate) fn throttled(e: &OAuthError) -> bool {
+    e.error_codes.iter().any(|c| [50196, 90055].contains(c))
 }
 
 /// Why a refresh token stops working, one line per AADSTS code (the rest get a generic line).
@@ -434,6 +470,43 @@ mod tests {
         for (case, e, class) in cases {
             assert_eq!(classify(&e), class, "{case}");
         }
+    }
+
+    #[test]
+    fn refusals_with_a_cure_of_their_own_are_named() {
+        let cases = [
+            (
+                oauth("invalid_grant", Some("message_only"), &[53003], false),
+                Some(Denial::BlockedByPolicy),
+            ),
+            (
+                oauth("interaction_required", None, &[53000], false),
+                Some(Denial::BlockedByPolicy),
+            ),
+            (
+                oauth("invalid_grant", Some("consent_required"), &[65001], false),
+                Some(Denial::ConsentRequired),
+            ),
+            (
+                oauth("invalid_grant", None, &[50020], false),
+                Some(Denial::NotInTenant),
+            ),
+            (
+                oauth("invalid_request", None, &[90002], false),
+                Some(Denial::UnknownTenant),
+            ),
+            (
+                oauth("invalid_grant", Some("basic_action"), &[50076], true),
+                None,
+            ),
+            (oauth("invalid_scope", None, &[70011], false), None),
+        ];
+        for (e, want) in cases {
+            assert_eq!(denial(&e), want, "{e:?}");
+            assert_eq!(classify(&e), FailureClass::Request, "{e:?}");
+        }
+        assert!(throttled(&oauth("invalid_grant", None, &[50196], false)));
+        assert!(!throttled(&oauth("invalid_grant", None, &[50173], false)));
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::health::{FailureClass, classify};
+use super::health::{FailureClass, classify, denial, throttled};
 use super::{Cached, Event, FlightKey, ServedToken, TokenRequest, Tokens, find_token};
-use crate::cache::{AccountInfo, EXPIRY_SKEW_SECS, Grant, TokenEvent, TokenResponse};
-use crate::flow::{Failure, scope_param};
+use crate::cache::{AccountInfo, Challenge, EXPIRY_SKEW_SECS, Grant, TokenEvent, TokenResponse};
+use crate::flow::{Failure, OAuthError, scope_param};
 use crate::secret::Secret;
 use crate::sync::lock;
-use crate::{Error, Result};
+use crate::{Denial, Error, Result};
 
 /// Tokens used within this window are renewed in the background.
 const IN_USE_WINDOW: Duration = Duration::from_secs(12 * 3600);
@@ -211,22 +211,44 @@ impl Tokens {
         Err(match classify(&e) {
             FailureClass::Account => self.needs_sign_in(account, e.summary(), e.claims),
             FailureClass::Transient => Error::AuthorityUnavailable {
-                detail: e.summary(),
+                detail: if throttled(&e) {
+                    format!("throttled: {}", e.summary())
+                } else {
+                    e.summary()
+                },
                 retry_after: None,
             },
             FailureClass::Request => {
-                let failure = if interactive(&e) {
-                    Error::InteractionRequired {
+                let scopes = request.scopes.join(" ");
+                let denial = denial(&e);
+                if interactive(&e) || denial == Some(Denial::ConsentRequired) {
+                    self.remember_challenge(account, request, &e);
+                }
+                let failure = match denial {
+                    Some(denial) => Error::Denied {
+                        denial,
                         account: account.username.clone(),
+                        scopes,
+                        tenant: request.tenant.map(str::to_string),
                         reason: e.summary(),
+                    },
+                    None if interactive(&e) => Error::InteractionRequired {
+                        account: account.username.clone(),
+                        reason: format!(
+                            "{} (for {scopes}{})",
+                            e.summary(),
+                            request
+                                .tenant
+                                .map(|t| format!(" in tenant {t}"))
+                                .unwrap_or_default()
+                        ),
                         claims: e.claims,
-                    }
-                } else {
-                    Error::Authority {
+                    },
+                    None => Error::Authority {
                         error: e.error,
                         description: e.error_description,
                         codes: e.error_codes,
-                    }
+                    },
                 };
                 let mut failing = lock(&self.failing);
                 if failing.len() >= MAX_KEYS {
@@ -336,6 +358,32 @@ impl Tokens {
         Ok(served)
     }
 
+    /// Keeps `request` as the account's [`Challenge`] (persisted): the next `tokentray login`
+    /// or "Sign in again" signs in for exactly it, with Entra's claims (best effort: the
+    /// failure is reported either way).
+    fn remember_challenge(
+        &self,
+        account: &AccountInfo,
+        request: &TokenRequest<'_>,
+        e: &OAuthError,
+    ) {
+        let challenge = Challenge {
+            scopes: request.scopes.join(" "),
+            tenant: request.tenant.map(str::to_string),
+            claims: e.claims.clone(),
+            reason: e.summary(),
+        };
+        let hid = account.home_account_id.clone();
+        let kept = self.update(move |c| {
+            c.state.challenges.insert(hid, challenge);
+            Ok(())
+        });
+        if let Err(e) = kept {
+            tracing::warn!("could not keep the sign-in {} needs: {e}", account.username);
+        }
+        self.emit(Event::AccountsChanged);
+    }
+
     /// Marks the account "needs sign-in" (persisted; the account and its tokens are kept).
     fn needs_sign_in(
         &self,
@@ -442,7 +490,7 @@ impl Tokens {
 
 /// Whether a request-only failure is cured by an interactive sign-in for that request
 /// (Conditional Access, consent, a claims challenge), rather than by asking differently.
-fn interactive(e: &crate::flow::OAuthError) -> bool {
+fn interactive(e: &OAuthError) -> bool {
     e.claims.is_some()
         || matches!(
             e.error.as_str(),

@@ -5,7 +5,7 @@ use std::future::Future;
 use url::Url;
 
 use super::{Event, Tokens};
-use crate::cache::{AccountInfo, Grant, TokenEvent, TokenResponse};
+use crate::cache::{AccountInfo, Challenge, Grant, TokenEvent, TokenResponse};
 use crate::flow;
 use crate::{Error, Result};
 
@@ -36,6 +36,13 @@ impl Tokens {
                 )
             })?;
             c.state.needs_sign_in.remove(&hid);
+            if c.state
+                .challenges
+                .get(&hid)
+                .is_some_and(|ch| ch.answered_by(scopes, tenant, &self.config.tenant))
+            {
+                c.state.challenges.remove(&hid);
+            }
             if c.state.default_account.is_none() {
                 c.state.default_account = Some(hid.clone());
             }
@@ -82,13 +89,34 @@ impl Tokens {
         &self,
         tenant: Option<&str>,
         scopes: &[String],
+        claims: Option<&str>,
     ) -> Result<flow::device_code::DeviceCode> {
-        let code = flow::device_code::start(&self.entra, tenant, scopes).await?;
+        let code = flow::device_code::start(&self.entra, tenant, scopes, claims).await?;
         self.emit(Event::DeviceCodeReady {
             user_code: code.user_code.clone(),
             verification_uri: code.verification_uri.clone(),
         });
         Ok(code)
+    }
+
+    /// The sign-ins requests are waiting for: each account's [`Challenge`], the default
+    /// account's first.
+    ///
+    /// # Errors
+    /// Those of reading the cache.
+    pub fn pending_challenges(&self) -> Result<Vec<(AccountInfo, Challenge)>> {
+        self.reload_if_changed()?;
+        Ok(self.with_snapshot(|c, accounts| {
+            let mut pending: Vec<(AccountInfo, Challenge)> = accounts
+                .iter()
+                .filter_map(|a| {
+                    let ch = c.state.challenges.get(&a.home_account_id)?;
+                    Some((a.clone(), ch.clone()))
+                })
+                .collect();
+            pending.sort_by_key(|(a, _)| !a.is_default);
+            pending
+        }))
     }
 
     /// Waits for the device code sign-in to complete.

@@ -1,0 +1,217 @@
+//! What real Entra ID answers, and what tokentray makes of it: a resource whose Conditional
+//! Access policy sends a claims challenge (answered by the next `tokentray login`, which sends
+//! the claims and signs in for exactly that resource), and the refusals that each have their own
+//! code, message and cure (blocked by policy, consent, not a member, throttled).
+
+use std::io::BufRead as _;
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokentray_core::ErrorCode;
+use tokentray_core::tokens::Health;
+use tokentray_tests::fake_entra::{
+    DEFAULT_CLAIMS, Endpoint, FakeConfig, FakeEntra, Fault, FaultRule,
+};
+use tokentray_tests::harness::Home;
+
+use crate::serve::{self, Daemon, signed_in};
+use crate::sign_in::{ALICE, GRAPH, Instance, PW, fake, quick};
+
+const VAULT: &str = "https://vault.azure.net/.default";
+
+/// `tokentray --json login --device-code` in `home` (signed in by [`signed_in`]), approved as
+/// Alice: its stderr.
+async fn cli_device_login(home: &Home, fake: &FakeEntra) -> String {
+    let mut child = home
+        .cmd(&["--json", "login", "--device-code"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let shown: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first:?}"));
+    fake.approve_device_code(shown["user_code"].as_str().unwrap(), ALICE, serve::PW)
+        .await;
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claims_challenge_reaches_the_tool_and_the_next_login_answers_it() {
+    // Tokens of under 10 minutes: every request for one is a refresh, which Entra grants only to a
+    // sign-in that answered the challenge.
+    let fake = FakeEntra::start(
+        FakeConfig {
+            access_token_lifetime: 599,
+            ..quick()
+        }
+        .user(ALICE, serve::PW),
+    )
+    .unwrap();
+    let home = signed_in(&fake, 0).await;
+    fake.require_claims("https://vault.azure.net");
+
+    // A tool asks the endpoint: refused with Entra's challenge, which it could pass on.
+    {
+        let d = Daemon::start(&home).await;
+        let bearer = format!("Bearer {}", d.secret);
+        let (status, _, body) = d.get(
+            &format!("/v1/token?scope={VAULT}"),
+            &[("Host", "localhost"), ("Authorization", &bearer)],
+        );
+        assert_eq!(status, 401, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], "interaction_required", "{body}");
+        assert_eq!(
+            body["claims"], DEFAULT_CLAIMS,
+            "the challenge, as Entra sent it"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("AADSTS50076"), "{message}");
+        assert!(message.contains(VAULT), "names the resource: {message}");
+        assert!(message.contains("tokentray login"), "{message}");
+        let (status, _, body) = d.get(
+            "/v1/token?scope=https://management.core.windows.net//.default",
+            &[("Host", "localhost"), ("Authorization", &bearer)],
+        );
+        assert_eq!(
+            status, 200,
+            "the account's other tokens are untouched: {body}"
+        );
+    }
+
+    // A plain `tokentray login` signs in for exactly that, with the claims.
+    let told = cli_device_login(&home, &fake).await;
+    assert!(
+        told.contains(&format!("{ALICE} needs a sign-in for {VAULT}")),
+        "{told}"
+    );
+    // A refresh for Key Vault now works: the claims went with the sign-in.
+    let vault = home.run(&["token", "--scope", VAULT]);
+    assert!(
+        vault.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vault.stderr)
+    );
+    // Answered: the next plain login is an ordinary one.
+    let again = cli_device_login(&home, &fake).await;
+    assert!(!again.contains("needs a sign-in"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_without_the_claims_does_not_satisfy_the_resource() {
+    // The fake's rule itself: what makes the test above fail if tokentray dropped the claims.
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    fake.require_claims("https://vault.azure.net");
+    let err = me.token(VAULT).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InteractionRequired, "{err}");
+    let (account, challenge) = me.tokens.pending_challenges().unwrap().remove(0);
+    assert_eq!(account.username, ALICE);
+    assert_eq!(challenge.scopes, VAULT);
+    assert_eq!(challenge.claims.as_deref(), Some(DEFAULT_CLAIMS));
+    let code = me
+        .tokens
+        .start_device_code(None, &[VAULT.to_string()], None)
+        .await
+        .unwrap();
+    fake.approve_device_code(&code.user_code, ALICE, PW).await;
+    me.tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        me.tokens.pending_challenges().unwrap().is_empty(),
+        "a sign-in for the resource clears it"
+    );
+    me.advance(3600);
+    fake.advance_clock(3600);
+    let err = me.token(VAULT).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InteractionRequired, "{err}");
+}
+
+/// Entra's answer to a refresh, as a fault on the next token request.
+fn refusal(error: &str, code: u32, suberror: Option<&str>, description: &str) -> FaultRule {
+    FaultRule::once(
+        Endpoint::Token,
+        Fault::Error {
+            error: error.into(),
+            code,
+            description: Some(description.into()),
+            suberror: suberror.map(str::to_string),
+            claims: None,
+            status: None,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refusal_has_its_own_code_and_says_what_helps() {
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    me.device_sign_in(&fake, ALICE).await;
+    let cases = [
+        (
+            refusal(
+                "invalid_grant",
+                53003,
+                Some("message_only"),
+                "Access has been blocked by Conditional Access policies. The access policy does \
+                 not allow token issuance.",
+            ),
+            ErrorCode::BlockedByPolicy,
+            ["will not help", "admin"],
+        ),
+        (
+            refusal(
+                "invalid_grant",
+                65001,
+                Some("consent_required"),
+                "The user or administrator has not consented to use the application.",
+            ),
+            ErrorCode::ConsentRequired,
+            ["tokentray login --scope", "grant consent"],
+        ),
+        (
+            refusal(
+                "invalid_grant",
+                50196,
+                None,
+                "The server terminated an operation because it encountered a client request \
+                 loop.",
+            ),
+            ErrorCode::AuthorityUnavailable,
+            ["throttled", "Cached tokens are still used"],
+        ),
+    ];
+    for (rule, code, words) in cases {
+        fake.queue_fault(rule);
+        let err = me.token(GRAPH).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+        let text = err.to_string();
+        for w in words {
+            assert!(text.contains(w), "{code:?}: {w:?} in {text}");
+        }
+        assert!(
+            text.contains("correlation id"),
+            "the id to look up in the sign-in logs: {text}"
+        );
+        let account = &me.tokens.accounts().unwrap()[0];
+        assert_eq!(account.needs_sign_in, None, "{code:?}: the account is fine");
+    }
+    // Consent is cured by a sign-in for that scope: the next login offers it.
+    let (_, challenge) = me.tokens.pending_challenges().unwrap().remove(0);
+    assert_eq!(challenge.scopes, GRAPH);
+    // Throttled: the account waits, it is not signed out.
+    let state = me.tokens.account_states().unwrap().remove(0);
+    assert!(
+        matches!(state.health, Health::Retrying { .. }),
+        "{:?}",
+        state.health
+    );
+}
