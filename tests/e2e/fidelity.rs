@@ -215,3 +215,52 @@ async fn each_refusal_has_its_own_code_and_says_what_helps() {
         state.health
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_app_registration_signs_in_and_refreshes_with_its_own_client_id() {
+    const OWN: &str = "6b7e2f0a-3c1d-4e5f-8a9b-0c1d2e3f4a5b";
+    // A non-FOCI app; the Azure CLI's id is in the family, so a mix-up would show.
+    let fake = fake(FakeConfig {
+        foci_clients: vec!["04b07795-8ddb-461a-bbee-02f9e1bf7b46".into()],
+        ..quick()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let paths = tokentray_core::paths::Paths::under(home.path());
+    let mut config = tokentray_tests::harness::config_against(&fake, home.path());
+    config.client_id = OWN.into();
+    let store = config.open_store(&paths).unwrap();
+    let clock: tokentray_core::clock::Clock = std::sync::Arc::new(tokentray_core::clock::now);
+    let tokens = tokentray_core::tokens::Tokens::new(config, store, clock).unwrap();
+    let arm = ["https://management.core.windows.net//.default".to_string()];
+    let code = tokens.start_device_code(None, &arm, None).await.unwrap();
+    fake.approve_device_code(&code.user_code, ALICE, PW).await;
+    tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap();
+    let graph = [GRAPH.to_string()];
+    let served = tokens
+        .get_token(&tokentray_core::tokens::TokenRequest {
+            scopes: &graph,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        served.refreshed,
+        "a refresh with the app's own refresh token"
+    );
+    let log = fake.request_log();
+    assert!(!log.is_empty());
+    for entry in log.iter().filter(|e| e.endpoint != Endpoint::Devicelogin) {
+        assert_eq!(entry.client_id.as_deref(), Some(OWN), "{entry:?}");
+    }
+    let cache = tokens.cache();
+    assert!(
+        cache
+            .refresh_tokens()
+            .values()
+            .all(|rt| rt.client_id.as_deref() == Some(OWN) && rt.family_id.is_none()),
+        "the app's own, not a family token"
+    );
+}
