@@ -288,6 +288,21 @@ def test_the_window_follows_other_processes_and_shows_an_outage(launch, fake, ho
     wait(driver, lambda d: default_of(d) == [ALICE[0]], "Alice to be the default", timeout=5)
     shot(driver, "11-after-terminal-login-and-switch")
 
+    # Graph's Conditional Access asks for a step-up: the tool gets Entra's claims challenge, and
+    # the card says what it waits for, with "Sign in again…" (which signs in for exactly that).
+    endpoint = json.loads((home / "run" / "endpoint.json").read_text())
+    status, body = fake.control("POST", "claims", {"resource": "https://graph.microsoft.com"})
+    assert status == 201, body
+    r = requests.get(endpoint["url"] + "/v1/token", params={"scope": "https://graph.microsoft.com/.default"},
+                     headers={"Authorization": "Bearer " + endpoint["secret"]}, timeout=30)
+    assert r.status_code == 401 and "capolids" in r.json()["claims"], r.text
+    wait(driver, lambda d: account(d, ALICE[0]).find_elements(By.CSS_SELECTOR, ".sign-in-for"),
+         "Alice's card to say what waits for a sign-in", timeout=5)
+    card = account(driver, ALICE[0])
+    assert "https://graph.microsoft.com/.default" in card.find_element(By.CSS_SELECTOR, ".sign-in-for").text
+    assert card.find_element(By.CSS_SELECTOR, 'button[data-action="sign-in-again"]').is_displayed()
+    shot(driver, "11a-waiting-for-a-step-up")
+
     # Entra ID answers 503: a tool asking for an uncached resource fails, and the card says so,
     # with when the next try is and what Entra said behind "Details".
     fake.queue_fault({"endpoint": "token", "count": 1000, "fault": {"kind": "status", "status": 503}})
