@@ -124,6 +124,19 @@ pub struct Challenge {
 }
 
 impl Challenge {
+    /// What it waits for, for people: `SCOPES` or `SCOPES in tenant T`.
+    pub fn target(&self) -> String {
+        match &self.tenant {
+            Some(t) => format!("{} in tenant {t}", self.scopes),
+            None => self.scopes.clone(),
+        }
+    }
+
+    /// Its scopes, one per item, as a sign-in asks for them.
+    pub fn scope_list(&self) -> Vec<String> {
+        self.scopes.split_whitespace().map(str::to_string).collect()
+    }
+
     /// Whether a sign-in for `scopes` in `tenant` answers it: every scope it names was asked
     /// for, in its tenant (a challenge naming none is the configured tenant's, `default_tenant`).
     pub fn answered_by(&self, scopes: &[String], tenant: &str, default_tenant: &str) -> bool {

@@ -9,7 +9,7 @@ use crate::{Error, Result};
 
 /// Signs in and adds the account; Ctrl-C cancels. Without `--device-code` in an SSH session,
 /// or when no browser starts, it fails at once saying to use `--device-code`.
-pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
+pub(super) async fn login(mut args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
     let tokens = open_tokens()?;
     // Nothing named: the sign-in a failed request is waiting for, if one is, exactly as asked.
     let challenge = if args.scopes.is_empty() && args.tenant.is_none() && args.login_hint.is_none()
@@ -18,24 +18,20 @@ pub(super) async fn login(args: LoginArgs, out: &mut Out<'_>) -> Result<()> {
     } else {
         None
     };
-    let mut args = args;
     let mut claims = None;
     let scopes = if let Some((account, ch)) = challenge {
         out.tell(format_args!(
-            "{} needs a sign-in for {}{}: {}. Signing in for that (name --scope to sign in \
-             for something else).",
+            "{} needs a sign-in for {}: {}. Signing in for that (name --scope to sign in for \
+             something else).",
             account.username,
-            ch.scopes,
-            ch.tenant
-                .as_deref()
-                .map(|t| format!(" in tenant {t}"))
-                .unwrap_or_default(),
+            ch.target(),
             ch.reason
         ));
+        let scopes = ch.scope_list();
         args.tenant = ch.tenant;
         args.login_hint = Some(account.username);
         claims = ch.claims;
-        ch.scopes.split_whitespace().map(str::to_string).collect()
+        scopes
     } else if args.scopes.is_empty() {
         vec![tokens.login_scope()]
     } else {

@@ -8,7 +8,7 @@ use super::settings::SettingsView;
 use crate::Result;
 use crate::approval::{self, Client, Question};
 use crate::authority;
-use crate::cache::{RESERVED_SCOPES, TokenCache, epoch};
+use crate::cache::{Challenge, RESERVED_SCOPES, TokenCache, epoch};
 use crate::env::{Shell, env_lines};
 use crate::instance::{Endpoint, endpoint_url};
 use crate::subscriptions::{Known, Subscription};
@@ -182,10 +182,7 @@ impl Desktop {
             .state
             .challenges
             .get(&account.home_account_id)
-            .map(|ch| match &ch.tenant {
-                Some(t) => format!("{} in tenant {t}", ch.scopes),
-                None => ch.scopes.clone(),
-            });
+            .map(Challenge::target);
         AccountView {
             sign_in_for,
             subscriptions,

@@ -82,8 +82,8 @@ impl Desktop {
         };
         let options = match challenge {
             Some(ch) => browser::Options {
+                scopes: ch.scope_list(),
                 tenant: ch.tenant,
-                scopes: ch.scopes.split_whitespace().map(str::to_string).collect(),
                 login_hint,
                 prompt: None,
                 claims: ch.claims,

@@ -219,30 +219,28 @@ impl Tokens {
                 retry_after: None,
             },
             FailureClass::Request => {
-                let scopes = request.scopes.join(" ");
+                let challenge = Challenge {
+                    scopes: request.scopes.join(" "),
+                    tenant: request.tenant.map(str::to_string),
+                    claims: e.claims.clone(),
+                    reason: e.summary(),
+                };
                 let denial = denial(&e);
                 if interactive(&e) || denial == Some(Denial::ConsentRequired) {
-                    self.remember_challenge(account, request, &e);
+                    self.remember_challenge(account, &challenge);
                 }
                 let failure = match denial {
                     Some(denial) => Error::Denied {
                         denial,
                         account: account.username.clone(),
-                        scopes,
-                        tenant: request.tenant.map(str::to_string),
-                        reason: e.summary(),
+                        scopes: challenge.scopes,
+                        tenant: challenge.tenant,
+                        reason: challenge.reason,
                     },
                     None if interactive(&e) => Error::InteractionRequired {
                         account: account.username.clone(),
-                        reason: format!(
-                            "{} (for {scopes}{})",
-                            e.summary(),
-                            request
-                                .tenant
-                                .map(|t| format!(" in tenant {t}"))
-                                .unwrap_or_default()
-                        ),
-                        claims: e.claims,
+                        reason: format!("{} (for {})", challenge.reason, challenge.target()),
+                        claims: challenge.claims,
                     },
                     None => Error::Authority {
                         error: e.error,
@@ -358,22 +356,15 @@ impl Tokens {
         Ok(served)
     }
 
-    /// Keeps `request` as the account's [`Challenge`] (persisted): the next `tokentray login`
-    /// or "Sign in again" signs in for exactly it, with Entra's claims (best effort: the
-    /// failure is reported either way).
-    fn remember_challenge(
-        &self,
-        account: &AccountInfo,
-        request: &TokenRequest<'_>,
-        e: &OAuthError,
-    ) {
-        let challenge = Challenge {
-            scopes: request.scopes.join(" "),
-            tenant: request.tenant.map(str::to_string),
-            claims: e.claims.clone(),
-            reason: e.summary(),
-        };
+    /// Keeps `challenge` as the account's (persisted): the next `tokentray login` or "Sign in
+    /// again" signs in for exactly it, with Entra's claims (best effort: the failure is
+    /// reported either way). A tool retrying the same request writes nothing more.
+    fn remember_challenge(&self, account: &AccountInfo, challenge: &Challenge) {
         let hid = account.home_account_id.clone();
+        if self.with_cache(|c| c.state.challenges.get(&hid) == Some(challenge)) {
+            return;
+        }
+        let challenge = challenge.clone();
         let kept = self.update(move |c| {
             c.state.challenges.insert(hid, challenge);
             Ok(())
