@@ -87,6 +87,7 @@ export async function saveSettings(s) {
       authority: s.authority,
       tenant: s.tenant,
       client_id: s.client_id,
+      redirect_ports: s.redirect_ports,
       port: s.port,
       start_at_login: s.start_at_login,
       plaintext: s.plaintext,

@@ -15,6 +15,7 @@ const SETTING_INPUTS = {
   authority: '#set-authority',
   tenant: '#set-tenant',
   client_id: '#set-client-id',
+  redirect_ports: '#set-redirect-ports',
   port: '#set-port',
   start_at_login: '#set-start-at-login',
   plaintext: '#set-plaintext',
@@ -1054,6 +1055,7 @@ function fillSettings(settings) {
   $('#set-authority').value = settings.authority ?? '';
   $('#set-tenant').value = settings.tenant ?? '';
   $('#set-client-id').value = settings.client_id ?? '';
+  $('#set-redirect-ports').value = settings.redirect_ports ?? '';
   $('#set-port').value = settings.port ?? '';
   $('#set-start-at-login').checked = Boolean(settings.start_at_login);
   $('#set-plaintext').checked = Boolean(settings.plaintext);
@@ -1097,6 +1099,7 @@ function readSettingsForm() {
     authority: $('#set-authority').value.trim(),
     tenant: $('#set-tenant').value.trim(),
     client_id: $('#set-client-id').value.trim(),
+    redirect_ports: $('#set-redirect-ports').value.trim(),
     port: $('#set-port').value.trim(),
     start_at_login: $('#set-start-at-login').checked,
     plaintext: $('#set-plaintext').checked,

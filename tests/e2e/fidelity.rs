@@ -15,7 +15,7 @@ use tokentray_tests::fake_entra::{
 use tokentray_tests::harness::Home;
 
 use crate::serve::{self, Daemon, signed_in};
-use crate::sign_in::{ALICE, GRAPH, Instance, PW, fake, quick};
+use crate::sign_in::{ALICE, GRAPH, Instance, PW, fake, options, play_browser, quick};
 
 const VAULT: &str = "https://vault.azure.net/.default";
 
@@ -263,4 +263,75 @@ async fn an_own_app_registration_signs_in_and_refreshes_with_its_own_client_id()
             .all(|rt| rt.client_id.as_deref() == Some(OWN) && rt.family_id.is_none()),
         "the app's own, not a family token"
     );
+}
+
+/// Two adjacent free loopback ports, the first held: (the listener holding it, its port).
+fn held_then_free() -> (std::net::TcpListener, u16) {
+    loop {
+        let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = held.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return (held, port);
+        }
+    }
+}
+
+/// `redirect_ports` (an app registration or firewall that allows only some ports): the browser
+/// sign-in listens on the first free one of the range; with none free it says which setting to
+/// change, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_sign_in_listens_only_on_the_configured_redirect_ports() {
+    let fake = fake(quick());
+    let (_held, port) = held_then_free();
+    let home = tempfile::tempdir().unwrap();
+    let paths = tokentray_core::paths::Paths::under(home.path());
+    let mut config = tokentray_tests::harness::config_against(&fake, home.path());
+    config.redirect_ports =
+        tokentray_core::config::PortRange::parse(&format!("{port}-{}", port + 1)).unwrap();
+    let clock: tokentray_core::clock::Clock = std::sync::Arc::new(tokentray_core::clock::now);
+    let tokens = tokentray_core::tokens::Tokens::new(
+        config.clone(),
+        config.open_store(&paths).unwrap(),
+        clock.clone(),
+    )
+    .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let open = move |u: &url::Url| {
+        let _ = tx.send(u.to_string());
+        Ok(())
+    };
+    let signing = tokens.sign_in_browser(options(), open, std::future::pending());
+    let browser = async {
+        let authorize = rx.await.unwrap();
+        assert!(
+            authorize.contains(&format!("localhost%3A{}", port + 1)),
+            "the free port of the range: {authorize}"
+        );
+        play_browser(&fake, authorize, ALICE, |u| u).await;
+    };
+    let (account, ()) = tokio::join!(signing, browser);
+    assert_eq!(account.unwrap().username, ALICE);
+
+    let busy = std::net::TcpListener::bind(("127.0.0.1", port + 1)).ok();
+    config.redirect_ports = tokentray_core::config::PortRange::parse(&format!("{port}")).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let paths = tokentray_core::paths::Paths::under(other.path());
+    let tokens = tokentray_core::tokens::Tokens::new(
+        config.clone(),
+        config.open_store(&paths).unwrap(),
+        clock,
+    )
+    .unwrap();
+    let err = tokens
+        .sign_in_browser(options(), |_: &url::Url| Ok(()), std::future::pending())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("redirect_ports") && text.contains(&port.to_string()),
+        "{text}"
+    );
+    assert!(tokens.cache().accounts().is_empty(), "nothing written");
+    drop(busy);
 }

@@ -528,7 +528,7 @@ fn absolute(fake: &FakeEntra, action: String) -> String {
 
 /// Plays the browser: opens the authorize URL on fake-entra, signs in, delivers the answer
 /// (form_post) to tokentray's loopback listener. `tamper` may rewrite the URL first.
-async fn play_browser(
+pub(crate) async fn play_browser(
     fake: &FakeEntra,
     authorize: String,
     user: &str,
@@ -561,7 +561,7 @@ async fn play_browser(
     assert_eq!(done.status(), 200);
 }
 
-fn options() -> Options {
+pub(crate) fn options() -> Options {
     Options {
         tenant: None,
         scopes: scopes(ARM),

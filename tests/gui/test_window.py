@@ -332,6 +332,10 @@ def test_the_window_follows_other_processes_and_shows_an_outage(launch, fake, ho
     wait(driver, lambda d: ALICE[0] not in usernames(d), "Alice to be gone", timeout=5)
 
 
+# An app registration of the user's own (not in the Microsoft family).
+OWN_CLIENT_ID = "6b7e2f0a-3c1d-4e5f-8a9b-0c1d2e3f4a5b"
+
+
 def test_settings_save_what_changed_and_show_what_waits_for_a_restart(launch, home, app_env):
     """Authority, port and store are fixed by TOKENTRAY_* here: shown, locked, never written."""
     config = home / "config" / "config.toml"
@@ -369,13 +373,35 @@ def test_settings_save_what_changed_and_show_what_waits_for_a_restart(launch, ho
         assert "start tokentray again" in driver.find_element(By.ID, "status").text
         assert not driver.find_element(By.ID, "error").is_displayed()
 
+        # An own app registration: a redirect range that is not one is refused under its input;
+        # the client id and the range are saved with the second save.
+        ports = driver.find_element(By.ID, "set-redirect-ports")
+        ports.send_keys("53199-53100")
+        save()
+        ports_error = driver.find_element(By.ID, "err-redirect_ports")
+        wait(driver, lambda d: ports_error.is_displayed(), "the redirect ports' error")
+        assert "53100-53199" in ports_error.text, ports_error.text
+        assert "redirect" not in config.read_text(), "nothing saved"
+        ports.clear()
+        ports.send_keys("53100-53199")
+        client = driver.find_element(By.ID, "set-client-id")
+        client.clear()
+        client.send_keys(OWN_CLIENT_ID)
+
         # A second save keeps the first: the running tenant is not written back over it.
         driver.find_element(By.ID, "set-require-approval").click()
         save()
         wait(driver, lambda d: "require_approval = true" in config.read_text(), "the second save")
         assert 'tenant = "contoso.example"' in config.read_text(), config.read_text()
+        assert f'client_id = "{OWN_CLIENT_ID}"' in config.read_text(), config.read_text()
+        assert 'redirect_ports = "53100-53199"' in config.read_text(), config.read_text()
+        for key in ("client_id", "redirect_ports"):
+            hint = wait(driver, lambda d: d.find_element(By.ID, f"pending-{key}"), "the pending hint")
+            wait(driver, lambda d: hint.is_displayed(), f"{key} waits for a restart")
+        wait(driver, lambda d: not ports_error.is_displayed(), "the redirect ports' error to clear")
         for locked in ("authority", "port", "store"):
-            assert locked not in config.read_text(), f"{locked} is fixed by the environment"
+            assert not any(line.startswith(f"{locked} =") for line in config.read_text().splitlines()), \
+                f"{locked} is fixed by the environment"
         shot(driver, "14-settings-pending")
 
         # After a restart the saved values run: nothing waits any more.
@@ -385,6 +411,8 @@ def test_settings_save_what_changed_and_show_what_waits_for_a_restart(launch, ho
         tenant = wait(driver, lambda d: d.find_element(By.ID, "set-tenant"), "the settings")
         wait(driver, lambda d: tenant.get_attribute("value") == "contoso.example", "the saved tenant")
         assert driver.find_element(By.ID, "set-require-approval").is_selected()
+        assert driver.find_element(By.ID, "set-client-id").get_attribute("value") == OWN_CLIENT_ID
+        assert driver.find_element(By.ID, "set-redirect-ports").get_attribute("value") == "53100-53199"
         assert all(not e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, ".pending-hint"))
     finally:
         config.unlink(missing_ok=True)

@@ -55,6 +55,8 @@ struct File {
     #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    redirect_ports: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     arm_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     require_approval: Option<bool>,
@@ -110,6 +112,7 @@ impl File {
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CLIENT_ID.into()),
             port: self.port.unwrap_or(DEFAULT_PORT),
+            redirect_ports: self.redirect_ports.clone().unwrap_or_default(),
             allow_unencrypted_storage: self.allow_unencrypted_storage.unwrap_or(false),
             require_approval: self.require_approval.unwrap_or(false),
         }
@@ -148,6 +151,46 @@ pub fn host_matches(patterns: &[String], host: &str) -> bool {
         })
 }
 
+/// A range of ports, `first..=last` (one port: both the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// The lowest port.
+    pub first: u16,
+    /// The highest port.
+    pub last: u16,
+}
+
+impl PortRange {
+    /// `53100-53199`, `53100`, or empty/blank (`None`: any port).
+    ///
+    /// # Errors
+    /// What is wrong and what is expected, for a message that names where the text came from.
+    pub fn parse(text: &str) -> std::result::Result<Option<Self>, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let (first, last) = text.split_once('-').unwrap_or((text, text));
+        let port = |p: &str| p.trim().parse::<u16>().ok().filter(|p| *p != 0);
+        match (port(first), port(last)) {
+            (Some(first), Some(last)) if first <= last => Ok(Some(Self { first, last })),
+            _ => Err(format!(
+                "{text:?} is not a port or a range of ports; use e.g. 53100-53199 (1-65535, low-high), or leave it empty for any free port"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
 /// The settings the window edits, as written to `config.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EditableSettings {
@@ -159,6 +202,9 @@ pub struct EditableSettings {
     pub client_id: String,
     /// Loopback endpoint port.
     pub port: u16,
+    /// The browser sign-in's redirect ports as written (`53100-53199`, `53100`, or empty: any
+    /// free port); checked by [`PortRange::parse`].
+    pub redirect_ports: String,
     /// Whether `auto` may fall back to a plaintext file.
     pub allow_unencrypted_storage: bool,
     /// Whether each new program must be approved before it gets tokens.
@@ -191,6 +237,9 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     /// Port of the loopback endpoint (`TOKENTRAY_PORT`, `port`).
     pub port: u16,
+    /// The ports the browser sign-in's loopback redirect may listen on (`redirect_ports`), for
+    /// an app registration or a firewall that allows only some; `None`: any free port.
+    pub redirect_ports: Option<PortRange>,
     /// Whether each program must be approved before the endpoint serves it a token
     /// (`require_approval`; see `crate::approval`).
     pub require_approval: bool,
@@ -221,6 +270,7 @@ impl Config {
             client_id: DEFAULT_CLIENT_ID.into(),
             ca_file: None,
             port: DEFAULT_PORT,
+            redirect_ports: None,
             require_approval: false,
             git_hosts: DEFAULT_GIT_HOSTS.map(String::from).to_vec(),
             git_accounts: BTreeMap::new(),
@@ -272,6 +322,12 @@ impl Config {
                 })?,
                 None => saved.port,
             },
+            redirect_ports: PortRange::parse(&saved.redirect_ports).map_err(|detail| {
+                Error::Config {
+                    path: path.into(),
+                    detail: format!("redirect_ports: {detail}"),
+                }
+            })?,
             require_approval: saved.require_approval,
             git_hosts: file
                 .git
@@ -323,6 +379,10 @@ impl Config {
         }
         if open("port") && settings.port != saved.port {
             file.port = Some(settings.port);
+        }
+        if settings.redirect_ports != saved.redirect_ports {
+            file.redirect_ports =
+                Some(settings.redirect_ports.clone()).filter(|r| !r.trim().is_empty());
         }
         if settings.allow_unencrypted_storage != saved.allow_unencrypted_storage {
             file.allow_unencrypted_storage = Some(settings.allow_unencrypted_storage);
@@ -406,6 +466,30 @@ mod tests {
         assert_eq!(
             (saved.tenant.as_str(), saved.port, saved.require_approval),
             ("contoso.example", 40000, true)
+        );
+    }
+
+    #[test]
+    fn redirect_ports_read_as_a_port_a_range_or_any() {
+        assert_eq!(PortRange::parse(" "), Ok(None));
+        let range = PortRange::parse("53100-53199").unwrap().unwrap();
+        assert_eq!((range.first, range.last), (53100, 53199));
+        assert_eq!(range.to_string(), "53100-53199");
+        assert_eq!(
+            PortRange::parse("53100").unwrap().unwrap().to_string(),
+            "53100"
+        );
+        for bad in ["0", "53199-53100", "53100-", "x", "70000", "1-2-3"] {
+            let err = PortRange::parse(bad).unwrap_err();
+            assert!(err.contains("53100-53199"), "{bad}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "redirect_ports = \"9-8\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("redirect_ports") && err.contains("config.toml"),
+            "{err}"
         );
     }
 

@@ -431,6 +431,8 @@ pub enum Setting {
     ClientId,
     /// Endpoint port.
     Port,
+    /// The browser sign-in's redirect ports.
+    RedirectPorts,
     /// Start at login.
     StartAtLogin,
     /// Unencrypted storage allowed.
@@ -447,6 +449,7 @@ impl Setting {
             Self::Tenant => "tenant",
             Self::ClientId => "client_id",
             Self::Port => "port",
+            Self::RedirectPorts => "redirect_ports",
             Self::StartAtLogin => "start_at_login",
             Self::Plaintext => "plaintext",
             Self::EveryApp => "every_app",
@@ -460,6 +463,7 @@ impl Setting {
             Self::Tenant => "tenant",
             Self::ClientId => "client id",
             Self::Port => "port",
+            Self::RedirectPorts => "redirect ports",
             Self::StartAtLogin => "start at login",
             Self::Plaintext => "unencrypted storage",
             Self::EveryApp => "let every app use tokentray",

@@ -48,6 +48,10 @@ struct Args {
     /// A client id in the family of client ids (repeatable): gets foci "1", shares refresh tokens.
     #[arg(long = "foci-client", value_name = "ID")]
     foci_clients: Vec<String>,
+    /// The address clients reach the fake at, when a proxy stands in front of it: every URL the
+    /// fake gives out names it (the first stdout line still names the fake's own address).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -64,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         device_code_interval: args.device_code_interval,
         code_lifetime: args.code_lifetime,
         foci_clients: args.foci_clients,
+        public_url: args.public_url,
     })?;
     if let Some(path) = &args.ca_out {
         std::fs::write(path, fake.ca_pem())?;
@@ -71,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         #[cfg(unix)]
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     }
-    println!("{}", fake.url());
+    println!("https://{}", fake.addr());
     wait_for_signal()?;
     drop(fake);
     Ok(())

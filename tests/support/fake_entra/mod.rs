@@ -121,6 +121,10 @@ pub struct FakeConfig {
     pub code_lifetime: u64,
     /// Client ids in the family of client ids (FOCI): they get `foci: "1"` and share refresh tokens.
     pub foci_clients: Vec<String>,
+    /// The address clients reach the fake at when a proxy stands in front of it (`https://host:port`,
+    /// no trailing slash): every URL the fake gives out (discovery, issuer, device-code page, error
+    /// links) names it. Default: the fake's own `https://127.0.0.1:PORT`.
+    pub public_url: Option<String>,
 }
 
 impl Default for FakeConfig {
@@ -137,6 +141,7 @@ impl Default for FakeConfig {
             device_code_interval: 5,
             code_lifetime: 600,
             foci_clients: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -176,6 +181,13 @@ impl FakeConfig {
                     "--{name} must be between 1 second and 100 years, got {secs}"
                 )));
             }
+        }
+        if let Some(url) = &self.public_url
+            && (!url.starts_with("https://") || url.ends_with('/'))
+        {
+            return Err(StartError::Config(format!(
+                "--public-url must be https://HOST:PORT with no trailing slash, got '{url}'"
+            )));
         }
         if self.device_code_interval > 3600 {
             return Err(StartError::Config(
@@ -225,7 +237,10 @@ impl FakeEntra {
         let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
-        let base_url = format!("https://{addr}");
+        let base_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{addr}"));
 
         let users = config
             .users
@@ -261,7 +276,8 @@ impl FakeEntra {
         })
     }
 
-    /// `https://127.0.0.1:PORT` (no trailing slash).
+    /// The base URL it gives out: `https://127.0.0.1:PORT`, or [`FakeConfig::public_url`] (no
+    /// trailing slash).
     pub fn url(&self) -> &str {
         &self.app.base_url
     }

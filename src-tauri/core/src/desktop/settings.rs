@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Desktop, autostart};
 use crate::authority::{Authority, is_guid};
-use crate::config::{Config, EditableSettings};
+use crate::config::{Config, EditableSettings, PortRange};
 use crate::error::Setting;
 use crate::session_env;
 use crate::{Error, Result};
@@ -28,6 +28,8 @@ pub struct SettingsView {
     pub client_id: String,
     /// Endpoint port.
     pub port: u16,
+    /// The browser sign-in's redirect ports (`53100-53199`; empty: any free port).
+    pub redirect_ports: String,
     /// Whether tokentray starts when the user logs in.
     pub start_at_login: bool,
     /// Whether every program the user starts sees tokentray (the session environment,
@@ -69,6 +71,10 @@ pub struct SettingsInput {
     /// Endpoint port, 1-65535, as the window has it (a number, or the text typed).
     #[serde(deserialize_with = "number_or_text")]
     pub port: String,
+    /// The browser sign-in's redirect ports: a port, a range `low-high`, or empty for any
+    /// (absent: empty).
+    #[serde(default)]
+    pub redirect_ports: String,
     /// Start when the user logs in.
     pub start_at_login: bool,
     /// Allow storing tokens unencrypted when no encrypted store is available.
@@ -103,6 +109,10 @@ impl Desktop {
             ("client_id", saved.client_id != config.client_id),
             ("port", saved.port != config.port),
             (
+                "redirect_ports",
+                PortRange::parse(&saved.redirect_ports).ok().flatten() != config.redirect_ports,
+            ),
+            (
                 "plaintext",
                 saved.allow_unencrypted_storage != config.allow_unencrypted_storage,
             ),
@@ -125,6 +135,7 @@ impl Desktop {
             } else {
                 saved.port
             },
+            redirect_ports: saved.redirect_ports,
             start_at_login: autostart::enabled(),
             every_app,
             every_app_blocked: if every_app {
@@ -233,11 +244,19 @@ impl Desktop {
                     )
                 })?
         };
+        let redirect_ports = PortRange::parse(&input.redirect_ports)
+            .map_err(|detail| Error::InvalidSetting {
+                field: Setting::RedirectPorts,
+                detail,
+            })?
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         let settings = EditableSettings {
             authority: input.authority.trim().trim_end_matches('/').to_string(),
             tenant: input.tenant.trim().to_string(),
             client_id: input.client_id.trim().to_ascii_lowercase(),
             port,
+            redirect_ports,
             allow_unencrypted_storage: input.plaintext,
             require_approval: input.require_approval,
         };

@@ -24,7 +24,8 @@ use url::Url;
 use super::open::Opened;
 use super::{Entra, Failure, Pkce, scope_param};
 use crate::authority::Authority;
-use crate::cache::{IdTokenClaims, TokenResponse};
+use crate::cache::{ClientInfo, IdTokenClaims, TokenResponse};
+use crate::config::PortRange;
 use crate::error::SignInOutcome;
 use crate::secret::random_token;
 use crate::{Error, Result};
@@ -78,9 +79,7 @@ pub async fn sign_in<O: Into<Opened>>(
         || entra.authority().clone(),
         |t| entra.authority().with_tenant(t),
     );
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| Error::io("listen on", "127.0.0.1 (loopback redirect)", e))?;
+    let listener = bind_redirect(entra.redirect_ports).await?;
     let port = listener
         .local_addr()
         .map_err(|e| Error::io("listen on", "127.0.0.1", e))?
@@ -99,7 +98,8 @@ pub async fn sign_in<O: Into<Opened>>(
         &nonce,
     );
 
-    let code = await_redirect(listener, state, open, &url, request.timeout, cancel).await?;
+    let (code, account) =
+        await_redirect(listener, state, open, &url, request.timeout, cancel).await?;
     let scope = scope_param(&request.scopes);
     let form = [
         ("grant_type", "authorization_code"),
@@ -109,7 +109,8 @@ pub async fn sign_in<O: Into<Opened>>(
         ("scope", scope.as_str()),
     ];
     let response = entra
-        .token(&authority, &form, None)
+        // The routing hint MSAL sends with the code (X-AnchorMailbox from client_info).
+        .token(&authority, &form, account.as_deref())
         .await
         .map_err(|f| match f {
             Failure::OAuth(e) => e.into_sign_in_error(),
@@ -123,9 +124,31 @@ pub async fn sign_in<O: Into<Opened>>(
     })
 }
 
+/// The loopback redirect's listener on 127.0.0.1: any free port, or the first free one of
+/// `ports` (`redirect_ports` in config.toml).
+async fn bind_redirect(ports: Option<PortRange>) -> Result<TcpListener> {
+    let Some(range) = ports else {
+        return TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| Error::io("listen on", "127.0.0.1 (loopback redirect)", e));
+    };
+    for port in range.first..=range.last {
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+            return Ok(listener);
+        }
+    }
+    Err(Error::invalid(
+        "redirect_ports",
+        format!(
+            "no port of {range} is free for the sign-in's loopback redirect; close what holds them, or widen redirect_ports in config.toml (or Settings)"
+        ),
+    ))
+}
+
 /// Serves the loopback redirect on `listener`, calls `open` with the authorize `url`, and waits
 /// for the browser's answer (or `timeout`, or `cancel`); the port is released before this
-/// returns. The authorization code, if the answer carried one.
+/// returns. The authorization code, if the answer carried one, and the account's `uid.utid` from
+/// its `client_info`.
 async fn await_redirect<O: Into<Opened>>(
     listener: TcpListener,
     state: String,
@@ -133,7 +156,7 @@ async fn await_redirect<O: Into<Opened>>(
     url: &Url,
     timeout: Duration,
     cancel: impl Future<Output = ()>,
-) -> Result<crate::secret::Secret> {
+) -> Result<(crate::secret::Secret, Option<String>)> {
     let (tx, mut rx) = mpsc::channel::<Callback>(1);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let expected_state = state;
@@ -165,7 +188,7 @@ async fn await_redirect<O: Into<Opened>>(
     let _ = server.await;
 
     match outcome? {
-        Callback::Code(code) => Ok(code),
+        Callback::Code(code, account) => Ok((code, account)),
         Callback::Failed(e) => Err(e),
     }
 }
@@ -262,7 +285,8 @@ fn authorize_url(
 }
 
 enum Callback {
-    Code(crate::secret::Secret),
+    /// The code, and the account's `uid.utid` from the answer's `client_info` when it has one.
+    Code(crate::secret::Secret, Option<String>),
     Failed(Error),
 }
 
@@ -306,14 +330,18 @@ async fn callback(req: Request, expected_state: &str, tx: &mpsc::Sender<Callback
             detail: format!("{error}{}{first}", if first.is_empty() { "" } else { ": " }),
         })
     } else if let Some(code) = params.remove("code").filter(|c| !c.is_empty()) {
-        Callback::Code(crate::secret::Secret::new(code))
+        let account = params
+            .get("client_info")
+            .and_then(|c| ClientInfo::decode(c))
+            .and_then(|c| c.home_account_id());
+        Callback::Code(crate::secret::Secret::new(code), account)
     } else {
         Callback::Failed(Error::Protocol(
             "the redirect carried no authorization code".into(),
         ))
     };
     let page = match &result {
-        Callback::Code(_) => page(
+        Callback::Code(..) => page(
             "Signed in",
             "You are signed in to tokentray. You can close this tab.",
         ),

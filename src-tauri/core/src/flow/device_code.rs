@@ -146,7 +146,6 @@ pub async fn wait(
     cancel: impl Future<Output = ()>,
 ) -> Result<TokenResponse> {
     let authority = entra.authority().with_tenant(&code.tenant);
-    let scope = scope_param(&code.scopes);
     let expired = || Error::SignIn {
         outcome: SignInOutcome::Expired,
         detail: format!(
@@ -172,8 +171,9 @@ pub async fn wait(
         }
         let form = [
             ("grant_type", GRANT),
+            // No scope: the grant is for what the device code was asked for (RFC 8628 3.4;
+            // MSAL sends none either).
             ("device_code", code.device_code.expose()),
-            ("scope", scope.as_str()),
         ];
         match entra.token(&authority, &form, None).await {
             Ok(response) => return Ok(response),

@@ -162,6 +162,7 @@ pub struct Entra {
     http: reqwest::Client,
     authority: Authority,
     client_id: String,
+    redirect_ports: Option<crate::config::PortRange>,
 }
 
 impl Entra {
@@ -175,6 +176,7 @@ impl Entra {
             http: http_client(config)?,
             authority: Authority::from_config(config)?,
             client_id: config.client_id.clone(),
+            redirect_ports: config.redirect_ports,
         })
     }
 
@@ -196,7 +198,11 @@ impl Entra {
         form: &[(&str, &str)],
         anchor: Option<&str>,
     ) -> std::result::Result<TokenResponse, Failure> {
-        self.post(authority.token_endpoint(), authority, form, anchor)
+        // client_info=1: Entra adds the account's uid.utid to the answer (MSAL sends it with token
+        // and authorize requests, not the device-code one).
+        let mut body = vec![("client_info", "1")];
+        body.extend_from_slice(form);
+        self.post(authority.token_endpoint(), authority, &body, anchor)
             .await
     }
 
@@ -212,8 +218,7 @@ impl Entra {
         anchor: Option<&str>,
     ) -> std::result::Result<T, Failure> {
         let origin = authority.origin();
-        let mut body: Vec<(&str, &str)> =
-            vec![("client_id", &self.client_id), ("client_info", "1")];
+        let mut body: Vec<(&str, &str)> = vec![("client_id", &self.client_id)];
         body.extend_from_slice(form);
         let mut request = self
             .http
