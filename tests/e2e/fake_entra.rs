@@ -534,6 +534,65 @@ async fn as_entra_a_redeemed_refresh_token_stays_valid_and_refresh_in_comes_only
     assert_eq!(s, 200, "the redeemed one still works: {again}");
 }
 
+/// A resource's rules over the control API, in Entra's shapes: Conditional Access blocking
+/// (53003, `message_only`) whatever the sign-in, and missing consent (65001,
+/// `consent_required`) until an interactive sign-in for the resource; an unknown rule refused.
+#[tokio::test]
+async fn resource_rules_answer_refreshes_as_entra_does() {
+    let f = start(FakeConfig::default());
+    let flow = f.approved_device_code().await;
+    let first = f.redeem_device_code(&flow).await;
+    let rt = first["refresh_token"].as_str().unwrap();
+    for (policy, code, suberror) in [
+        ("consent", 65001, "consent_required"),
+        ("block", 53003, "message_only"),
+    ] {
+        let (s, b) = f
+            .control(
+                reqwest::Method::POST,
+                "/_fake/policy",
+                Some(json!({"resource": "https://graph.microsoft.com", "policy": policy})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = f.refresh_for_graph(rt).await;
+        assert_eq!(s, 400);
+        assert_entra_error(&b, "invalid_grant", code);
+        assert_eq!(b["suberror"], suberror, "{b}");
+    }
+    let (s, b) = f
+        .control(
+            reqwest::Method::POST,
+            "/_fake/policy",
+            Some(json!({"resource": "x", "policy": "maybe"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+}
+
+/// Entra's client-request-loop detection (`loop_limit`): identical refreshes beyond the limit
+/// within 5 minutes get AADSTS50196; another scope, or the window's end, is served.
+#[tokio::test]
+async fn loop_detection_refuses_the_same_refresh_repeated() {
+    let f = start(FakeConfig {
+        loop_limit: Some(2),
+        ..FakeConfig::default()
+    });
+    let flow = f.approved_device_code().await;
+    let rt = f.redeem_device_code(&flow).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        assert_eq!(f.refresh_for_graph(&rt).await.0, 200);
+    }
+    let (s, b) = f.refresh_for_graph(&rt).await;
+    assert_eq!(s, 400);
+    assert_entra_error(&b, "invalid_grant", 50196);
+    f.fake.advance_clock(301);
+    assert_eq!(f.refresh_for_graph(&rt).await.0, 200, "a new window");
+}
+
 #[tokio::test]
 async fn refresh_tokens_rotate_expire_and_revoke() {
     let f = start(FakeConfig {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokentray_core::ErrorCode;
 use tokentray_core::tokens::Health;
 use tokentray_tests::fake_entra::{
-    DEFAULT_CLAIMS, Endpoint, FakeConfig, FakeEntra, Fault, FaultRule,
+    DEFAULT_CLAIMS, Endpoint, FakeConfig, FakeEntra, Fault, FaultRule, Policy,
 };
 use tokentray_tests::harness::Home;
 
@@ -115,16 +115,7 @@ async fn a_sign_in_without_the_claims_does_not_satisfy_the_resource() {
     assert_eq!(account.username, ALICE);
     assert_eq!(challenge.scopes, VAULT);
     assert_eq!(challenge.claims.as_deref(), Some(DEFAULT_CLAIMS));
-    let code = me
-        .tokens
-        .start_device_code(None, &[VAULT.to_string()], None)
-        .await
-        .unwrap();
-    fake.approve_device_code(&code.user_code, ALICE, PW).await;
-    me.tokens
-        .finish_device_code(&code, std::future::pending())
-        .await
-        .unwrap();
+    me.device_sign_in_for(&fake, ALICE, VAULT).await;
     assert!(
         me.tokens.pending_challenges().unwrap().is_empty(),
         "a sign-in for the resource clears it"
@@ -150,48 +141,48 @@ fn refusal(error: &str, code: u32, suberror: Option<&str>, description: &str) ->
     )
 }
 
+/// 53003 and 65001 come from the fake's rules for a resource, in Entra's shapes; 50196 as a
+/// fault in Entra's shape (tokentray itself does not loop:
+/// [`ten_tools_at_once_make_one_refresh_under_loop_detection`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_refusal_has_its_own_code_and_says_what_helps() {
+    const STORAGE: &str = "https://storage.azure.com/.default";
     let fake = fake(quick());
     let me = Instance::new(&fake);
     me.device_sign_in(&fake, ALICE).await;
+    fake.set_policy("https://graph.microsoft.com", Policy::Block);
+    fake.set_policy("https://vault.azure.net", Policy::Consent);
     let cases = [
         (
-            refusal(
-                "invalid_grant",
-                53003,
-                Some("message_only"),
-                "Access has been blocked by Conditional Access policies. The access policy does \
-                 not allow token issuance.",
-            ),
+            GRAPH,
+            None,
             ErrorCode::BlockedByPolicy,
             ["will not help", "admin"],
         ),
         (
-            refusal(
-                "invalid_grant",
-                65001,
-                Some("consent_required"),
-                "The user or administrator has not consented to use the application.",
-            ),
+            VAULT,
+            None,
             ErrorCode::ConsentRequired,
             ["tokentray login --scope", "grant consent"],
         ),
         (
-            refusal(
+            STORAGE,
+            Some(refusal(
                 "invalid_grant",
                 50196,
                 None,
                 "The server terminated an operation because it encountered a client request \
                  loop.",
-            ),
+            )),
             ErrorCode::AuthorityUnavailable,
             ["throttled", "Cached tokens are still used"],
         ),
     ];
-    for (rule, code, words) in cases {
-        fake.queue_fault(rule);
-        let err = me.token(GRAPH).await.unwrap_err();
+    for (scope, fault, code, words) in cases {
+        if let Some(rule) = fault {
+            fake.queue_fault(rule);
+        }
+        let err = me.token(scope).await.unwrap_err();
         assert_eq!(err.code(), code, "{err}");
         let text = err.to_string();
         for w in words {
@@ -206,7 +197,7 @@ async fn each_refusal_has_its_own_code_and_says_what_helps() {
     }
     // Consent is cured by a sign-in for that scope: the next login offers it.
     let (_, challenge) = me.tokens.pending_challenges().unwrap().remove(0);
-    assert_eq!(challenge.scopes, GRAPH);
+    assert_eq!(challenge.scopes, VAULT);
     // Throttled: the account waits, it is not signed out.
     let state = me.tokens.account_states().unwrap().remove(0);
     assert!(
@@ -214,6 +205,42 @@ async fn each_refusal_has_its_own_code_and_says_what_helps() {
         "{:?}",
         state.health
     );
+    // The sign-in for the scope is where the user consents: refreshes work from then on.
+    me.device_sign_in_for(&fake, ALICE, VAULT).await;
+    me.advance(3600);
+    fake.advance_clock(3600);
+    let served = me.token(VAULT).await.unwrap();
+    assert!(served.refreshed, "a refresh, consented");
+    assert_eq!(
+        me.token(GRAPH).await.unwrap_err().code(),
+        ErrorCode::BlockedByPolicy,
+        "still blocked"
+    );
+}
+
+/// With Entra's loop detection at its strictest (a second identical refresh within 5 minutes is
+/// refused with AADSTS50196), ten tools asking for the same token at once get it from one
+/// refresh, and asking again gets the cached token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_tools_at_once_make_one_refresh_under_loop_detection() {
+    let fake = fake(FakeConfig {
+        loop_limit: Some(1),
+        ..quick()
+    });
+    let me = std::sync::Arc::new(Instance::new(&fake));
+    me.device_sign_in(&fake, ALICE).await;
+    fake.clear_log();
+    let asks: Vec<_> = (0..10)
+        .map(|_| {
+            let me = me.clone();
+            tokio::spawn(async move { me.token(GRAPH).await.map(|t| t.refreshed) })
+        })
+        .collect();
+    for ask in asks {
+        ask.await.unwrap().unwrap();
+    }
+    assert!(me.token(GRAPH).await.is_ok());
+    assert_eq!(crate::sign_in::token_requests(&fake, "refresh_token"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,9 +114,19 @@ impl Instance {
         fake: &FakeEntra,
         user: &str,
     ) -> tokentray_core::cache::AccountInfo {
+        self.device_sign_in_for(fake, user, ARM).await
+    }
+
+    /// A device-code sign-in of `user` for `scope`, approved at `fake`.
+    pub(crate) async fn device_sign_in_for(
+        &self,
+        fake: &FakeEntra,
+        user: &str,
+        scope: &str,
+    ) -> tokentray_core::cache::AccountInfo {
         let code = self
             .tokens
-            .start_device_code(None, &[ARM.to_string()], None)
+            .start_device_code(None, &[scope.to_string()], None)
             .await
             .unwrap();
         assert!(code.message.contains(&code.user_code), "{}", code.message);

@@ -291,7 +291,8 @@ def test_the_window_follows_other_processes_and_shows_an_outage(launch, fake, ho
     # Graph's Conditional Access asks for a step-up: the tool gets Entra's claims challenge, and
     # the card says what it waits for, with "Sign in again…" (which signs in for exactly that).
     endpoint = json.loads((home / "run" / "endpoint.json").read_text())
-    status, body = fake.control("POST", "claims", {"resource": "https://graph.microsoft.com"})
+    status, body = fake.control("POST", "policy", {"resource": "https://graph.microsoft.com",
+                                                  "policy": "mfa"})
     assert status == 201, body
     r = requests.get(endpoint["url"] + "/v1/token", params={"scope": "https://graph.microsoft.com/.default"},
                      headers={"Authorization": "Bearer " + endpoint["secret"]}, timeout=30)

@@ -300,7 +300,8 @@ def test_claims_round_trip(wire):
     app = msal_app(proxy)
     msal_device_code(app, fake, [ARM])
     tt.sign_in(env, fake)
-    status, body = fake.control("POST", "claims", {"resource": "https://vault.azure.net"})
+    status, body = fake.control("POST", "policy", {"resource": "https://vault.azure.net",
+                                                  "policy": "mfa"})
     assert status == 201, body
     proxy.take()
 

@@ -52,6 +52,10 @@ struct Args {
     /// fake gives out names it (the first stdout line still names the fake's own address).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Entra's loop detection: more than N refreshes of one client, user and scope within 5
+    /// minutes get AADSTS50196 (off by default; Entra's threshold is not published).
+    #[arg(long, value_name = "N")]
+    loop_limit: Option<u32>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         code_lifetime: args.code_lifetime,
         foci_clients: args.foci_clients,
         public_url: args.public_url,
+        loop_limit: args.loop_limit,
     })?;
     if let Some(path) = &args.ca_out {
         std::fs::write(path, fake.ca_pem())?;

@@ -39,9 +39,25 @@ pub struct App {
     pub faults: FaultQueue,
     /// Requests seen.
     pub log: RequestLog,
-    /// Resources (token audiences) whose tokens need the claims challenge [`super::faults::DEFAULT_CLAIMS`]
-    /// answered: a refresh token from a sign-in that did not send it gets AADSTS50076.
-    pub claims_required: Mutex<Vec<String>>,
+    /// The Conditional Access and consent rules of resources (token audiences), in the order
+    /// set; the last one for a resource wins.
+    pub policies: Mutex<Vec<(String, Policy)>>,
+}
+
+/// What a resource's rule makes of a refresh for it, as Entra answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Multi-factor authentication: the claims challenge [`super::faults::DEFAULT_CLAIMS`]
+    /// must be answered; a refresh token from a sign-in that did not send it as `claims` gets
+    /// AADSTS50076 (`invalid_grant`, `basic_action`, the challenge).
+    Mfa,
+    /// Blocked by Conditional Access: every refresh gets AADSTS53003 (`invalid_grant`,
+    /// `message_only`); signing in again does not help.
+    Block,
+    /// Not consented: a refresh gets AADSTS65001 (`invalid_grant`, `consent_required`) until an
+    /// interactive sign-in for the resource (where the user consents) lifts the rule.
+    Consent,
 }
 
 /// Whether a sign-in's `claims` parameter answers [`super::faults::DEFAULT_CLAIMS`], the challenge a resource
@@ -67,18 +83,40 @@ impl App {
             store: Mutex::new(Store::default()),
             faults: FaultQueue::default(),
             log: RequestLog::default(),
-            claims_required: Mutex::new(Vec::new()),
+            policies: Mutex::new(Vec::new()),
         }
     }
 
-    /// Whether tokens for `audience` need [`super::faults::DEFAULT_CLAIMS`] answered.
-    pub fn demands_claims(&self, audience: &str) -> bool {
+    /// The rule for tokens of `audience`, if any.
+    pub fn policy(&self, audience: &str) -> Option<Policy> {
         let audience = audience.trim_end_matches('/');
-        self.claims_required
+        self.policies
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .any(|r| r.trim_end_matches('/').eq_ignore_ascii_case(audience))
+            .rev()
+            .find(|(r, _)| r.trim_end_matches('/').eq_ignore_ascii_case(audience))
+            .map(|(_, p)| *p)
+    }
+
+    /// Adds a rule for `resource`.
+    pub fn set_policy(&self, resource: &str, policy: Policy) {
+        self.policies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((resource.to_string(), policy));
+    }
+
+    /// An interactive sign-in for `audience` was granted: the user consented, so a
+    /// [`Policy::Consent`] rule for it is lifted.
+    pub fn consented(&self, audience: &str) {
+        let audience = audience.trim_end_matches('/');
+        self.policies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(r, p)| {
+                *p != Policy::Consent || !r.trim_end_matches('/').eq_ignore_ascii_case(audience)
+            });
     }
 
     /// The grant store (a poisoned lock is recovered: the data stays consistent per operation).

@@ -11,7 +11,7 @@
 //! | `POST /_fake/revoke` | `{"username":…}` | `{"username","revoked_refresh_tokens","ended_sessions"}`, 404 if unknown |
 //! | `GET /_fake/clock` | | `{"now","epoch","offset_secs"}` |
 //! | `POST /_fake/clock` | `{"advance_secs":N}` | same as GET, after advancing |
-//! | `POST /_fake/claims` | `{"resource":…}` | 201 `{"claims_required":[…]}`: that resource's tokens now need the claims challenge answered |
+//! | `POST /_fake/policy` | `{"resource":…,"policy":"mfa"\|"block"\|"consent"}` | 201 `{"policies":[{"resource","policy"}…]}`: refreshes for that resource now answer 50076 with a claims challenge (until a sign-in answers it), 53003, or 65001 (until an interactive sign-in for it) |
 //! | `GET /_fake/users` | | `{"users":[{"username","oid","tenant_id","name","home_account_id"}…]}` |
 
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::app::App;
+use super::app::{App, Policy};
 use super::faults::FaultRule;
 
 /// The `/_fake` routes (nested under that prefix).
@@ -40,7 +40,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/revoke", post(revoke))
         .route("/clock", get(clock).post(advance_clock))
         .route("/users", get(users))
-        .route("/claims", post(require_claims))
+        .route("/policy", post(set_policy))
 }
 
 fn bad_request(message: String) -> Response {
@@ -86,25 +86,25 @@ async fn clear_faults(State(app): State<Arc<App>>) -> StatusCode {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClaimsBody {
+struct PolicyBody {
     resource: String,
+    policy: Policy,
 }
 
-async fn require_claims(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let wanted: ClaimsBody = match parse(&body) {
+async fn set_policy(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let wanted: PolicyBody = match parse(&body) {
         Ok(b) => b,
         Err(response) => return *response,
     };
-    let mut required = app
-        .claims_required
+    app.set_policy(&wanted.resource, wanted.policy);
+    let policies: Vec<_> = app
+        .policies
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    required.push(wanted.resource);
-    (
-        StatusCode::CREATED,
-        Json(json!({ "claims_required": *required })),
-    )
-        .into_response()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(resource, policy)| json!({ "resource": resource, "policy": policy }))
+        .collect();
+    (StatusCode::CREATED, Json(json!({ "policies": policies }))).into_response()
 }
 
 #[derive(Deserialize)]

@@ -129,6 +129,7 @@ pub fn redeem(
             }
         }
     };
+    app.consented(&scopes.grant().audience);
     token_response(
         app,
         &Issue {

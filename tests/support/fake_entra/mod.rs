@@ -55,6 +55,7 @@ use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 
+pub use app::Policy;
 pub use directory::UserInfo;
 pub use faults::{DEFAULT_CLAIMS, Endpoint, Fault, FaultRule};
 pub use request_log::LogEntry;
@@ -125,6 +126,10 @@ pub struct FakeConfig {
     /// no trailing slash): every URL the fake gives out (discovery, issuer, device-code page, error
     /// links) names it. Default: the fake's own `https://127.0.0.1:PORT`.
     pub public_url: Option<String>,
+    /// Entra's client-request-loop detection: more than this many refreshes of one client, user
+    /// and scope within 5 minutes (fake clock) get AADSTS50196. Entra's own threshold is not
+    /// published; off by default.
+    pub loop_limit: Option<u32>,
 }
 
 impl Default for FakeConfig {
@@ -142,6 +147,7 @@ impl Default for FakeConfig {
             code_lifetime: 600,
             foci_clients: Vec::new(),
             public_url: None,
+            loop_limit: None,
         }
     }
 }
@@ -315,13 +321,14 @@ impl FakeEntra {
 
     /// From now on, `resource`'s tokens need the claims challenge
     /// [`DEFAULT_CLAIMS`] answered: refresh tokens of sign-ins that did not send it as
-    /// `claims` get AADSTS50076 (`basic_action`) with that challenge.
+    /// `claims` get AADSTS50076 (`basic_action`) with that challenge ([`Policy::Mfa`]).
     pub fn require_claims(&self, resource: &str) {
-        self.app
-            .claims_required
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(resource.to_string());
+        self.app.set_policy(resource, Policy::Mfa);
+    }
+
+    /// From now on, refreshes for `resource` are answered as `policy` says.
+    pub fn set_policy(&self, resource: &str, policy: Policy) {
+        self.app.set_policy(resource, policy);
     }
 
     /// Queues a fault rule.

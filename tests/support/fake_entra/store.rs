@@ -166,6 +166,9 @@ pub struct Store {
     pub device_codes: HashMap<Digest, DeviceGrant>,
     /// Browser sessions, by cookie.
     pub sessions: HashMap<Digest, Session>,
+    /// When each (client id, user, granted scopes) was last refreshed, within the loop window
+    /// ([`super::FakeConfig::loop_limit`]).
+    pub recent_refreshes: HashMap<(String, String, String), Vec<DateTime<Utc>>>,
 }
 
 /// What `/_fake/revoke` did.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
+use chrono::TimeDelta;
 use serde_json::Value;
 
 use super::aad_error::AadError;
-use super::app::{App, answers_claims};
+use super::app::{App, Policy, answers_claims};
 use super::device;
 use super::directory::{Realm, User};
 use super::faults::DEFAULT_CLAIMS;
@@ -150,6 +151,7 @@ fn authorization_code(
         (entry.clone(), user)
     };
     let (redeemed, user) = redeemed;
+    app.consented(&redeemed.request.scopes.grant().audience);
     token_response(
         app,
         &Issue {
@@ -202,25 +204,67 @@ fn refresh_token(
         let user = grant_user(app, realm, &grant.username, "refresh_token")?;
         let scopes = requested.unwrap_or_else(|| grant.scopes.clone());
         let audience = scopes.grant().audience;
-        if !grant.claims_met && app.demands_claims(&audience) {
-            // As Entra answers a refresh that a Conditional Access policy of the resource
-            // stops: invalid_grant, 50076, basic_action, and the challenge to answer.
-            return Err(AadError::new(
-                "invalid_grant",
-                50076,
-                format!(
-                    "Due to a configuration change made by your administrator, or because you \
-                     moved to a new location, you must use multi-factor authentication to \
-                     access '{audience}'."
-                ),
-            )
-            .with_suberror("basic_action")
-            .with_claims(DEFAULT_CLAIMS));
+        // As Entra answers a refresh that a rule of the resource stops.
+        match app.policy(&audience) {
+            Some(Policy::Mfa) if !grant.claims_met => {
+                return Err(AadError::new(
+                    "invalid_grant",
+                    50076,
+                    format!(
+                        "Due to a configuration change made by your administrator, or because \
+                         you moved to a new location, you must use multi-factor authentication \
+                         to access '{audience}'."
+                    ),
+                )
+                .with_suberror("basic_action")
+                .with_claims(DEFAULT_CLAIMS));
+            }
+            Some(Policy::Block) => {
+                return Err(AadError::new(
+                    "invalid_grant",
+                    53003,
+                    "Access has been blocked by Conditional Access policies. The access policy \
+                     does not allow token issuance.",
+                )
+                .with_suberror("message_only"));
+            }
+            Some(Policy::Consent) => {
+                return Err(AadError::new(
+                    "invalid_grant",
+                    65001,
+                    format!(
+                        "The user or administrator has not consented to use the application \
+                         with ID '{client_id}'. Send an interactive authorization request for \
+                         this user and resource."
+                    ),
+                )
+                .with_suberror("consent_required"));
+            }
+            Some(Policy::Mfa) | None => {}
         }
         if app.config.strict_rotation {
             grant.state = RefreshState::Rotated;
         }
-        (user, scopes, grant.claims_met)
+        let claims_met = grant.claims_met;
+        if let Some(limit) = app.config.loop_limit {
+            let key = (
+                client_id.to_ascii_lowercase(),
+                user.username.to_ascii_lowercase(),
+                scopes.grant().scope.join(" "),
+            );
+            let seen = store.recent_refreshes.entry(key).or_default();
+            seen.retain(|at| now - *at < TimeDelta::minutes(5));
+            if seen.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+                return Err(AadError::new(
+                    "invalid_grant",
+                    50196,
+                    "The server terminated an operation because it encountered a client request \
+                     loop. Please contact your app vendor.",
+                ));
+            }
+            seen.push(now);
+        }
+        (user, scopes, claims_met)
     };
     token_response(
         app,
