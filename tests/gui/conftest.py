@@ -69,6 +69,8 @@ def app_env(fake, home):
         "BROWSER": str(ROOT / "tests" / "peers" / "browser_sign_in.sh"),
         "SIGNIN_USER": BOB[0],
         "SIGNIN_PASSWORD": BOB[1],
+        # "Sign in again" for Alice hints her: the browser signs in as the hinted account.
+        "SIGNIN_ACCOUNTS": json.dumps({ALICE[0]: ALICE[1], BOB[0]: BOB[1]}),
         "SIGNIN_LOG": str(OUT / "browser.log"),
         "TOKENTRAY_LOG": "warn,tokentray::audit=info",
     }

@@ -303,6 +303,19 @@ def test_the_window_follows_other_processes_and_shows_an_outage(launch, fake, ho
     assert "https://graph.microsoft.com/.default" in card.find_element(By.CSS_SELECTOR, ".sign-in-for").text
     assert card.find_element(By.CSS_SELECTOR, 'button[data-action="sign-in-again"]').is_displayed()
     shot(driver, "11a-waiting-for-a-step-up")
+    # Pressed, the browser signs Alice in (her login_hint) for Graph with Entra's claims: the
+    # card no longer waits, and the tool gets the token the policy now lets through.
+    browser_log = OUT / "browser.log"
+    logged_before = browser_log.read_text() if browser_log.exists() else ""
+    card.find_element(By.CSS_SELECTOR, 'button[data-action="sign-in-again"]').click()
+    wait(driver, lambda d: not account(d, ALICE[0]).find_elements(By.CSS_SELECTOR, ".sign-in-for"),
+         "the step-up to be answered", timeout=90)
+    r = requests.get(endpoint["url"] + "/v1/token", params={"scope": "https://graph.microsoft.com/.default"},
+                     headers={"Authorization": "Bearer " + endpoint["secret"]}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert default_of(driver) == [ALICE[0]] and usernames(driver).count(ALICE[0]) == 1
+    opened = browser_log.read_text().removeprefix(logged_before)
+    assert "capolids" in opened and "signing in as " + ALICE[0] in opened, opened
 
     # Entra ID answers 503: a tool asking for an uncached resource fails, and the card says so,
     # with when the next try is and what Entra said behind "Details".

@@ -3,13 +3,15 @@
 
 tokentray (via the `webbrowser` crate) runs `browser_sign_in.sh URL`. This opens URL in Debian's
 Chromium driven by Playwright, fills the sign-in form with $SIGNIN_USER / $SIGNIN_PASSWORD (or
-clicks cancel when $SIGNIN_ACTION=cancel), submits, and waits until the browser lands on
+clicks cancel when $SIGNIN_ACTION=cancel; a page whose login_hint names an account of
+$SIGNIN_ACCOUNTS, a JSON object of username -> password, signs in as that one), submits, and waits until the browser lands on
 tokentray's loopback page. Everything is logged to $SIGNIN_LOG (webbrowser discards output).
 With $SIGNIN_INTERFERE=1 it first plays another program that found the listener's port: a
 forged answer (wrong state; tokentray must refuse it with 400 and keep waiting) and a request
 whose headers are never finished, held open for two minutes by a detached process.
 Never downloads a browser: executable_path is /usr/bin/chromium.
 """
+import json
 import os
 import socket
 import subprocess
@@ -60,7 +62,8 @@ def main(url):
     password = os.environ.get("SIGNIN_PASSWORD", "")
     action = os.environ.get("SIGNIN_ACTION", "approve")
     shot = os.environ.get("SIGNIN_SCREENSHOT")
-    log(f"opening authorize page (action={action})")
+    claims = urllib.parse.parse_qs(urllib.parse.urlparse(url).query).get("claims", [""])[0]
+    log(f"opening authorize page (action={action}, claims={claims or 'none'})")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)
         page = browser.new_page(ignore_https_errors=True)
@@ -70,6 +73,12 @@ def main(url):
         if action == "cancel":
             page.locator("[name=cancel], #cancel, a:has-text('Cancel'), button:has-text('Cancel')").first.click()
         else:
+            # A sign-in for a known account (its login_hint prefills the page) signs in as it.
+            hinted = page.input_value("input[name=username]")
+            accounts = json.loads(os.environ.get("SIGNIN_ACCOUNTS") or "{}")
+            if hinted in accounts:
+                user, password = hinted, accounts[hinted]
+            log(f"signing in as {user}")
             page.fill("input[name=username]", user)
             page.fill("input[name=password]", password)
             page.locator("form[method=post] [type=submit]").first.click()
