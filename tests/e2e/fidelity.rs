@@ -362,3 +362,42 @@ async fn the_browser_sign_in_listens_only_on_the_configured_redirect_ports() {
     assert!(tokens.cache().accounts().is_empty(), "nothing written");
     drop(busy);
 }
+
+/// A tenant asked for by a domain tokentray never signed in to: its id is looked up once
+/// (tenant discovery, as MSAL does), and the token recorded under the id (as MSAL and Azure CLI
+/// record them) is served without a token request; a later process needs no lookup at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_domain_never_signed_in_to_finds_the_tokens_under_its_id() {
+    const ARM: &str = "https://management.core.windows.net//.default";
+    let fake = fake(quick());
+    let me = Instance::new(&fake);
+    let tid = fake.user(ALICE).unwrap().tenant_id;
+    let code = me
+        .tokens
+        .start_device_code(Some(&tid), &[ARM.to_string()], None)
+        .await
+        .unwrap();
+    fake.approve_device_code(&code.user_code, ALICE, PW).await;
+    me.tokens
+        .finish_device_code(&code, std::future::pending())
+        .await
+        .unwrap();
+    let arm = [ARM.to_string()];
+    let by_domain = tokentray_core::tokens::TokenRequest {
+        scopes: &arm,
+        tenant: Some("Contoso.Example"),
+        ..Default::default()
+    };
+    for lookups in [1, 0] {
+        fake.clear_log();
+        let served = me.restart(&fake).get_token(&by_domain).await.unwrap();
+        assert!(!served.refreshed, "the token recorded under {tid}");
+        let log = fake.request_log();
+        assert_eq!(log.len(), lookups, "{log:?}");
+        assert!(
+            log.iter()
+                .all(|e| e.endpoint == Endpoint::OpenidConfiguration),
+            "{log:?}"
+        );
+    }
+}

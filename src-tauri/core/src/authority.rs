@@ -195,6 +195,19 @@ impl Authority {
     pub fn device_code_endpoint(&self) -> Url {
         self.endpoint("oauth2/v2.0/devicecode")
     }
+
+    /// `/{tenant}/v2.0/.well-known/openid-configuration`: the tenant's OpenID configuration,
+    /// whose `issuer` names the tenant id.
+    pub fn openid_configuration(&self) -> Url {
+        self.endpoint("v2.0/.well-known/openid-configuration")
+    }
+}
+
+/// The tenant id an OpenID configuration's `issuer` names (`https://host/{tid}/v2.0`), if it
+/// names one.
+pub fn issuer_tenant(issuer: &str) -> Option<&str> {
+    let path = issuer.strip_prefix("https://")?.split_once('/')?.1;
+    path.split('/').next().filter(|t| is_guid(t))
 }
 
 /// `base`'s host, lower-case, no port, no brackets.
@@ -218,6 +231,23 @@ fn cloud_of(base: &Url) -> &'static Cloud {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn the_issuer_names_the_tenant_id() {
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(
+            issuer_tenant(&format!("https://login.microsoftonline.com/{tid}/v2.0")),
+            Some(tid)
+        );
+        for other in [
+            "https://login.microsoftonline.com/{tenantid}/v2.0",
+            "https://sts.windows.net/contoso.com/",
+            "http://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+            "",
+        ] {
+            assert_eq!(issuer_tenant(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn tenants_are_ids_domains_or_the_three_names() {

@@ -190,6 +190,51 @@ impl Entra {
         &self.client_id
     }
 
+    /// The tenant id of `domain` (e.g. `contoso.com`), from its OpenID configuration's `issuer`,
+    /// as MSAL's tenant discovery finds it. `None` when Entra cannot be reached, refuses (e.g.
+    /// AADSTS90002, no such tenant) or names no tenant id; why is logged at debug level.
+    pub(crate) async fn tenant_id_of(&self, domain: &str) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Configuration {
+            issuer: String,
+        }
+        let authority = self.authority.with_tenant(domain);
+        let origin = authority.origin();
+        let answer = async {
+            let response = self
+                .http
+                .get(authority.openid_configuration())
+                .header("client-request-id", request_id().ok()?)
+                .send()
+                .await
+                .map_err(|e| {
+                    tracing::debug!("tenant discovery for {domain}: {}", describe(&origin, &e))
+                })
+                .ok()?;
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.ok()?;
+            match read_answer::<Configuration>(&origin, status, None, &bytes) {
+                Ok(found) => Some(found.issuer),
+                Err(Failure::OAuth(e)) => {
+                    tracing::debug!("tenant discovery for {domain}: {}", e.summary());
+                    None
+                }
+                Err(Failure::Other(e)) => {
+                    tracing::debug!("tenant discovery for {domain}: {e}");
+                    None
+                }
+            }
+        };
+        let issuer = answer.await?;
+        let tid = crate::authority::issuer_tenant(&issuer).map(str::to_ascii_lowercase);
+        if tid.is_none() {
+            tracing::debug!(
+                "tenant discovery for {domain}: the issuer {issuer:?} names no tenant id"
+            );
+        }
+        tid
+    }
+
     /// POSTs a token request to `authority`'s token endpoint; `anchor` is the home account id
     /// of the account it is for, when known (a refresh).
     pub(crate) async fn token(

@@ -212,6 +212,9 @@ pub struct Tokens {
     in_use: Mutex<HashMap<FlightKey, Instant>>,
     /// Keys whose last refresh failed for a reason of their own, with the error's text.
     failing: Mutex<HashMap<FlightKey, String>>,
+    /// Tenant domains this process has asked Entra about ([`Tokens::learn_tenant_id`]): once
+    /// each, so an outage costs one failed lookup, not one per request.
+    discovered: Mutex<std::collections::HashSet<String>>,
     served: ServedLog,
     events: broadcast::Sender<Event>,
     clock: Clock,
@@ -256,6 +259,7 @@ impl Tokens {
             backoff: Mutex::default(),
             in_use: Mutex::default(),
             failing: Mutex::default(),
+            discovered: Mutex::default(),
             served: ServedLog::default(),
             events,
             clock,
@@ -448,6 +452,9 @@ impl Tokens {
             return Err(Error::invalid("token request", "name at least one scope"));
         }
         self.reload_if_changed()?;
+        if let Some(tenant) = request.tenant {
+            self.learn_tenant_id(tenant).await;
+        }
         let now = (self.clock)();
         let (account, cached) = self.with_snapshot(|cache, accounts| -> Result<_> {
             let account = select_account(accounts, request.account)?.clone();
@@ -477,6 +484,32 @@ impl Tokens {
             return Ok(token);
         }
         self.refresh_flight(&key, &account, request).await
+    }
+
+    /// A tenant asked for by domain (`contoso.com`) that no sign-in has recorded is looked up
+    /// once (tenant discovery, as MSAL does) and its id kept in the cache state, so the tokens
+    /// recorded under the id (by MSAL, Azure CLI or tokentray) are found for the domain, offline
+    /// from then on. Best effort: without an answer the domain is used as given.
+    async fn learn_tenant_id(&self, tenant: &str) {
+        if !tenant.contains('.') {
+            return;
+        }
+        let domain = tenant.to_ascii_lowercase();
+        if self.with_cache(|c| c.state.tenant_ids.contains_key(&domain))
+            || !lock(&self.discovered).insert(domain.clone())
+        {
+            return;
+        }
+        let Some(tid) = self.entra.tenant_id_of(&domain).await else {
+            return;
+        };
+        let kept = self.update(move |c| {
+            c.state.tenant_ids.insert(domain, tid);
+            Ok(())
+        });
+        if let Err(e) = kept {
+            tracing::debug!("could not keep the tenant id of {tenant}: {e}");
+        }
     }
 
     /// The cached token for a request with at least `min_left` seconds left, with whether it
