@@ -536,7 +536,8 @@ async fn as_entra_a_redeemed_refresh_token_stays_valid_and_refresh_in_comes_only
 
 /// A resource's rules over the control API, in Entra's shapes: Conditional Access blocking
 /// (53003, `message_only`) whatever the sign-in, and missing consent (65001,
-/// `consent_required`) until an interactive sign-in for the resource; an unknown rule refused.
+/// `consent_required`) until an interactive sign-in for the resource, a resource the tenant does
+/// not have (500011, `invalid_resource`); an unknown rule refused.
 #[tokio::test]
 async fn resource_rules_answer_refreshes_as_entra_does() {
     let f = start(FakeConfig::default());
@@ -546,6 +547,7 @@ async fn resource_rules_answer_refreshes_as_entra_does() {
     for (policy, code, suberror) in [
         ("consent", 65001, "consent_required"),
         ("block", 53003, "message_only"),
+        ("absent", 500011, ""),
     ] {
         let (s, b) = f
             .control(
@@ -557,8 +559,12 @@ async fn resource_rules_answer_refreshes_as_entra_does() {
         assert_eq!(s, 201, "{b}");
         let (s, b) = f.refresh_for_graph(rt).await;
         assert_eq!(s, 400);
-        assert_entra_error(&b, "invalid_grant", code);
-        assert_eq!(b["suberror"], suberror, "{b}");
+        if suberror.is_empty() {
+            assert_entra_error(&b, "invalid_resource", code);
+        } else {
+            assert_entra_error(&b, "invalid_grant", code);
+            assert_eq!(b["suberror"], suberror, "{b}");
+        }
     }
     let (s, b) = f
         .control(

@@ -152,6 +152,8 @@ async fn each_refusal_has_its_own_code_and_says_what_helps() {
     me.device_sign_in(&fake, ALICE).await;
     fake.set_policy("https://graph.microsoft.com", Policy::Block);
     fake.set_policy("https://vault.azure.net", Policy::Consent);
+    // Another cloud's resource, asked of this one.
+    fake.set_policy("https://management.chinacloudapi.cn", Policy::Absent);
     let cases = [
         (
             GRAPH,
@@ -164,6 +166,12 @@ async fn each_refusal_has_its_own_code_and_says_what_helps() {
             None,
             ErrorCode::ConsentRequired,
             ["tokentray login --scope", "grant consent"],
+        ),
+        (
+            "https://management.chinacloudapi.cn/.default",
+            None,
+            ErrorCode::Authority,
+            ["500011", "was not found in the tenant"],
         ),
         (
             STORAGE,

@@ -58,6 +58,9 @@ pub enum Policy {
     /// Not consented: a refresh gets AADSTS65001 (`invalid_grant`, `consent_required`) until an
     /// interactive sign-in for the resource (where the user consents) lifts the rule.
     Consent,
+    /// The resource does not exist in the tenant (e.g. another cloud's): AADSTS500011
+    /// (`invalid_resource`).
+    Absent,
 }
 
 /// Whether a sign-in's `claims` parameter answers [`super::faults::DEFAULT_CLAIMS`], the challenge a resource

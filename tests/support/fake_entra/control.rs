@@ -11,7 +11,7 @@
 //! | `POST /_fake/revoke` | `{"username":…}` | `{"username","revoked_refresh_tokens","ended_sessions"}`, 404 if unknown |
 //! | `GET /_fake/clock` | | `{"now","epoch","offset_secs"}` |
 //! | `POST /_fake/clock` | `{"advance_secs":N}` | same as GET, after advancing |
-//! | `POST /_fake/policy` | `{"resource":…,"policy":"mfa"\|"block"\|"consent"}` | 201 `{"policies":[{"resource","policy"}…]}`: refreshes for that resource now answer 50076 with a claims challenge (until a sign-in answers it), 53003, or 65001 (until an interactive sign-in for it) |
+//! | `POST /_fake/policy` | `{"resource":…,"policy":"mfa"\|"block"\|"consent"\|"absent"}` | 201 `{"policies":[{"resource","policy"}…]}`: refreshes for that resource now answer 50076 with a claims challenge (until a sign-in answers it), 53003, 65001 (until an interactive sign-in for it), or 500011 |
 //! | `GET /_fake/users` | | `{"users":[{"username","oid","tenant_id","name","home_account_id"}…]}` |
 
 use std::sync::Arc;

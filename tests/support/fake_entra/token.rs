@@ -240,6 +240,20 @@ fn refresh_token(
                 )
                 .with_suberror("consent_required"));
             }
+            Some(Policy::Absent) => {
+                return Err(AadError::new(
+                    "invalid_resource",
+                    500011,
+                    format!(
+                        "The resource principal named {audience} was not found in the tenant \
+                         named {}. This can happen if the application has not been installed by \
+                         the administrator of the tenant or consented to by any user in the \
+                         tenant. You might have sent your authentication request to the wrong \
+                         tenant.",
+                        realm.segment()
+                    ),
+                ));
+            }
             Some(Policy::Mfa) | None => {}
         }
         if app.config.strict_rotation {
