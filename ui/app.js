@@ -732,6 +732,29 @@ async function cancelSignIn() {
   }
 }
 
+/** Makes the button `selector` copy `text()` (if any): "Copied" for two seconds, `message`
+ * announced, `then()` after a copy. */
+function copyButton(selector, text, message, then = () => {}) {
+  const button = $(selector);
+  const label = button.textContent;
+  button.addEventListener('click', () => {
+    const value = text();
+    if (!value) return;
+    whileBusy(button, async () => {
+      try {
+        await api.copyText(value);
+      } catch (err) {
+        showDialogError(err);
+        return;
+      }
+      button.textContent = 'Copied';
+      then();
+      announce(message);
+      setTimeout(() => { button.textContent = label; }, 2000);
+    });
+  });
+}
+
 function setUpSignIn() {
   for (const [id, accept] of [['#every-app-yes', true], ['#every-app-no', false]]) {
     $(id).addEventListener('click', (e) => answerEveryAppOffer(accept, e.currentTarget));
@@ -743,39 +766,11 @@ function setUpSignIn() {
   $('#sign-in-dialog').addEventListener('close', () => {
     if (state.signIn && !state.signIn.done) cancelSignIn();
   });
-  $('#copy-user-code').addEventListener('click', (e) => {
-    const button = e.currentTarget;
-    const code = state.signIn?.userCode ?? $('#user-code').textContent;
-    if (!code) return;
-    whileBusy(button, async () => {
-      try {
-        await api.copyText(code);
-      } catch (err) {
-        showDialogError(err);
-        return;
-      }
-      button.textContent = 'Copied';
-      $('#sign-in-live').textContent = 'Code copied.';
-      announce('Code copied.');
-      setTimeout(() => { button.textContent = 'Copy code'; }, 2000);
-    });
+  copyButton('#copy-user-code', () => state.signIn?.userCode ?? $('#user-code').textContent, 'Code copied.', () => {
+    $('#sign-in-live').textContent = 'Code copied.';
   });
-  $('#copy-sign-in-url').addEventListener('click', (e) => {
-    const button = e.currentTarget;
-    const url = state.signIn?.pageUrl;
-    if (!url) return;
-    whileBusy(button, async () => {
-      try {
-        await api.copyText(url);
-      } catch (err) {
-        showDialogError(err);
-        return;
-      }
-      button.textContent = 'Copied';
-      announce('Address copied: paste it into a browser on this computer.');
-      setTimeout(() => { button.textContent = 'Copy address'; }, 2000);
-    });
-  });
+  copyButton('#copy-sign-in-url', () => state.signIn?.pageUrl,
+    'Address copied: paste it into a browser on this computer.');
   $('#verification-link').addEventListener('click', (e) => {
     whileBusy(e.currentTarget, async () => {
       try {

@@ -94,6 +94,12 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     code = wait(driver, lambda d: re.fullmatch(r"[A-Z0-9-]{6,}", d.find_element(By.ID, "user-code").text.strip()),
                 "the user code").group(0)
     assert driver.find_element(By.ID, "verification-link").text.strip()
+    copy = driver.find_element(By.ID, "copy-user-code")
+    copy.click()
+    live = driver.find_element(By.ID, "sign-in-live")  # for screen readers: not displayed
+    wait(driver, lambda d: copy.text == "Copied" and "Code copied" in live.get_attribute("textContent"),
+         "the code copied")
+    wait(driver, lambda d: copy.text == "Copy code", "the button's label back", timeout=5)
     shot(driver, "02-device-code")
     fake.approve_device_code(code, *ALICE)
     wait(driver, lambda d: account(d, ALICE[0]), "Alice's account")

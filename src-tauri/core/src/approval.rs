@@ -551,11 +551,7 @@ fn sha256_of(mut file: std::fs::File) -> std::io::Result<String> {
         }
         hasher.update(buf.get(..n).unwrap_or_default());
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::secret::hex(&hasher.finalize()))
 }
 
 fn stamp(meta: &std::fs::Metadata) -> FileStamp {

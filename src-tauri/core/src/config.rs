@@ -7,8 +7,8 @@
 //! the certificate trusted for it, so both must be the user's own: the config directory and
 //! `config.toml` owned by the user and not writable by group or others, `ca_file` likewise (or
 //! owned by root, as system CA bundles are). Anything else is refused with an error naming the
-//! path and the fix ([`crate::files::check_trusted`]); nothing is chmodded. Unix only: on other
-//! systems ownership is not checked.
+//! path and the fix ([`crate::files::check_trusted`]); nothing is chmodded. On Windows only the
+//! owner is checked (the user, or SYSTEM or Administrators where root is accepted).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -70,6 +70,10 @@ pub enum Tools {
     Terraform,
 }
 
+/// The variables the Azure SDKs read for a managed identity endpoint (App Service's
+/// protocol): the endpoint's URL, then the secret header's value.
+pub const SDK_VARIABLES: [&str; 2] = ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"];
+
 /// The variables, name and value, that point `tools` at the endpoint at `url` with `secret`:
 /// for the SDKs `IDENTITY_ENDPOINT` (`URL/msi/token`) and `IDENTITY_HEADER`, for azd
 /// `AZD_AUTH_ENDPOINT` (`URL`, to which azd adds `/token`) and `AZD_AUTH_KEY`, for Terraform
@@ -83,8 +87,8 @@ pub fn variables(
 ) -> Vec<(&'static str, zeroize::Zeroizing<String>)> {
     match tools {
         Tools::Sdk => vec![
-            ("IDENTITY_ENDPOINT", format!("{url}/msi/token").into()),
-            ("IDENTITY_HEADER", secret.to_string().into()),
+            (SDK_VARIABLES[0], format!("{url}/msi/token").into()),
+            (SDK_VARIABLES[1], secret.to_string().into()),
         ],
         Tools::Azd => vec![
             ("AZD_AUTH_ENDPOINT", url.to_string().into()),

@@ -152,6 +152,21 @@ pub enum Error {
         me: u32,
     },
 
+    /// Windows: as [`Error::NotOwner`], the owner named by its SID.
+    #[error(
+        "{} is owned by {owner}, not by you; refusing to use it, since its owner could change \
+         what tokentray trusts. Take it over (`takeown /f \"{}\"`), or use another path \
+         (TOKENTRAY_HOME)",
+        path.display(),
+        path.display()
+    )]
+    NotOwnedBy {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's SID (`S-1-5-…`).
+        owner: String,
+    },
+
     /// A file or directory tokentray trusts but never rewrites (`TOKENTRAY_HOME`, the config
     /// directory, `config.toml`, `ca_file`) is writable by its group or by others.
     #[error(
@@ -695,7 +710,7 @@ impl Error {
             Self::BackendMismatch { .. } => ErrorCode::BackendMismatch,
             Self::CacheCorrupt { .. } => ErrorCode::CacheCorrupt,
             Self::Io { .. } => ErrorCode::Io,
-            Self::NotOwner { .. } => ErrorCode::NotOwner,
+            Self::NotOwner { .. } | Self::NotOwnedBy { .. } => ErrorCode::NotOwner,
             Self::WritableByOthers { .. } => ErrorCode::WritableByOthers,
             Self::FileExists { .. } => ErrorCode::FileExists,
             Self::LockTimeout { .. } => ErrorCode::LockTimeout,

@@ -78,12 +78,18 @@ pub fn read_trusted(path: &Path, owner: Owner) -> Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+/// Whether a file whose owner is the user (`mine`) or the system (`system`: root; on Windows
+/// SYSTEM or the Administrators group, which own what installers write) may be trusted as
+/// `owner` asks.
+fn owner_trusted(owner: Owner, mine: bool, system: bool) -> bool {
+    mine || (owner == Owner::UserOrRoot && system)
+}
+
 #[cfg(unix)]
 fn trusted(path: &Path, meta: &std::fs::Metadata, owner: Owner) -> Result<()> {
     use std::os::unix::fs::MetadataExt as _;
     let me = rustix::process::geteuid().as_raw();
-    let owned = meta.uid() == me || (owner == Owner::UserOrRoot && meta.uid() == 0);
-    if !owned {
+    if !owner_trusted(owner, meta.uid() == me, meta.uid() == 0) {
         return Err(Error::NotOwner {
             path: path.into(),
             owner: meta.uid(),
@@ -99,7 +105,81 @@ fn trusted(path: &Path, meta: &std::fs::Metadata, owner: Owner) -> Result<()> {
     Ok(())
 }
 
-#[cfg(not(unix))]
+/// Windows: the owner of `path` (its security descriptor's owner SID) must be this process's
+/// user, or for [`Owner::UserOrRoot`] SYSTEM or the Administrators group. Whether others may
+/// write it is not checked here: the DACLs tokentray writes ([`restrict`]) are owner-only, and a
+/// file under the user's profile inherits the profile's. Written against the documentation of
+/// `GetNamedSecurityInfoW`, `EqualSid`, `IsWellKnownSid` and `ConvertSidToStringSidW`;
+/// type-checked here, never run.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn trusted(path: &Path, _meta: &std::fs::Metadata, owner: Owner) -> Result<()> {
+    use std::os::windows::ffi::OsStrExt as _;
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertSidToStringSidW, GetNamedSecurityInfoW, SE_FILE_OBJECT,
+    };
+    use windows_sys::Win32::Security::{
+        EqualSid, IsWellKnownSid, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+        WinBuiltinAdministratorsSid, WinLocalSystemSid,
+    };
+    let name: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    let mut sid: PSID = std::ptr::null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: `name` is NUL-terminated; the out pointers are valid; `sid` points into
+    // `descriptor`, which is freed below with LocalFree, as the documentation says.
+    let status = unsafe {
+        GetNamedSecurityInfoW(
+            name.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION,
+            &mut sid,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut descriptor,
+        )
+    };
+    if status != 0 {
+        return Err(Error::io(
+            "read the owner of",
+            path,
+            std::io::Error::from_raw_os_error(i32::try_from(status).unwrap_or(i32::MAX)),
+        ));
+    }
+    // SAFETY: `sid` is valid while `descriptor` is; the SID passed to `f` is valid during it.
+    let mine = crate::peer::with_own_sid(|me| unsafe { EqualSid(sid, me) } != 0).unwrap_or(false);
+    // SAFETY: as above.
+    let system = unsafe {
+        IsWellKnownSid(sid, WinLocalSystemSid) != 0
+            || IsWellKnownSid(sid, WinBuiltinAdministratorsSid) != 0
+    };
+    let verdict = if owner_trusted(owner, mine, system) {
+        Ok(())
+    } else {
+        let mut text: windows_sys::core::PWSTR = std::ptr::null_mut();
+        // SAFETY: `sid` is valid; the string ConvertSidToStringSidW allocates is read, then freed.
+        let owner = unsafe {
+            if ConvertSidToStringSidW(sid, &mut text) == 0 || text.is_null() {
+                "another user".to_string()
+            } else {
+                let len = (0..).take_while(|&i| *text.add(i) != 0).count();
+                let owner = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+                LocalFree(text.cast());
+                owner
+            }
+        };
+        Err(Error::NotOwnedBy {
+            path: path.into(),
+            owner,
+        })
+    };
+    // SAFETY: allocated by GetNamedSecurityInfoW for this call, freed once.
+    unsafe { LocalFree(descriptor) };
+    verdict
+}
+
+#[cfg(not(any(unix, windows)))]
 fn trusted(_path: &Path, _meta: &std::fs::Metadata, _owner: Owner) -> Result<()> {
     Ok(())
 }
@@ -501,6 +581,26 @@ mod tests {
         // S-1-5-21-a-b-c-rid: 8 bytes of header and 5 sub-authorities.
         assert_eq!(owner_only_acl_len(28), 44);
         assert_eq!(owner_only_acl_len(13), 32, "DWORD-aligned");
+    }
+
+    #[test]
+    fn only_the_user_or_for_system_files_the_system_is_a_trusted_owner() {
+        // (owner asked for, the user's, the system's) -> trusted; the system is root on Unix,
+        // SYSTEM or Administrators on Windows.
+        for (owner, mine, system, trusted) in [
+            (Owner::User, true, false, true),
+            (Owner::User, false, true, false),
+            (Owner::User, false, false, false),
+            (Owner::UserOrRoot, true, false, true),
+            (Owner::UserOrRoot, false, true, true),
+            (Owner::UserOrRoot, false, false, false),
+        ] {
+            assert_eq!(
+                owner_trusted(owner, mine, system),
+                trusted,
+                "{owner:?} {mine} {system}"
+            );
+        }
     }
 
     #[test]

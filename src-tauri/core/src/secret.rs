@@ -113,9 +113,26 @@ pub fn random_token(n: usize) -> crate::Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&*bytes))
 }
 
+/// Lowercase hex of `bytes`: for ids and digests (key ids, executable hashes, request ids),
+/// never for a secret, since the string is not zeroized.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]])
+        .map(char::from)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn debug_is_redacted() {

@@ -45,7 +45,7 @@ fn session_variables(url: &str, secret: &str) -> Vec<(&'static str, zeroize::Zer
 }
 
 /// The names [`install`] sets, which [`uninstall`] removes.
-const NAMES: [&str; 2] = ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"];
+const NAMES: [&str; 2] = crate::env::SDK_VARIABLES;
 
 /// Where the variables are kept for later logins: the environment.d file (Linux), the
 /// LaunchAgent (macOS); `None` on Windows, where they live in the registry, and where the

@@ -307,7 +307,7 @@ fn request_id() -> Result<String> {
     crate::secret::random_bytes(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = crate::secret::hex(&b);
     Ok(format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
