@@ -50,11 +50,8 @@ fn start() -> anyhow::Result<()> {
 
     let started = instance.clone();
     let shared = desktop.clone();
-    let builder = tauri::Builder::default()
-        // First, so a second start hands over before anything else is set up.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            show_window(app);
-        }))
+    // First, so a second start hands over before anything else is set up.
+    let builder = single_instance(tauri::Builder::default())
         .plugin(tauri_plugin_clipboard_manager::init())
         .manage(desktop)
         .on_window_event(|window, event| {
@@ -102,6 +99,26 @@ fn start() -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// One app per user: a second start shows the first one's window and exits (the
+/// single-instance plugin: the session bus on Linux, a session-local mutex on Windows).
+#[cfg(not(target_os = "macos"))]
+fn single_instance<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+        show_window(app);
+    }))
+}
+
+/// macOS: LaunchServices already keeps one instance of the bundled app per user, and a second
+/// open of it reopens the first (`RunEvent::Reopen` shows the window). The plugin is not used:
+/// its socket is one path in `/tmp` for every user of the machine, so another user could bind it
+/// first and receive this user's second-start arguments and working directory, or block it. A
+/// binary started directly (outside the bundle) is not guarded and follows the first one's
+/// endpoint. Type-checked only.
+#[cfg(target_os = "macos")]
+fn single_instance<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder
 }
 
 /// Runs the loopback endpoint until `stop`; its fate is shown in the window.

@@ -658,11 +658,23 @@ fn with_a_display_and_no_app_beside_it_tokentray_says_so() {
         lone.join("tokentray"),
     )
     .unwrap();
-    let out = std::process::Command::new(lone.join("tokentray"))
-        .env("TOKENTRAY_HOME", home.path())
-        .env("DISPLAY", ":999")
-        .output()
-        .unwrap();
+    // Another test's child forked while the copy was open for writing holds it until that child
+    // execs: "text file busy" for a moment (ETXTBSY), so that is tried again.
+    let out = (0..100)
+        .find_map(|_| {
+            match std::process::Command::new(lone.join("tokentray"))
+                .env("TOKENTRAY_HOME", home.path())
+                .env("DISPLAY", ":999")
+                .output()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                }
+                other => Some(other.unwrap()),
+            }
+        })
+        .expect("the copy stayed busy for 5 s");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the tray app is not installed"), "{stderr}");

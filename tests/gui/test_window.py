@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import ALICE, APP, BOB, CLI, OUT, ROOT, fe
+from tokentray_helpers import enable_socket  # tests/peers, on the path by conftest
 
 
 def wait(driver, condition, what, timeout=30):
@@ -87,7 +88,7 @@ def test_sign_in_switch_sign_out_and_restart(launch, fake, home, app_env):
     shot(driver, "01-no-accounts")
 
     # tokentray.socket holds the app's port, so the first sign-in offers the session environment.
-    socket_units = enable_socket(app_env["TOKENTRAY_PORT"])
+    socket_units = enable_socket(os.environ["XDG_CONFIG_HOME"], app_env["TOKENTRAY_PORT"])
 
     # Alice: device code through the window; the test plays her phone.
     driver.find_element(By.ID, "sign-in-device").click()
@@ -438,17 +439,6 @@ def test_settings_save_what_changed_and_show_what_waits_for_a_restart(launch, ho
         config.unlink(missing_ok=True)
 
 
-def enable_socket(port):
-    """tokentray.socket on `port`, enabled as `systemctl --user enable` leaves it in the test
-    session's XDG_CONFIG_HOME; returns the two files to remove."""
-    units = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user"
-    (units / "sockets.target.wants").mkdir(parents=True, exist_ok=True)
-    packaged = (ROOT / "src-tauri" / "packaging" / "tokentray.socket").read_text()
-    (units / "tokentray.socket").write_text(packaged.replace("42117", str(port)))
-    (units / "sockets.target.wants" / "tokentray.socket").symlink_to(units / "tokentray.socket")
-    return [units / "sockets.target.wants" / "tokentray.socket", units / "tokentray.socket"]
-
-
 def test_let_every_app_use_tokentray(launch, app_env):
     """The Settings switch is `tokentray env --install`: refused under the box while no
     tokentray.socket holds the port, then installed (what systemd's generator reads) and removed."""
@@ -472,7 +462,7 @@ def test_let_every_app_use_tokentray(launch, app_env):
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
         shot(driver, "17-every-app-refused")
 
-        enable_socket(app_env["TOKENTRAY_PORT"])
+        enable_socket(os.environ["XDG_CONFIG_HOME"], app_env["TOKENTRAY_PORT"])
         driver.find_element(By.ID, "save-settings").click()
         wait(driver, lambda d: written.exists(), "the session environment")
         assert written.stat().st_mode & 0o777 == 0o600

@@ -12,7 +12,7 @@ import pytest
 import fake_entra_helpers as fe
 import tokentray_helpers as tt
 from test_endpoint_azure_identity import ARM_SCOPE, OTHER_IDENTITY_VARS
-from test_session_env import enable_socket
+from tokentray_helpers import enable_socket
 from test_socket_activation import free_port
 from tokentray_helpers import BIN, ROOT
 

@@ -20,10 +20,9 @@ import pytest
 import tokentray_helpers as tt
 from test_endpoint_azure_identity import ARM_SCOPE, OTHER_IDENTITY_VARS
 from test_socket_activation import activated, free_port
-from tokentray_helpers import BIN, ROOT
+from tokentray_helpers import BIN, ROOT, enable_socket
 
 GENERATOR = "/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator"
-PACKAGED_SOCKET = ROOT / "src-tauri" / "packaging" / "tokentray.socket"
 
 
 @pytest.fixture
@@ -38,15 +37,6 @@ def session(tmp_path, fake_entra):
                          XDG_RUNTIME_DIR=str(runtime), TOKENTRAY_LOG="warn,tokentray::audit=info")
     tt.sign_in(env, fake_entra)
     return env, port, config
-
-
-def enable_socket(config, port):
-    """tokentray.socket as `systemctl --user enable` leaves it in the user's own unit directory,
-    on `port` instead of the packaged 42117."""
-    units = config / "systemd" / "user"
-    (units / "sockets.target.wants").mkdir(parents=True)
-    (units / "tokentray.socket").write_text(PACKAGED_SOCKET.read_text().replace("42117", str(port)))
-    (units / "sockets.target.wants" / "tokentray.socket").symlink_to(units / "tokentray.socket")
 
 
 def tokentray(env, *args):

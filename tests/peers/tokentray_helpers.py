@@ -44,6 +44,18 @@ def sign_in(env, fake, user=fe.ALICE):
     assert login.returncode == 0, err
 
 
+def enable_socket(config_home, port):
+    """tokentray.socket on `port` (instead of the packaged 42117), enabled as `systemctl --user
+    enable` leaves it in the unit directory under `config_home` (XDG_CONFIG_HOME); returns the
+    two files it wrote, for removing them."""
+    units = Path(config_home) / "systemd" / "user"
+    (units / "sockets.target.wants").mkdir(parents=True, exist_ok=True)
+    packaged = (ROOT / "src-tauri" / "packaging" / "tokentray.socket").read_text()
+    (units / "tokentray.socket").write_text(packaged.replace("42117", str(port)))
+    (units / "sockets.target.wants" / "tokentray.socket").symlink_to(units / "tokentray.socket")
+    return [units / "sockets.target.wants" / "tokentray.socket", units / "tokentray.socket"]
+
+
 def held(env, scope, *args):
     """The token tokentray holds for `scope` (`tokentray token --scope S --format raw`)."""
     return subprocess.run([BIN, "token", "--scope", scope, "--format", "raw", *args], env=env,

@@ -160,11 +160,13 @@ pub(super) async fn msi_token(
     let Ok(Query(q)) = query else {
         return bad("malformed query string");
     };
-    if q.api_version.is_none() {
-        return bad("api-version is required (2019-08-01)");
-    }
-    let Some(resource) = q.resource.filter(|r| !r.trim().is_empty()) else {
-        return bad("resource is required, e.g. https://management.azure.com/");
+    let resource = match required(
+        q.api_version.as_deref(),
+        q.resource,
+        "api-version is required (2019-08-01)",
+    ) {
+        Ok(resource) => resource,
+        Err(message) => return bad(message),
     };
     if q.client_id.is_some() || q.mi_res_id.is_some() {
         return bad(
@@ -172,25 +174,62 @@ pub(super) async fn msi_token(
         );
     }
     let account = q.object_id.or(q.principal_id);
-    let peer = peer.map(|Extension(p)| p);
-    if let Err(refused) = approved(&state, peer.as_ref()).await {
-        return refused;
-    }
-    match state
-        .tokens
-        .get_for_resource(&resource, account.as_deref())
-        .await
-    {
-        Ok(served) => {
-            audit(&state, "/msi/token", &served, peer).await;
+    let client_id = &state.tokens.config().client_id;
+    serve_resource(
+        &state,
+        peer,
+        "/msi/token",
+        &resource,
+        account.as_deref(),
+        |served| {
             Json(MsiBody {
                 access_token: served.access_token.expose(),
                 expires_on: served.expires_on.to_string(),
                 resource: &resource,
                 token_type: &served.token_type,
-                client_id: &state.tokens.config().client_id,
+                client_id,
             })
             .into_response()
+        },
+    )
+    .await
+}
+
+/// What both managed-identity protocols require: an `api-version` (`missing_version` says which
+/// one the protocol documents) and a resource that is not blank, which this returns; else what
+/// to say.
+fn required(
+    api_version: Option<&str>,
+    resource: Option<String>,
+    missing_version: &'static str,
+) -> Result<String, &'static str> {
+    if api_version.is_none() {
+        return Err(missing_version);
+    }
+    resource
+        .filter(|r| !r.trim().is_empty())
+        .ok_or("resource is required, e.g. https://management.azure.com/")
+}
+
+/// Serves `resource`'s token of `account` (`None`: the default account) to `peer` once it is
+/// approved, audited as `route`, answered with `body`.
+async fn serve_resource(
+    state: &EndpointState,
+    peer: Option<Extension<Peer>>,
+    route: &'static str,
+    resource: &str,
+    account: Option<&str>,
+    body: impl FnOnce(&ServedToken) -> Response,
+) -> Response {
+    let peer = peer.map(|Extension(p)| p);
+    if let Err(refused) = approved(state, peer.as_ref()).await {
+        return refused;
+    }
+    match state.tokens.get_for_resource(resource, account).await {
+        Ok(served) => {
+            let answer = body(&served);
+            audit(state, route, &served, peer).await;
+            answer
         }
         Err(e) => error_response(&e),
     }
@@ -231,11 +270,13 @@ pub(super) async fn imds_token(
     let Ok(Query(q)) = query else {
         return bad("malformed query string");
     };
-    if q.api_version.is_none() {
-        return bad("api-version is required (2018-02-01)");
-    }
-    let Some(resource) = q.resource.filter(|r| !r.trim().is_empty()) else {
-        return bad("resource is required, e.g. https://management.azure.com/");
+    let resource = match required(
+        q.api_version.as_deref(),
+        q.resource,
+        "api-version is required (2018-02-01)",
+    ) {
+        Ok(resource) => resource,
+        Err(message) => return bad(message),
     };
     if q.client_id.is_some() || q.object_id.is_some() || q.msi_res_id.is_some() {
         return bad(
@@ -243,28 +284,22 @@ pub(super) async fn imds_token(
              (Terraform sends it as client_id) to use tokentray's default account",
         );
     }
-    let peer = peer.map(|Extension(p)| p);
-    if let Err(refused) = approved(&state, peer.as_ref()).await {
-        return refused;
-    }
-    match state.tokens.get_for_resource(&resource, None).await {
-        Ok(served) => {
-            audit(&state, "/imds/token", &served, peer).await;
-            let now = state.tokens.now();
-            Json(ImdsBody {
-                access_token: served.access_token.expose(),
-                client_id: &state.tokens.config().client_id,
-                expires_in: (served.expires_on - now).max(0).to_string(),
-                expires_on: served.expires_on.to_string(),
-                ext_expires_in: (served.expires_on - now).max(0).to_string(),
-                not_before: now.to_string(),
-                resource: &resource,
-                token_type: &served.token_type,
-            })
-            .into_response()
-        }
-        Err(e) => error_response(&e),
-    }
+    let client_id = &state.tokens.config().client_id;
+    serve_resource(&state, peer, "/imds/token", &resource, None, |served| {
+        let now = state.tokens.now();
+        Json(ImdsBody {
+            access_token: served.access_token.expose(),
+            client_id,
+            expires_in: (served.expires_on - now).max(0).to_string(),
+            expires_on: served.expires_on.to_string(),
+            ext_expires_in: (served.expires_on - now).max(0).to_string(),
+            not_before: now.to_string(),
+            resource: &resource,
+            token_type: &served.token_type,
+        })
+        .into_response()
+    })
+    .await
 }
 
 /// The Instance Metadata Service's answer (every number a string, as IMDS sends them).
