@@ -256,10 +256,8 @@ fn refresh_token(
             }
             Some(Policy::Mfa) | None => {}
         }
-        if app.config.strict_rotation {
-            grant.state = RefreshState::Rotated;
-        }
         let claims_met = grant.claims_met;
+        // A refusal below leaves the refresh token as it was, as Entra does.
         if let Some(limit) = app.config.loop_limit {
             let key = (
                 client_id.to_ascii_lowercase(),
@@ -277,6 +275,11 @@ fn refresh_token(
                 ));
             }
             seen.push(now);
+        }
+        if app.config.strict_rotation
+            && let Some(grant) = store.refresh_tokens.get_mut(&digest(token))
+        {
+            grant.state = RefreshState::Rotated;
         }
         (user, scopes, claims_met)
     };

@@ -213,17 +213,13 @@ impl Entra {
                 .ok()?;
             let status = response.status().as_u16();
             let bytes = response.bytes().await.ok()?;
-            match read_answer::<Configuration>(&origin, status, None, &bytes) {
-                Ok(found) => Some(found.issuer),
-                Err(Failure::OAuth(e)) => {
-                    tracing::debug!("tenant discovery for {domain}: {}", e.summary());
-                    None
-                }
-                Err(Failure::Other(e)) => {
-                    tracing::debug!("tenant discovery for {domain}: {e}");
-                    None
-                }
-            }
+            let why = match read_answer::<Configuration>(&origin, status, None, &bytes) {
+                Ok(found) => return Some(found.issuer),
+                Err(Failure::OAuth(e)) => e.summary(),
+                Err(Failure::Other(e)) => e.to_string(),
+            };
+            tracing::debug!("tenant discovery for {domain}: {why}");
+            None
         };
         let issuer = answer.await?;
         let tid = crate::authority::issuer_tenant(&issuer).map(str::to_ascii_lowercase);
