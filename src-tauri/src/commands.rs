@@ -72,8 +72,8 @@ pub fn handler<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 /// Hides the window (Ctrl+W or Escape): tokentray goes on in the tray, as when the window is
 /// closed.
 #[tauri::command]
-fn hide_window<R: Runtime>(window: tauri::WebviewWindow<R>) -> Reply<()> {
-    window.hide().map_err(|e| {
+fn hide_window<R: Runtime>(app: AppHandle<R>) -> Reply<()> {
+    crate::hide_window(&app).map_err(|e| {
         UiError::new(
             "window_unavailable",
             format!("could not hide the window: {e}"),

@@ -27,6 +27,13 @@ use crate::commands::UiError;
 /// The event the window listens to: something changed, fetch the overview again.
 pub const CHANGED: &str = "tokentray://changed";
 
+/// The app's identity: tauri.conf.json's `identifier` (a test keeps them equal). The bundles
+/// carry it: the macOS `.app` as its bundle id, and Tauri's Windows installers stamp it as the
+/// AppUserModelID of the Start-menu shortcut they create (NSIS `SetLnkAppUserModelId`, MSI
+/// `System.AppUserModel.ID`), which is what names and badges the app's notifications there.
+#[cfg_attr(all(unix, not(target_os = "macos")), allow(dead_code))]
+const APP_ID: &str = "dev.tokentray.app";
+
 /// Starts the desktop app and blocks until it quits.
 ///
 /// # Errors
@@ -58,7 +65,7 @@ fn start() -> anyhow::Result<()> {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 // The app lives in the tray: closing the window hides it.
                 api.prevent_close();
-                let _ = window.hide();
+                let _ = hide_window(window.app_handle());
             }
         })
         .setup(move |app| {
@@ -182,10 +189,27 @@ async fn forward<R: Runtime>(app: AppHandle<R>, desktop: Arc<Desktop>) {
 /// Shows, unminimizes and focuses the window.
 fn show_window<R: Runtime>(app: &AppHandle<R>) {
     if let Some(window) = app.get_webview_window("main") {
+        #[cfg(target_os = "macos")]
+        let _ = app.set_activation_policy(tauri::ActivationPolicy::Regular);
         let _ = window.show();
         let _ = window.unminimize();
         let _ = window.set_focus();
     }
+}
+
+/// Hides the window; tokentray goes on in the tray. On macOS the app is then menu-bar-only: its
+/// Dock icon (and app switcher entry) is shown only while the window is ([`show_window`] brings
+/// it back), as for other menu-bar apps. Type-checked only on macOS.
+///
+/// # Errors
+/// If the window system refuses to hide the window.
+fn hide_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    if let Some(window) = app.get_webview_window("main") {
+        window.hide()?;
+    }
+    #[cfg(target_os = "macos")]
+    app.set_activation_policy(tauri::ActivationPolicy::Accessory)?;
+    Ok(())
 }
 
 /// Puts `text` on the clipboard.
@@ -258,9 +282,8 @@ fn ask(desktop: Arc<Desktop>, id: u64, summary: String, body: String) {
     let spawned = std::thread::Builder::new()
         .name("approval-notice".into())
         .spawn(move || {
-            let mut notification = notify_rust::Notification::new();
+            let mut notification = notification();
             notification
-                .appname("tokentray")
                 .summary(&summary)
                 .body(&body)
                 .timeout(notify_rust::Timeout::Milliseconds(
@@ -303,17 +326,7 @@ fn notify_blocking(summary: String, body: String) {
 }
 
 fn show_notification(summary: &str, body: &str) {
-    // macOS: notifications come from the app's bundle (tauri.conf.json's identifier), not
-    // from Finder; an unbundled dev build stays with notify-rust's default.
-    #[cfg(target_os = "macos")]
-    {
-        static APP: std::sync::Once = std::sync::Once::new();
-        APP.call_once(|| {
-            let _ = notify_rust::set_application("dev.tokentray.app");
-        });
-    }
-    let shown = notify_rust::Notification::new()
-        .appname("tokentray")
+    let shown = notification()
         .summary(summary)
         .body(body)
         .timeout(notify_rust::Timeout::Milliseconds(10_000))
@@ -322,3 +335,46 @@ fn show_notification(summary: &str, body: &str) {
         tracing::debug!("no desktop notification ({e}): {summary}");
     }
 }
+
+/// A notification from tokentray.
+/// - macOS: it comes from the app's bundle ([`APP_ID`]), not from Finder; an unbundled dev build
+///   stays with notify-rust's default.
+/// - Windows: it carries [`APP_ID`] as its AppUserModelID when the app runs from where an
+///   installer put it ([`installed`]), so Windows shows tokentray's name and icon, not
+///   "Windows PowerShell" (notify-rust's default). A build run from cargo's `target` directory
+///   keeps the default: Windows drops toasts whose id no shortcut registers. The same rule as
+///   tauri-plugin-notification's. Type-checked only.
+fn notification() -> notify_rust::Notification {
+    #[cfg(target_os = "macos")]
+    {
+        static APP: std::sync::Once = std::sync::Once::new();
+        APP.call_once(|| {
+            let _ = notify_rust::set_application(APP_ID);
+        });
+    }
+    let mut notification = notify_rust::Notification::new();
+    notification.appname("tokentray");
+    #[cfg(windows)]
+    if std::env::current_exe().is_ok_and(|exe| installed(&exe)) {
+        notification.app_id(APP_ID);
+    }
+    notification
+}
+
+/// Whether `exe` runs from where an installer put it rather than from a cargo build directory
+/// (`target/debug`, `target/release`, or a cross target's `target/<triple>/<profile>`).
+#[cfg_attr(not(windows), allow(dead_code))]
+fn installed(exe: &std::path::Path) -> bool {
+    let mut dirs = exe
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .filter_map(std::path::Path::file_name);
+    let profile = dirs.next();
+    let built = matches!(profile.and_then(|p| p.to_str()), Some("debug" | "release"))
+        && dirs.take(2).any(|d| d == "target");
+    !built
+}
+
+#[cfg(test)]
+mod tests;

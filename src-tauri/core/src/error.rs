@@ -182,6 +182,22 @@ pub enum Error {
         mode: u32,
     },
 
+    /// Windows: as [`Error::WritableByOthers`], the writer named by its SID (a DACL entry lets
+    /// them write).
+    #[error(
+        "{} can be changed by {who} (its access list lets them write); refusing to use it, since \
+         they could point tokentray at their own sign-in page or certificate. Make it yours \
+         alone with `icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\"`, or use another path",
+        path.display(),
+        path.display()
+    )]
+    WritableBy {
+        /// The file or directory.
+        path: PathBuf,
+        /// Who may write it: a SID (`S-1-5-…`), or "everyone".
+        who: String,
+    },
+
     /// A file the user named for tokentray to create (an export) already exists. Nothing was
     /// written.
     #[error("{} exists; pass --force to replace it, or choose another file", path.display())]
@@ -711,7 +727,7 @@ impl Error {
             Self::CacheCorrupt { .. } => ErrorCode::CacheCorrupt,
             Self::Io { .. } => ErrorCode::Io,
             Self::NotOwner { .. } | Self::NotOwnedBy { .. } => ErrorCode::NotOwner,
-            Self::WritableByOthers { .. } => ErrorCode::WritableByOthers,
+            Self::WritableByOthers { .. } | Self::WritableBy { .. } => ErrorCode::WritableByOthers,
             Self::FileExists { .. } => ErrorCode::FileExists,
             Self::LockTimeout { .. } => ErrorCode::LockTimeout,
             Self::InvalidInput { .. } | Self::InvalidSetting { .. } => ErrorCode::InvalidInput,

@@ -45,11 +45,11 @@ pub enum Owner {
 /// Never changes anything: the user chose the path, so the fix is theirs, and the error names it.
 /// Symlinks are followed: what counts is what they point to. `Ok(false)` if nothing is there.
 ///
-/// Unix only: elsewhere this checks nothing (on Windows the user's profile carries an
-/// owner-only ACL, and ACLs are not inspected).
+/// On Windows the owner is a SID and the writers are read from the DACL (see `trusted` there).
 ///
 /// # Errors
-/// [`Error::NotOwner`], [`Error::WritableByOthers`], [`Error::Io`] if it cannot be inspected.
+/// [`Error::NotOwner`], [`Error::WritableByOthers`] (Unix); [`Error::NotOwnedBy`],
+/// [`Error::WritableBy`] (Windows); [`Error::Io`] if it cannot be inspected.
 pub fn check_trusted(path: &Path, owner: Owner) -> Result<bool> {
     match std::fs::metadata(path) {
         Ok(meta) => trusted(path, &meta, owner).map(|()| true),
@@ -106,77 +106,164 @@ fn trusted(path: &Path, meta: &std::fs::Metadata, owner: Owner) -> Result<()> {
 }
 
 /// Windows: the owner of `path` (its security descriptor's owner SID) must be this process's
-/// user, or for [`Owner::UserOrRoot`] SYSTEM or the Administrators group. Whether others may
-/// write it is not checked here: the DACLs tokentray writes ([`restrict`]) are owner-only, and a
-/// file under the user's profile inherits the profile's. Written against the documentation of
-/// `GetNamedSecurityInfoW`, `EqualSid`, `IsWellKnownSid` and `ConvertSidToStringSidW`;
-/// type-checked here, never run.
+/// user, or for [`Owner::UserOrRoot`] SYSTEM or the Administrators group; and no access-allowed
+/// entry of its DACL that applies to it may grant write rights ([`WRITE_RIGHTS`]) to anyone
+/// else ([`first_writer`]; a NULL DACL lets everyone write). This is what owner and `go-w` are
+/// on Unix: a directory created outside the user's profile (say `C:\tools`) inherits "Modify"
+/// for Authenticated Users. Written against the documentation of `GetNamedSecurityInfoW`,
+/// `GetAce`, `EqualSid`, `IsWellKnownSid` and `ConvertSidToStringSidW`; type-checked here,
+/// never run.
 #[cfg(windows)]
 #[allow(unsafe_code)]
 fn trusted(path: &Path, _meta: &std::fs::Metadata, owner: Owner) -> Result<()> {
     use std::os::windows::ffi::OsStrExt as _;
     use windows_sys::Win32::Foundation::LocalFree;
-    use windows_sys::Win32::Security::Authorization::{
-        ConvertSidToStringSidW, GetNamedSecurityInfoW, SE_FILE_OBJECT,
-    };
+    use windows_sys::Win32::Security::Authorization::{GetNamedSecurityInfoW, SE_FILE_OBJECT};
     use windows_sys::Win32::Security::{
-        EqualSid, IsWellKnownSid, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
-        WinBuiltinAdministratorsSid, WinLocalSystemSid,
+        ACCESS_ALLOWED_ACE, ACL, DACL_SECURITY_INFORMATION, EqualSid, GetAce, INHERIT_ONLY_ACE,
+        IsWellKnownSid, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+        WinBuiltinAdministratorsSid, WinCreatorOwnerSid, WinLocalSystemSid,
     };
+    /// `ACCESS_ALLOWED_ACE_TYPE` (windows-sys has it under System_SystemServices).
+    const ACCESS_ALLOWED: u8 = 0;
+    /// `NT SERVICE\TrustedInstaller`, which owns and writes Windows' own files.
+    const TRUSTED_INSTALLER: &str =
+        "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464";
+
     let name: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
     let mut sid: PSID = std::ptr::null_mut();
+    let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
-    // SAFETY: `name` is NUL-terminated; the out pointers are valid; `sid` points into
+    // SAFETY: `name` is NUL-terminated; the out pointers are valid; `sid` and `dacl` point into
     // `descriptor`, which is freed below with LocalFree, as the documentation says.
     let status = unsafe {
         GetNamedSecurityInfoW(
             name.as_ptr(),
             SE_FILE_OBJECT,
-            OWNER_SECURITY_INFORMATION,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
             &mut sid,
             std::ptr::null_mut(),
-            std::ptr::null_mut(),
+            &mut dacl,
             std::ptr::null_mut(),
             &mut descriptor,
         )
     };
     if status != 0 {
         return Err(Error::io(
-            "read the owner of",
+            "read the owner and access list of",
             path,
             std::io::Error::from_raw_os_error(i32::try_from(status).unwrap_or(i32::MAX)),
         ));
     }
-    // SAFETY: `sid` is valid while `descriptor` is; the SID passed to `f` is valid during it.
-    let mine = crate::peer::with_own_sid(|me| unsafe { EqualSid(sid, me) } != 0).unwrap_or(false);
-    // SAFETY: as above.
-    let system = unsafe {
+    // SAFETY (the closures): each SID passed is valid while `descriptor` is.
+    let system = |sid: PSID| unsafe {
         IsWellKnownSid(sid, WinLocalSystemSid) != 0
             || IsWellKnownSid(sid, WinBuiltinAdministratorsSid) != 0
     };
-    let verdict = if owner_trusted(owner, mine, system) {
-        Ok(())
-    } else {
-        let mut text: windows_sys::core::PWSTR = std::ptr::null_mut();
-        // SAFETY: `sid` is valid; the string ConvertSidToStringSidW allocates is read, then freed.
-        let owner = unsafe {
-            if ConvertSidToStringSidW(sid, &mut text) == 0 || text.is_null() {
-                "another user".to_string()
-            } else {
-                let len = (0..).take_while(|&i| *text.add(i) != 0).count();
-                let owner = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
-                LocalFree(text.cast());
-                owner
-            }
-        };
+    let mine = |sid: PSID| {
+        crate::peer::with_own_sid(|me| unsafe { EqualSid(sid, me) } != 0).unwrap_or(false)
+    };
+    let verdict = if !owner_trusted(owner, mine(sid), system(sid)) {
         Err(Error::NotOwnedBy {
             path: path.into(),
-            owner,
+            owner: sid_string(sid),
         })
+    } else if dacl.is_null() {
+        Err(Error::WritableBy {
+            path: path.into(),
+            who: "everyone (it has no access list)".into(),
+        })
+    } else {
+        // SAFETY: a non-null DACL from GetNamedSecurityInfoW is a valid ACL.
+        let count = u32::from(unsafe { (*dacl).AceCount });
+        let mut sids = Vec::new();
+        let entries = (0..count).filter_map(|index| {
+            let mut ace: *mut core::ffi::c_void = std::ptr::null_mut();
+            // SAFETY: `index` is below the ACL's count; GetAce points `ace` into the ACL.
+            if unsafe { GetAce(dacl, index, &mut ace) } == 0 || ace.is_null() {
+                return None;
+            }
+            // SAFETY: every ACE starts with its header; an access-allowed one is an
+            // ACCESS_ALLOWED_ACE whose SID starts at `SidStart`.
+            let ace = unsafe { &*ace.cast::<ACCESS_ALLOWED_ACE>() };
+            let sid: PSID = std::ptr::from_ref(&ace.SidStart).cast_mut().cast();
+            sids.push(sid);
+            // SAFETY: as above.
+            let trusted = mine(sid)
+                || system(sid)
+                || unsafe { IsWellKnownSid(sid, WinCreatorOwnerSid) } != 0
+                || sid_string(sid) == TRUSTED_INSTALLER;
+            Some(AccessEntry {
+                allows: ace.Header.AceType == ACCESS_ALLOWED,
+                inherit_only: u32::from(ace.Header.AceFlags) & INHERIT_ONLY_ACE != 0,
+                mask: ace.Mask,
+                trusted,
+            })
+        });
+        let writer = first_writer(entries);
+        match writer.and_then(|i| sids.get(i)) {
+            Some(&writer) => Err(Error::WritableBy {
+                path: path.into(),
+                who: sid_string(writer),
+            }),
+            None => Ok(()),
+        }
     };
     // SAFETY: allocated by GetNamedSecurityInfoW for this call, freed once.
     unsafe { LocalFree(descriptor) };
     verdict
+}
+
+/// Windows: `sid` as text (`S-1-5-…`), or "another user" if it cannot be converted.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+fn sid_string(sid: windows_sys::Win32::Security::PSID) -> String {
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
+    let mut text: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: `sid` is valid (the caller's); the string ConvertSidToStringSidW allocates is
+    // read, then freed.
+    unsafe {
+        if ConvertSidToStringSidW(sid, &mut text) == 0 || text.is_null() {
+            "another user".to_string()
+        } else {
+            let len = (0..).take_while(|&i| *text.add(i) != 0).count();
+            let owner = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+            LocalFree(text.cast());
+            owner
+        }
+    }
+}
+
+/// One entry of a Windows DACL, as the writers check reads it.
+#[cfg_attr(not(windows), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+struct AccessEntry {
+    /// An access-allowed entry (deny entries and others grant nothing).
+    allows: bool,
+    /// It only passes to what is created inside, not to the object itself.
+    inherit_only: bool,
+    /// The rights it grants.
+    mask: u32,
+    /// Its SID is the user's, SYSTEM, Administrators, CREATOR OWNER or TrustedInstaller.
+    trusted: bool,
+}
+
+/// The rights that let their holder change a file or what a directory holds: write or append
+/// data (for a directory: add a file or subdirectory), delete a child, delete it, change its
+/// DACL or owner, and the generic write and all rights.
+#[cfg_attr(not(windows), allow(dead_code))]
+const WRITE_RIGHTS: u32 =
+    0x2 | 0x4 | 0x40 | 0x1_0000 | 0x4_0000 | 0x8_0000 | 0x1000_0000 | 0x4000_0000;
+
+/// The index of the first DACL entry that lets someone untrusted change the object. Deny
+/// entries are not weighed against it: an allow entry for others is refused even if a deny
+/// entry would take the right back (the safe reading, and rare in practice).
+#[cfg_attr(not(windows), allow(dead_code))]
+fn first_writer(entries: impl IntoIterator<Item = AccessEntry>) -> Option<usize> {
+    entries
+        .into_iter()
+        .position(|e| e.allows && !e.inherit_only && !e.trusted && e.mask & WRITE_RIGHTS != 0)
 }
 
 #[cfg(not(any(unix, windows)))]
@@ -601,6 +688,65 @@ mod tests {
                 "{owner:?} {mine} {system}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_dacl_entry_that_lets_someone_else_write_makes_a_writer() {
+        let entry = |allows, inherit_only, mask, trusted| AccessEntry {
+            allows,
+            inherit_only,
+            mask,
+            trusted,
+        };
+        // FILE_GENERIC_READ | FILE_GENERIC_EXECUTE, "Read & execute".
+        const READ: u32 = 0x1200a9;
+        // "Modify", what Authenticated Users inherit on a directory made under C:\.
+        const MODIFY: u32 = 0x1301bf;
+        let mine = entry(true, false, 0x1f01ff, true);
+        assert_eq!(first_writer([mine, entry(true, false, READ, false)]), None);
+        assert_eq!(
+            first_writer([mine, entry(true, false, MODIFY, false)]),
+            Some(1)
+        );
+        for right in [
+            0x2,
+            0x4,
+            0x40,
+            0x1_0000,
+            0x4_0000,
+            0x8_0000,
+            0x1000_0000,
+            0x4000_0000,
+        ] {
+            assert_eq!(
+                first_writer([entry(true, false, right, false)]),
+                Some(0),
+                "{right:#x}"
+            );
+        }
+        assert_eq!(
+            first_writer([entry(true, true, MODIFY, false)]),
+            None,
+            "inherit-only: not the object's own"
+        );
+        assert_eq!(
+            first_writer([entry(false, false, MODIFY, false)]),
+            None,
+            "deny"
+        );
+        assert_eq!(
+            first_writer([entry(true, false, MODIFY, true)]),
+            None,
+            "system"
+        );
+        assert_eq!(
+            first_writer([
+                entry(false, false, MODIFY, false),
+                entry(true, false, MODIFY, false)
+            ]),
+            Some(1),
+            "a deny entry does not clear another's allow entry"
+        );
     }
 
     #[test]
