@@ -4,16 +4,20 @@
 //! and the only way to the bytes is an explicit `.expose()` call, which is easy to grep for.
 
 use std::fmt;
+use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
 
 /// A token (access, refresh or id token) or other secret string.
+///
+/// Clones share one copy of the bytes (a token served from the cache is not copied per
+/// request), which is zeroed when the last clone is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
+pub struct Secret(Arc<Zeroizing<String>>);
 
 impl Secret {
     /// Wraps a secret string; the caller should not keep other copies.
     pub fn new(value: String) -> Self {
-        Self(Zeroizing::new(value))
+        Self(Arc::new(Zeroizing::new(value)))
     }
 
     /// The secret itself.

@@ -125,14 +125,16 @@ impl TokenCache {
 /// # Errors
 /// [`Error::NoAccount`], [`Error::AccountNotFound`], [`Error::AmbiguousAccount`] (no query and
 /// no default, or a prefix of several usernames).
-pub fn select_account<'a>(
-    accounts: &'a [AccountInfo],
+pub fn select_account<'a, A: AsRef<AccountInfo>>(
+    accounts: &'a [A],
     query: Option<&str>,
-) -> Result<&'a AccountInfo> {
+) -> Result<&'a A> {
+    let username = |a: &A| a.as_ref().username.clone();
     match (accounts, query) {
         ([], _) => Err(Error::NoAccount),
         (_, Some(q)) => {
             let exact = accounts.iter().find(|a| {
+                let a = a.as_ref();
                 a.username.eq_ignore_ascii_case(q)
                     || a.home_account_id == q
                     || a.local_account_id.as_deref() == Some(q)
@@ -141,29 +143,35 @@ pub fn select_account<'a>(
                 return Ok(found);
             }
             let prefix = q.to_lowercase();
-            let starting: Vec<&AccountInfo> = accounts
+            let starting: Vec<&A> = accounts
                 .iter()
-                .filter(|a| !prefix.is_empty() && a.username.to_lowercase().starts_with(&prefix))
+                .filter(|a| {
+                    !prefix.is_empty() && a.as_ref().username.to_lowercase().starts_with(&prefix)
+                })
                 .collect();
             match starting.as_slice() {
                 [only] => Ok(only),
                 [] => Err(Error::AccountNotFound {
                     query: q.into(),
-                    known: accounts.iter().map(|a| a.username.clone()).collect(),
+                    known: accounts.iter().map(username).collect(),
                 }),
                 several => Err(Error::AmbiguousAccount {
-                    candidates: several.iter().map(|a| a.username.clone()).collect(),
+                    candidates: several.iter().map(|a| username(a)).collect(),
                 }),
             }
         }
         ([only], None) => Ok(only),
-        (_, None) => {
-            accounts
-                .iter()
-                .find(|a| a.is_default)
-                .ok_or_else(|| Error::AmbiguousAccount {
-                    candidates: accounts.iter().map(|a| a.username.clone()).collect(),
-                })
-        }
+        (_, None) => accounts
+            .iter()
+            .find(|a| a.as_ref().is_default)
+            .ok_or_else(|| Error::AmbiguousAccount {
+                candidates: accounts.iter().map(username).collect(),
+            }),
+    }
+}
+
+impl AsRef<AccountInfo> for AccountInfo {
+    fn as_ref(&self) -> &AccountInfo {
+        self
     }
 }

@@ -16,7 +16,8 @@ const NAMING: Duration = Duration::from_millis(200);
 
 /// Counts a token served and queues its audit line. The client's process is named first, once
 /// per connection, on a blocking thread (a `/proc` scan), before the response goes out: a
-/// one-shot client is still connected then, and would be gone after.
+/// one-shot client is still connected then, and would be gone after. The name is formatted
+/// once per connection too.
 pub(super) async fn audit(
     state: &EndpointState,
     route: &'static str,
@@ -25,11 +26,17 @@ pub(super) async fn audit(
 ) {
     state.tokens.count_served();
     let client = match peer {
-        Some(peer) => tokio::time::timeout(NAMING, peer.process())
-            .await
-            .ok()
-            .flatten()
-            .map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+        Some(peer) => match peer.client.get() {
+            Some(client) => client.clone(),
+            None => match tokio::time::timeout(NAMING, peer.process()).await {
+                Ok(process) => {
+                    let client = process.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+                    peer.client.get_or_init(|| client).clone()
+                }
+                // Not named in time: a later request on this connection may be.
+                Err(_) => "unknown".into(),
+            },
+        },
         None => "unknown".into(),
     };
     let line = Audit {

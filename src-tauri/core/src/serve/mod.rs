@@ -75,11 +75,13 @@ struct EndpointState {
 }
 
 /// The peer of a connection: its socket's inode, its process once named (for the audit and
-/// approval), and how many requests it has sent (capped per connection).
+/// approval) and that name as the audit writes it, and how many requests it has sent (capped
+/// per connection).
 #[derive(Debug, Clone)]
 struct Peer {
     inode: Option<u64>,
     process: Arc<tokio::sync::OnceCell<Option<Process>>>,
+    client: Arc<std::sync::OnceLock<String>>,
     requests: Arc<AtomicU32>,
 }
 
@@ -153,6 +155,7 @@ pub async fn run(
                     let peer = Peer {
                         inode,
                         process: Arc::default(),
+                        client: Arc::default(),
                         requests: Arc::default(),
                     };
                     crate::loopback::serve(stream, app.layer(Extension(peer)), stop).await;

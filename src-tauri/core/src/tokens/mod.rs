@@ -148,8 +148,8 @@ pub struct ServedToken {
     pub scopes: String,
     /// Tenant id (the home tenant for `organizations`/`common` tokens).
     pub tenant: String,
-    /// The account.
-    pub account: AccountInfo,
+    /// The account (shared with the cache's snapshot: not copied per token served).
+    pub account: Arc<AccountInfo>,
     /// Whether it came from the cache or a refresh just now.
     pub refreshed: bool,
 }
@@ -362,7 +362,8 @@ impl Tokens {
     /// Those of [`PersistedCache::read`] when the file changed.
     pub fn accounts(&self) -> Result<Vec<AccountInfo>> {
         self.reload_if_changed()?;
-        Ok(self.with_snapshot(|_, accounts| accounts.to_vec()))
+        Ok(self
+            .with_snapshot(|_, accounts| accounts.iter().map(|a| AccountInfo::clone(a)).collect()))
     }
 
     /// The accounts with their health as this process sees it: needs sign-in (persisted),
@@ -474,7 +475,13 @@ impl Tokens {
                     in_use.remove(&oldest);
                 }
             }
-            in_use.insert(key.clone(), Instant::now());
+            // A key asked for again (nearly every request) is only touched, not cloned.
+            match in_use.get_mut(&key) {
+                Some(at) => *at = Instant::now(),
+                None => {
+                    in_use.insert(key.clone(), Instant::now());
+                }
+            }
         }
         if let Some(Cached {
             token,
@@ -517,7 +524,7 @@ impl Tokens {
     fn cached_token(
         &self,
         cache: &TokenCache,
-        account: &AccountInfo,
+        account: &Arc<AccountInfo>,
         request: &TokenRequest<'_>,
         now: i64,
         min_left: i64,
@@ -551,7 +558,10 @@ impl Tokens {
         })?;
         self.emit(Event::AccountsChanged);
         self.with_snapshot(|_, accounts| {
-            accounts.iter().find(|a| a.home_account_id == hid).cloned()
+            accounts
+                .iter()
+                .find(|a| a.home_account_id == hid)
+                .map(|a| AccountInfo::clone(a))
         })
         .ok_or(Error::NoAccount)
     }
@@ -591,7 +601,7 @@ impl Tokens {
     }
 }
 
-fn to_served(found: &FoundToken<'_>, account: &AccountInfo) -> ServedToken {
+fn to_served(found: &FoundToken<'_>, account: &Arc<AccountInfo>) -> ServedToken {
     let realm = found.entry.realm.as_deref().unwrap_or_default();
     let tenant = if realm.is_empty() || crate::authority::is_alias(realm) {
         account

@@ -44,7 +44,7 @@ impl Tokens {
     pub(super) async fn refresh_flight(
         &self,
         key: &FlightKey,
-        account: &AccountInfo,
+        account: &Arc<AccountInfo>,
         request: &TokenRequest<'_>,
     ) -> Result<ServedToken> {
         let gate = self.flight(key);
@@ -156,7 +156,7 @@ impl Tokens {
     /// from the file and tried once more before the failure is classified.
     async fn refresh(
         &self,
-        account: &AccountInfo,
+        account: &Arc<AccountInfo>,
         request: &TokenRequest<'_>,
     ) -> Result<ServedToken> {
         let gate = lock(&self.redeeming)
@@ -317,7 +317,7 @@ impl Tokens {
 
     fn store_refresh(
         &self,
-        account: &AccountInfo,
+        account: &Arc<AccountInfo>,
         request: &TokenRequest<'_>,
         tenant: &str,
         used: &str,

@@ -51,7 +51,10 @@ impl Tokens {
         self.forget_failures(&hid);
         let account = self
             .with_snapshot(|_, accounts| {
-                accounts.iter().find(|a| a.home_account_id == hid).cloned()
+                accounts
+                    .iter()
+                    .find(|a| a.home_account_id == hid)
+                    .map(|a| AccountInfo::clone(a))
             })
             .ok_or_else(|| Error::Protocol("the signed-in account is not in the cache".into()))?;
         self.emit(Event::AccountsChanged);
@@ -111,7 +114,7 @@ impl Tokens {
                 .iter()
                 .filter_map(|a| {
                     let ch = c.state.challenges.get(&a.home_account_id)?;
-                    Some((a.clone(), ch.clone()))
+                    Some((AccountInfo::clone(a), ch.clone()))
                 })
                 .collect();
             pending.sort_by_key(|(a, _)| !a.is_default);

@@ -15,13 +15,13 @@ use crate::persist::Stamp;
 pub(super) struct Snapshot {
     pub(super) cache: TokenCache,
     /// `cache.accounts()`, computed once per version: it decodes id tokens.
-    pub(super) accounts: Vec<AccountInfo>,
+    pub(super) accounts: Vec<Arc<AccountInfo>>,
     pub(super) stamp: Option<Stamp>,
 }
 
 impl Snapshot {
     pub(super) fn new(cache: TokenCache, stamp: Option<Stamp>) -> Self {
-        let accounts = cache.accounts();
+        let accounts = cache.accounts().into_iter().map(Arc::new).collect();
         Self {
             cache,
             accounts,
@@ -76,7 +76,10 @@ impl Tokens {
     }
 
     /// The cache and its accounts, as of the last reload.
-    pub(super) fn with_snapshot<T>(&self, f: impl FnOnce(&TokenCache, &[AccountInfo]) -> T) -> T {
+    pub(super) fn with_snapshot<T>(
+        &self,
+        f: impl FnOnce(&TokenCache, &[Arc<AccountInfo>]) -> T,
+    ) -> T {
         match self.snapshot.read() {
             Ok(s) => f(&s.cache, &s.accounts),
             Err(poisoned) => {

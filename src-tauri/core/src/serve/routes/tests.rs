@@ -1,0 +1,51 @@
+use super::*;
+
+#[test]
+fn the_hand_written_json_is_what_serde_json_writes() {
+    let awkward = [
+        "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuYXp1cmUuY29tLyJ9.c2ln-_",
+        "",
+        "quote \" and backslash \\ and slash /",
+        "line\nbreak\ttab\u{1}\u{1f}",
+        "caf\u{e9} \u{1f600} \u{7f}",
+        "https://management.azure.com/",
+    ];
+    for value in awkward {
+        let mut body = JsonObject::new(0);
+        body.str("a", value);
+        body.str("b\"", value);
+        body.0.push(b'}');
+        let expected = serde_json::to_vec(&json!({"a": value, "b\"": value})).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&body.0),
+            String::from_utf8_lossy(&expected),
+            "{value:?}"
+        );
+    }
+    let mut empty = JsonObject::new(0);
+    empty.0.push(b'}');
+    assert_eq!(empty.0, b"{}");
+}
+
+#[test]
+fn query_parameters_are_decoded_and_a_repeated_one_is_malformed() {
+    let uri: Uri =
+        "/msi/token?resource=https%3A%2F%2Fvault.azure.net&api-version=2019-08-01&x=1&scope=a+b"
+            .parse()
+            .unwrap_or_default();
+    let values = query(&uri, ["api-version", "resource", "scope", "object_id"]);
+    let values = values.map(|v| v.map(|v| v.map(Cow::into_owned)));
+    assert_eq!(
+        values,
+        Some([
+            Some("2019-08-01".to_string()),
+            Some("https://vault.azure.net".to_string()),
+            Some("a b".to_string()),
+            None,
+        ])
+    );
+    let twice: Uri = "/v1/token?scope=a&scope=b".parse().unwrap_or_default();
+    assert_eq!(query(&twice, ["scope"]), None);
+    let bare: Uri = "/v1/token".parse().unwrap_or_default();
+    assert_eq!(query(&bare, ["scope"]), Some([None]));
+}
