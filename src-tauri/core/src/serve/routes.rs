@@ -145,15 +145,25 @@ fn malformed(code: ErrorCode, message: &'static str) -> Response {
 /// given twice makes the query malformed (`None`).
 fn query<'u, const N: usize>(uri: &'u Uri, names: [&str; N]) -> Option<[Option<Cow<'u, str>>; N]> {
     let mut values = [const { None }; N];
-    let pairs = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes());
-    for (name, value) in pairs {
-        if let Some(i) = names.iter().position(|n| *n == name)
-            && values[i].replace(value).is_some()
-        {
-            return None;
-        }
-    }
-    Some(values)
+    // Whether `name` was new (or not asked for).
+    let mut put = |name: &str, value: Cow<'u, str>| match names.iter().position(|n| *n == name) {
+        Some(i) => values[i].replace(value).is_none(),
+        None => true,
+    };
+    let query = uri.query().unwrap_or_default();
+    let fresh = if query.bytes().any(|b| b == b'%' || b == b'+') {
+        url::form_urlencoded::parse(query.as_bytes()).all(|(name, value)| put(&name, value))
+    } else {
+        // What SDKs send needs no decoding: split in place (a URI's query is ASCII).
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .all(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                put(name, Cow::Borrowed(value))
+            })
+    };
+    fresh.then_some(values)
 }
 
 /// `GET /msi/token`: the App Service managed-identity protocol.

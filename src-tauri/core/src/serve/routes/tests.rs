@@ -44,6 +44,24 @@ fn query_parameters_are_decoded_and_a_repeated_one_is_malformed() {
             None,
         ])
     );
+    // Undecoded, split in place: the same answers as form_urlencoded's.
+    let plain: Uri =
+        "/msi/token?&api-version=2019-08-01&resource=https://vault.azure.net&flag&=x&object_id="
+            .parse()
+            .unwrap_or_default();
+    let split = query(&plain, ["api-version", "resource", "flag", "object_id", ""]);
+    let split = split.map(|v| v.map(|v| v.map(Cow::into_owned)));
+    let parsed: Vec<(String, String)> =
+        url::form_urlencoded::parse(plain.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let expected = ["api-version", "resource", "flag", "object_id", ""].map(|name| {
+        parsed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.clone())
+    });
+    assert_eq!(split, Some(expected));
     let twice: Uri = "/v1/token?scope=a&scope=b".parse().unwrap_or_default();
     assert_eq!(query(&twice, ["scope"]), None);
     let bare: Uri = "/v1/token".parse().unwrap_or_default();
