@@ -283,22 +283,25 @@ fn proc_net_tcp(peer: SocketAddr, local: SocketAddr) -> Option<PeerSocket> {
     })
 }
 
-/// The pid holding `socket:[inode]`.
+/// The pid holding `socket:[inode]`. The newest processes are searched first: a tool that just
+/// connected (a CLI, a credential helper) was most likely started last, and each process
+/// searched costs a read of every link in its `fd` directory (other users' are refused at once).
 #[cfg(target_os = "linux")]
 fn holder(inode: u64) -> Option<u32> {
     let needle = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc")
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
         .ok()?
         .flatten()
-        .find_map(|proc_dir| {
-            let pid: u32 = proc_dir.file_name().to_str()?.parse().ok()?;
-            let fds = std::fs::read_dir(proc_dir.path().join("fd")).ok()?;
-            fds.flatten()
-                .any(|fd| {
-                    std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == needle.as_str())
-                })
-                .then_some(pid)
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    pids.into_iter().find(|pid| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == needle.as_str())
+            })
         })
+    })
 }
 
 /// One exact socket lookup over `NETLINK_SOCK_DIAG` (linux/inet_diag.h).
