@@ -207,6 +207,33 @@ fn an_unreachable_secret_service_is_a_clear_error() {
         msg.contains("secret-service") && msg.contains("TOKENTRAY_STORE=plaintext"),
         "{msg}"
     );
+
+    // doctor still reports everything else, the store as one problem with its message.
+    let out = home
+        .cmd(&["--json", "doctor"])
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .env("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let account = findings.iter().find(|f| f["check"] == "account").unwrap();
+    assert_eq!(account["state"], "problem");
+    let detail = account["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("cannot be opened") && detail.contains("TOKENTRAY_STORE=plaintext"),
+        "{detail}"
+    );
+    assert!(
+        findings.iter().any(|f| f["check"] == "endpoint"),
+        "{stdout}"
+    );
+    assert!(
+        findings.iter().any(|f| f["check"] == "this shell"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{Out, open_tokens};
 use crate::Result;
+use crate::config::Config;
 use crate::instance::{Endpoint, loopback_url};
 use crate::paths::{Paths, find_program};
 
@@ -64,14 +65,20 @@ fn found(
 /// problems}`). Always exits 0: a problem is a finding, not a failure of the command.
 pub(super) fn doctor(out: &mut Out<'_>) -> Result<()> {
     let paths = Paths::from_env()?;
-    let tokens = open_tokens()?;
-    let port = tokens.config().port;
-    let secret = tokens.endpoint_secret()?;
-    let default = tokens.accounts()?.into_iter().find(|a| a.is_default);
+    let port = Config::load(&paths.config_file())?.port;
     let running = Endpoint::running(&paths);
     let url = running
         .as_ref()
         .map_or_else(|| loopback_url(port), |e| e.url.clone());
+    // A store that cannot be opened (a locked keyring, say) is one finding, not the end: the
+    // rest does not need it. The running endpoint's secret is what tools must present.
+    let store = open_tokens().and_then(|tokens| {
+        let secret = match &running {
+            Some(e) => e.secret.clone(),
+            None => tokens.endpoint_secret()?,
+        };
+        Ok((secret, tokens.accounts()?))
+    });
 
     let mut findings = Vec::new();
     let answers = |url: &str| {
@@ -104,14 +111,27 @@ pub(super) fn doctor(out: &mut Out<'_>) -> Result<()> {
             Some("start the app (`tokentray`) or `tokentray daemon`".into()),
         ),
     });
+    let (secret, default) = match store {
+        Ok((secret, accounts)) => (
+            Some(secret),
+            Ok(accounts.into_iter().find(|a| a.is_default)),
+        ),
+        Err(e) => (running.as_ref().map(|e| e.secret.clone()), Err(e)),
+    };
     findings.push(match &default {
-        Some(a) => found(
+        Ok(Some(a)) => found(
             "account",
             State::Ok,
             format!("tools get {}'s tokens (the default account)", a.username),
             None,
         ),
-        None => found(
+        Err(e) => found(
+            "account",
+            State::Problem,
+            format!("the token store cannot be opened: {e}"),
+            Some("fix the store as the message says, then run `tokentray doctor` again".into()),
+        ),
+        Ok(None) => found(
             "account",
             State::Problem,
             "no default account: nothing is signed in, or no account was chosen",
@@ -140,7 +160,16 @@ pub(super) fn doctor(out: &mut Out<'_>) -> Result<()> {
             format!("IDENTITY_ENDPOINT is {at}, but tokentray serves {expected}"),
             set_it(),
         ),
-        (Some(_), Some(header)) if secret.is(header.as_bytes()) => found(
+        (Some(_), Some(_)) if secret.is_none() => found(
+            "this shell",
+            State::Problem,
+            format!(
+                "IDENTITY_ENDPOINT points at tokentray ({expected}); IDENTITY_HEADER could not \
+                 be checked: the token store cannot be opened and nothing serves"
+            ),
+            Some("fix the store (see account above), then run `tokentray doctor` again".into()),
+        ),
+        (Some(_), Some(header)) if secret.as_ref().is_some_and(|s| s.is(header.as_bytes())) => found(
             "this shell",
             State::Ok,
             format!("IDENTITY_ENDPOINT and IDENTITY_HEADER point at tokentray ({expected})"),

@@ -117,7 +117,12 @@ pub async fn run_or_follow(
             let _ = rx.wait_for(|stop| *stop).await;
         }));
         let gone = async {
-            while super::alive(other.pid) {
+            let pid = other.pid;
+            // A /proc (or OS) query: on a blocking thread, not a worker.
+            while tokio::task::spawn_blocking(move || super::alive(pid))
+                .await
+                .unwrap_or(false)
+            {
                 tokio::time::sleep(FOLLOW_CHECK).await;
             }
         };
@@ -142,8 +147,19 @@ const FOLLOW_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// The other running instance, if one serves: the one `endpoint.json` names, or the daemon that
 /// a connection to `port` starts (a systemd socket), once it has published `endpoint.json`.
 async fn serving_elsewhere(paths: &Paths, port: u16) -> Option<Endpoint> {
-    let other = || Endpoint::running(paths).filter(|e| e.pid != std::process::id());
-    if let Some(found) = other() {
+    // Reads endpoint.json and asks the OS about its pid: on a blocking thread, not a worker.
+    let other = || {
+        let paths = paths.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Endpoint::running(&paths).filter(|e| e.pid != std::process::id())
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+    };
+    if let Some(found) = other().await {
         return Some(found);
     }
     // Something listens on the port (a closed port answers at once): perhaps a socket unit.
@@ -157,7 +173,7 @@ async fn serving_elsewhere(paths: &Paths, port: u16) -> Option<Endpoint> {
     let deadline = tokio::time::Instant::now() + ACTIVATION_WAIT;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        if let Some(found) = other() {
+        if let Some(found) = other().await {
             return Some(found);
         }
     }
