@@ -94,7 +94,10 @@ impl OpenError {
     }
 }
 
-/// The key store tag in a file header, if the file is ours.
+/// How many leading bytes of a file [`key_store_tag`] reads.
+pub const TAG_HEAD: usize = HEADER_V1;
+
+/// The key store tag in a file header (its first [`TAG_HEAD`] bytes), if the file is ours.
 pub fn key_store_tag(bytes: &[u8]) -> Option<u8> {
     (bytes.len() >= HEADER_V1 && &bytes[..7] == MAGIC).then(|| bytes[8])
 }

@@ -208,9 +208,17 @@ pub fn open(
 ) -> Result<Box<dyn Persistence>> {
     let probe_id = key_id(paths);
     let encrypted = paths.encrypted_cache();
-    let file_backend = std::fs::read(&encrypted)
+    // The header alone: the cache may be tens of megabytes, and it is read again to load.
+    let file_backend = std::fs::File::open(&encrypted)
+        .and_then(|file| {
+            use std::io::Read as _;
+            let mut head = Vec::with_capacity(envelope::TAG_HEAD);
+            file.take(envelope::TAG_HEAD as u64)
+                .read_to_end(&mut head)?;
+            Ok(head)
+        })
         .ok()
-        .and_then(|b| envelope::key_store_tag(&b))
+        .and_then(|head| envelope::key_store_tag(&head))
         .and_then(Backend::from_tag);
     let unavailable = |tried: Vec<(String, String)>| Error::StoreUnavailable {
         tried,
