@@ -9,6 +9,8 @@ pub mod browser;
 pub mod device_code;
 pub mod open;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -119,39 +121,53 @@ impl From<Error> for Failure {
 /// [`Error::Config`] for an unreadable CA file; [`Error::NotOwner`] or
 /// [`Error::WritableByOthers`] for a CA file another user could change (Unix).
 pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client> {
+    build_client(&config.path, &extra_roots(config)?)
+}
+
+/// The certificates of the configured `ca_file` (none without one), read and checked.
+///
+/// # Errors
+/// As [`http_client`], for the CA file.
+fn extra_roots(config: &Config) -> Result<Vec<reqwest::Certificate>> {
+    let Some(path) = &config.ca_file else {
+        return Ok(Vec::new());
+    };
+    // The user's own (or root's, as system bundles are): a CA another user can change
+    // would let them stand in for Entra ID.
+    let unreadable = |why: String| Error::Config {
+        path: config.path.clone(),
+        detail: format!("ca_file {}: {why}", path.display()),
+    };
+    let pem = crate::files::read_trusted(path, crate::files::Owner::UserOrRoot)
+        .map_err(|e| match e {
+            Error::Io { source, .. } => unreadable(source.to_string()),
+            other => other,
+        })?
+        .ok_or_else(|| unreadable("no such file".into()))?;
+    let not_pem = |why: String| Error::Config {
+        path: config.path.clone(),
+        detail: format!("ca_file {} is not a PEM certificate: {why}", path.display()),
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(not_pem("it holds no certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// The HTTP client, trusting the system's roots (read from disk here: a few milliseconds) and
+/// `extra`; `config_path` names the config in its error.
+fn build_client(config_path: &Path, extra: &[reqwest::Certificate]) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("tokentray/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(path) = &config.ca_file {
-        // The user's own (or root's, as system bundles are): a CA another user can change
-        // would let them stand in for Entra ID.
-        let unreadable = |why: String| Error::Config {
-            path: config.path.clone(),
-            detail: format!("ca_file {}: {why}", path.display()),
-        };
-        let pem = crate::files::read_trusted(path, crate::files::Owner::UserOrRoot)
-            .map_err(|e| match e {
-                Error::Io { source, .. } => unreadable(source.to_string()),
-                other => other,
-            })?
-            .ok_or_else(|| unreadable("no such file".into()))?;
-        let not_pem = |why: String| Error::Config {
-            path: config.path.clone(),
-            detail: format!("ca_file {} is not a PEM certificate: {why}", path.display()),
-        };
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| not_pem(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(not_pem("it holds no certificate".into()));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+    for cert in extra {
+        builder = builder.add_root_certificate(cert.clone());
     }
     builder.build().map_err(|e| Error::Config {
-        path: config.path.clone(),
+        path: config_path.to_path_buf(),
         detail: format!("HTTP client: {e}"),
     })
 }
@@ -159,7 +175,12 @@ pub(crate) fn http_client(config: &Config) -> Result<reqwest::Client> {
 /// The client tokentray uses to reach Entra: one connection pool, the configured client id.
 #[derive(Debug, Clone)]
 pub struct Entra {
-    http: reqwest::Client,
+    /// Built on first use ([`Entra::http`]): a process that serves from the cache never loads
+    /// the system's root certificates.
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// `ca_file`'s certificates, checked when this is made, so a bad one is reported at once.
+    extra_roots: Arc<[reqwest::Certificate]>,
+    config_path: PathBuf,
     authority: Authority,
     client_id: String,
     redirect_ports: Option<crate::config::PortRange>,
@@ -173,11 +194,32 @@ impl Entra {
     /// [`Error::WritableByOthers`] for a CA file another user could change (Unix).
     pub fn new(config: &Config) -> Result<Self> {
         Ok(Self {
-            http: http_client(config)?,
+            http: Arc::default(),
+            extra_roots: extra_roots(config)?.into(),
+            config_path: config.path.clone(),
             authority: Authority::from_config(config)?,
             client_id: config.client_id.clone(),
             redirect_ports: config.redirect_ports,
         })
+    }
+
+    /// The HTTP client, built on a blocking thread the first time (it reads the system's root
+    /// certificates from disk).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if it cannot be built.
+    async fn http(&self) -> Result<reqwest::Client> {
+        if let Some(client) = self.http.get() {
+            return Ok(client.clone());
+        }
+        let (path, extra) = (self.config_path.clone(), self.extra_roots.clone());
+        let built = tokio::task::spawn_blocking(move || build_client(&path, &extra))
+            .await
+            .map_err(|e| Error::Config {
+                path: self.config_path.clone(),
+                detail: format!("HTTP client: {e}"),
+            })??;
+        Ok(self.http.get_or_init(|| built).clone())
     }
 
     /// The configured authority.
@@ -202,7 +244,9 @@ impl Entra {
         let origin = authority.origin();
         let answer = async {
             let response = self
-                .http
+                .http()
+                .await
+                .ok()?
                 .get(authority.openid_configuration())
                 .header("client-request-id", request_id().ok()?)
                 .send()
@@ -262,7 +306,8 @@ impl Entra {
         let mut body: Vec<(&str, &str)> = vec![("client_id", &self.client_id)];
         body.extend_from_slice(form);
         let mut request = self
-            .http
+            .http()
+            .await?
             .post(url)
             .header("Accept", "application/json")
             .header("client-request-id", request_id()?)
