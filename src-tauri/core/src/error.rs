@@ -696,6 +696,8 @@ error_codes! {
     Timeout => "timeout",
     /// The endpoint has no such route.
     NotFound => "not_found",
+    /// The endpoint has the route, but not for the request's method.
+    MethodNotAllowed => "method_not_allowed",
     /// The endpoint refused a malformed managed-identity request (OAuth's `invalid_request`).
     InvalidRequest => "invalid_request",
     /// [`Error::Remote`] with a code this build does not know.

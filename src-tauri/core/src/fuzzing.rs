@@ -14,7 +14,6 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use base64::Engine as _;
-use tower::ServiceExt as _;
 
 use crate::cache::{
     AccountInfo, AtQuery, ClientInfo, EXPIRY_SKEW_SECS, Grant, IdTokenClaims, RealmPreference,
@@ -118,7 +117,7 @@ pub fn envelope(data: &[u8]) {
 
 /// The loopback endpoint: the input as a request (`METHOD TARGET` on the first line, then
 /// `Name: value` header lines, in which `$SECRET` stands for [`ENDPOINT_SECRET`]; after an empty
-/// line, the body) through the real router (security layer, routes, token lookups and refresh
+/// line, the body) through the real endpoint (security layer, routes, token lookups and refresh
 /// attempts) of one instance with two accounts on an in-memory store, whose authority,
 /// `https://127.0.0.1:1`, refuses connections at once. The response body is read to its end.
 /// Requests the HTTP layer could not carry (a method, URI or header it refuses) are skipped.
@@ -131,7 +130,7 @@ pub fn endpoint_request(data: &[u8]) {
     };
     let endpoint = ENDPOINT.get_or_init(Endpoint::new);
     endpoint.runtime.block_on(async {
-        let Ok(response) = endpoint.router.clone().oneshot(request).await;
+        let response = crate::serve::respond_to(&endpoint.state, request).await;
         let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;
     });
 }
@@ -359,7 +358,7 @@ static ENDPOINT: OnceLock<Endpoint> = OnceLock::new();
 
 struct Endpoint {
     runtime: tokio::runtime::Runtime,
-    router: axum::Router,
+    state: Arc<crate::serve::EndpointState>,
 }
 
 impl Endpoint {
@@ -419,8 +418,8 @@ impl Endpoint {
             Ok(())
         })?;
         let tokens = Tokens::new(config, store, Arc::new(|| NOW))?;
-        let router = crate::serve::router_for(Arc::new(tokens));
-        Ok(Self { runtime, router })
+        let state = crate::serve::state_for(Arc::new(tokens));
+        Ok(Self { runtime, state })
     }
 }
 

@@ -14,12 +14,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::Router;
+use hyper::body::{Body, Incoming};
+use hyper::service::HttpService;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::peer::{Admission, admits};
 
@@ -49,19 +49,24 @@ pub(crate) async fn admit(stream: &TcpStream, peer: SocketAddr) -> Result<Option
     }
 }
 
-/// Serves one admitted connection until it closes, breaks a deadline, or `stop` (then the
-/// request in flight finishes first).
-pub(crate) async fn serve(
+/// Serves one admitted connection with `service` until it closes, breaks a deadline, or `stop`
+/// (then the request in flight finishes first).
+pub(crate) async fn serve<S>(
     stream: TcpStream,
-    app: Router,
+    service: S,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    S: HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let io = TokioIo::new(Deadlines::new(stream));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_DEADLINE)
         .max_buf_size(16 * 1024)
-        .serve_connection(io, TowerToHyperService::new(app));
+        .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
@@ -77,44 +82,69 @@ pub(crate) async fn serve(
 /// [`WRITE_STALL`] without progress, so a stuck peer cannot keep its task and slot.
 struct Deadlines<S> {
     inner: S,
-    read_timer: Option<Pin<Box<Sleep>>>,
-    write_timer: Option<Pin<Box<Sleep>>>,
+    reading: Deadline,
+    writing: Deadline,
 }
 
 impl<S> Deadlines<S> {
     fn new(inner: S) -> Self {
         Self {
             inner,
-            read_timer: None,
-            write_timer: None,
+            reading: Deadline::new(IDLE, "idle too long"),
+            writing: Deadline::new(WRITE_STALL, "the client stopped reading"),
         }
     }
 }
 
-/// `polled` through a deadline: while it is `Pending`, `timer` runs (started on the first
-/// `Pending`, `limit` long) and, when it runs out, the result is a `TimedOut` error; any
-/// progress resets it.
-fn within<T>(
-    polled: Poll<io::Result<T>>,
-    timer: &mut Option<Pin<Box<Sleep>>>,
+/// How long one direction of a stream may stay `Pending`. Its timer is made once per
+/// connection and re-armed only when it fires before the deadline of the current wait, so a
+/// request costs a clock read, not a timer registered and cancelled: the timer was a
+/// tenth of a cached-token request's work beyond the bare server's.
+struct Deadline {
     limit: Duration,
-    cx: &mut Context<'_>,
-    what: &str,
-) -> Poll<io::Result<T>> {
-    if polled.is_ready() {
-        *timer = None;
-        return polled;
-    }
-    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-    ready!(timer.as_mut().poll(cx));
-    Poll::Ready(Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        what.to_string(),
-    )))
+    /// The error's text when the deadline passes.
+    what: &'static str,
+    /// When the current wait began; `None` after progress.
+    waiting_since: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
-const IDLE_TOO_LONG: &str = "idle too long";
-const STOPPED_READING: &str = "the client stopped reading";
+impl Deadline {
+    fn new(limit: Duration, what: &'static str) -> Self {
+        Self {
+            limit,
+            what,
+            waiting_since: None,
+            timer: None,
+        }
+    }
+
+    /// `polled` through the deadline: while it stays `Pending` for `limit`, the result becomes
+    /// a `TimedOut` error; any progress starts the next wait afresh.
+    fn within<T>(
+        &mut self,
+        polled: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.waiting_since = None;
+            return polled;
+        }
+        let due = *self.waiting_since.get_or_insert_with(Instant::now) + self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        // The timer may be set for an earlier wait's deadline, never a later one (waits begin
+        // in order): when it fires early, it is moved to this wait's.
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if Instant::now() >= due {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, self.what)));
+            }
+            timer.as_mut().reset(due);
+        }
+    }
+}
 
 impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
     fn poll_read(
@@ -124,7 +154,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        within(polled, &mut this.read_timer, IDLE, cx, IDLE_TOO_LONG)
+        this.reading.within(polled, cx)
     }
 }
 
@@ -136,25 +166,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-        within(
-            polled,
-            &mut this.write_timer,
-            WRITE_STALL,
-            cx,
-            STOPPED_READING,
-        )
+        this.writing.within(polled, cx)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_flush(cx);
-        within(
-            polled,
-            &mut this.write_timer,
-            WRITE_STALL,
-            cx,
-            STOPPED_READING,
-        )
+        this.writing.within(polled, cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -190,9 +208,28 @@ mod tests {
         let mut byte = [0u8; 1];
         theirs.write_all(b"x").await.unwrap();
         d.read_exact(&mut byte).await.unwrap();
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let err = d.read_exact(&mut byte).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(started.elapsed() >= IDLE);
+        assert_eq!(started.elapsed(), IDLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_wait_gets_the_whole_deadline_though_the_timer_is_set_once() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut d = Deadlines::new(ours);
+        let mut byte = [0u8; 1];
+        // A wait of 2/3 of the deadline, then data: the first wait's timer is still set.
+        let late = async {
+            tokio::time::sleep(IDLE * 2 / 3).await;
+            theirs.write_all(b"x").await
+        };
+        let (read, wrote) = tokio::join!(d.read_exact(&mut byte), late);
+        assert!(read.is_ok() && wrote.is_ok());
+        // The next wait lasts the whole deadline from its own start, not the first wait's.
+        let started = Instant::now();
+        let err = d.read_exact(&mut byte).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), IDLE);
     }
 }

@@ -22,8 +22,6 @@ mod lookup;
 mod merge;
 mod schema;
 
-use std::collections::HashMap;
-
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -184,7 +182,7 @@ pub struct TokenCache {
     unknown_sections: RawObject,
     /// home_account_id -> positions of its access tokens in `access_tokens`; kept in step
     /// (appends keep positions; removals rebuild it).
-    at_index: HashMap<String, Vec<usize>>,
+    at_index: foldhash::HashMap<String, Vec<usize>>,
 }
 
 /// Entry counts per section.

@@ -221,6 +221,7 @@ async fn listen(
                 let (app, stop) = (app.clone(), stop.clone());
                 connections.spawn(async move {
                     if crate::loopback::admit(&stream, peer).await.is_ok() {
+                        let app = hyper_util::service::TowerToHyperService::new(app);
                         crate::loopback::serve(stream, app, stop).await;
                     }
                 });

@@ -22,7 +22,7 @@ pub(super) async fn audit(
     state: &EndpointState,
     route: &'static str,
     served: &ServedToken,
-    peer: Option<Peer>,
+    peer: Option<&Peer>,
 ) {
     state.tokens.count_served();
     let client = match peer {

@@ -1,16 +1,13 @@
 //! The one security layer in front of every route, and the refusals it (and the handlers) send.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::routes::error_response;
-use super::{EndpointState, Peer};
+use super::routes::{error_response, route};
+use super::{EndpointState, Peer, RequestBody};
 use crate::ErrorCode;
 use crate::loopback::MAX_REQUESTS;
 
@@ -34,6 +31,11 @@ pub(super) enum Refusal {
     Timeout,
     /// No such route.
     NotFound,
+    /// A route asked for with a method it does not answer; `allow` is the one it does.
+    MethodNotAllowed {
+        /// `GET` or `POST`.
+        allow: &'static str,
+    },
     /// A malformed request: `code` is [`ErrorCode::InvalidRequest`] on the managed-identity
     /// route (the SDKs' OAuth-style parsers expect it) and [`ErrorCode::InvalidInput`] on the
     /// native API.
@@ -53,6 +55,7 @@ impl Refusal {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Malformed { .. } => StatusCode::BAD_REQUEST,
         }
     }
@@ -65,6 +68,7 @@ impl Refusal {
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::Timeout => ErrorCode::Timeout,
             Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::Malformed { code, .. } => code,
         }
     }
@@ -80,6 +84,8 @@ impl Refusal {
             Self::Unauthorized => "missing or wrong secret; get it with `tokentray env`",
             Self::Timeout => "the request took too long; retry",
             Self::NotFound => "no such route; see `tokentray env`",
+            Self::MethodNotAllowed { allow: "POST" } => "this route answers POST only",
+            Self::MethodNotAllowed { .. } => "this route answers GET only",
             Self::Malformed { message, .. } => message,
         }
     }
@@ -88,26 +94,45 @@ impl Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let mut r = super::routes::refuse(self.status(), self.code(), self.message());
-        if self == Self::Unauthorized {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            Self::Unauthorized => {
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
         }
         r
     }
 }
 
-/// The one security layer: origin, target and host, size, secret, deadline; and the
-/// per-connection request cap on the way out.
-pub(super) async fn guard(
-    State(state): State<Arc<EndpointState>>,
-    req: Request,
-    next: Next,
+/// One request through the security layer (origin, target and host, size, secret, deadline)
+/// and then its route; on the way out, the per-connection request cap. `peer` is `None` only
+/// when the endpoint is driven without a socket (the fuzz harness).
+pub(super) async fn respond<B: RequestBody>(
+    state: &EndpointState,
+    peer: Option<&Peer>,
+    req: Request<B>,
 ) -> Response {
-    let requests = req
-        .extensions()
-        .get::<Peer>()
-        .map(|p| p.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1));
-    let mut response = check(&state, req, next).await;
+    let requests = peer.map(|p| p.requests.fetch_add(1, Ordering::Relaxed).saturating_add(1));
+    let mut response = match refused(state, &req) {
+        Some(refused) => refused,
+        None => {
+            // A request may wait for the user to approve its program first.
+            let deadline = if state.tokens.config().require_approval {
+                REQUEST_TIMEOUT + crate::approval::WAIT
+            } else {
+                REQUEST_TIMEOUT
+            };
+            match tokio::time::timeout(deadline, route(state, peer, req)).await {
+                Ok(response) => response,
+                Err(_) => Refusal::Timeout.into_response(),
+            }
+        }
+    };
     if requests.is_some_and(|n| n >= MAX_REQUESTS) {
         response
             .headers_mut()
@@ -116,10 +141,11 @@ pub(super) async fn guard(
     response
 }
 
-async fn check(state: &EndpointState, req: Request, next: Next) -> Response {
+/// The refusal of `req`, if it does not pass the checks.
+fn refused<B>(state: &EndpointState, req: &Request<B>) -> Option<Response> {
     let headers = req.headers();
     if headers.contains_key(header::ORIGIN) {
-        return Refusal::Origin.into_response();
+        return Some(Refusal::Origin.into_response());
     }
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
@@ -128,10 +154,10 @@ async fn check(state: &EndpointState, req: Request, next: Next) -> Response {
     };
     let origin_form = req.uri().scheme().is_none() && req.uri().authority().is_none();
     if !origin_form || !host.is_some_and(loopback_host) {
-        return Refusal::Host.into_response();
+        return Some(Refusal::Host.into_response());
     }
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY) {
-        return Refusal::QueryTooLong.into_response();
+        return Some(Refusal::QueryTooLong.into_response());
     }
     let path = req.uri().path();
     let presented = if path.starts_with("/msi/") {
@@ -142,23 +168,10 @@ async fn check(state: &EndpointState, req: Request, next: Next) -> Response {
     } else {
         headers.get(header::AUTHORIZATION).and_then(bearer)
     };
-    let secret = match state.tokens.endpoint_secret() {
-        Ok(secret) => secret,
-        Err(e) => return error_response(&e),
-    };
-    let ok = presented.is_some_and(|p| secret.is(p));
-    if !ok {
-        return Refusal::Unauthorized.into_response();
-    }
-    // A request may wait for the user to approve its program first.
-    let deadline = if state.tokens.config().require_approval {
-        REQUEST_TIMEOUT + crate::approval::WAIT
-    } else {
-        REQUEST_TIMEOUT
-    };
-    match tokio::time::timeout(deadline, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => Refusal::Timeout.into_response(),
+    match state.tokens.endpoint_secret() {
+        Ok(secret) if presented.is_some_and(|p| secret.is(p)) => None,
+        Ok(_) => Some(Refusal::Unauthorized.into_response()),
+        Err(e) => Some(error_response(&e)),
     }
 }
 

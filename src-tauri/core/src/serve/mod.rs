@@ -14,10 +14,12 @@
 //!   `AZD_AUTH_ENDPOINT` / `AZD_AUTH_KEY`) with
 //!   `Authorization: Bearer <secret>`: JSON; errors are `{code, message}`.
 //!
-//! Layout: [`run`] here (accept loop, admission, graceful stop) and the router (connections
-//! are admitted and bounded by `loopback`), `guard` (the security layer and its
-//! refusals), `routes` (the handlers and their JSON bodies), `audit` (one audit line per token
-//! served, written off the request path).
+//! Layout: [`run`] here (accept loop, admission, graceful stop; connections are admitted and
+//! bounded by `loopback`), `guard` (the security layer every request passes first, and its
+//! refusals), `routes` (the routes by method and path, the handlers and their JSON bodies),
+//! `audit` (one audit line per token served, written off the request path). Each connection is
+//! a plain hyper service: no router or middleware stack, so that a cached token costs little
+//! more than the bare server's answer.
 //!
 //! Trust at the edge, in order:
 //! 1. At accept, before a byte is read: the peer's socket must belong to this user
@@ -35,6 +37,7 @@
 //! and with its fields escaped, from a bounded queue that drops (and counts) rather than
 //! blocks.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -44,10 +47,6 @@ mod audit;
 mod guard;
 mod routes;
 
-use axum::middleware;
-use axum::response::IntoResponse as _;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -55,14 +54,13 @@ use crate::approval::Approvals;
 use crate::peer::{Admission, Process};
 use crate::tokens::Tokens;
 use audit::{Audit, audit_thread};
-use guard::{Refusal, guard};
 pub use routes::{ErrorBody, TokenBody};
 
 /// Most simultaneous connections (other users' are closed at once and barely count).
 const MAX_CONNECTIONS: usize = 1024;
 
 /// What the security layer and the handlers share.
-struct EndpointState {
+pub(crate) struct EndpointState {
     tokens: Arc<Tokens>,
     /// The approval gate, consulted before a token is served when `require_approval` is on.
     approvals: Arc<Approvals>,
@@ -74,15 +72,29 @@ struct EndpointState {
     started: std::time::Instant,
 }
 
+/// A request body the endpoint reads: hyper's from a connection, or the fuzz harness's.
+pub(crate) trait RequestBody:
+    hyper::body::Body<Data = hyper::body::Bytes, Error: std::error::Error + Send + Sync + 'static>
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<
+            Data = hyper::body::Bytes,
+            Error: std::error::Error + Send + Sync + 'static,
+        >
+{
+}
+
 /// The peer of a connection: its socket's inode, its process once named (for the audit and
 /// approval) and that name as the audit writes it, and how many requests it has sent (capped
 /// per connection).
-#[derive(Debug, Clone)]
+#[derive(Debug, Default)]
 struct Peer {
     inode: Option<u64>,
-    process: Arc<tokio::sync::OnceCell<Option<Process>>>,
-    client: Arc<std::sync::OnceLock<String>>,
-    requests: Arc<AtomicU32>,
+    process: tokio::sync::OnceCell<Option<Process>>,
+    client: std::sync::OnceLock<String>,
+    requests: AtomicU32,
 }
 
 impl Peer {
@@ -116,12 +128,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
     let state = EndpointState::new(approvals);
-    let app = router(state.clone());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut accepting = Vec::new();
     for listener in listeners {
-        let app = app.clone();
         let slots = slots.clone();
         let mut stop = stop_rx.clone();
         let state = state.clone();
@@ -141,7 +151,6 @@ pub async fn run(
                     },
                     _ = stop.changed() => return,
                 };
-                let app = app.clone();
                 let stop = stop.clone();
                 let state = state.clone();
                 tokio::spawn(async move {
@@ -152,13 +161,17 @@ pub async fn run(
                         Err(refused) => return refusal(refused, &state),
                     };
                     let _ = stream.set_nodelay(true);
-                    let peer = Peer {
+                    let peer = Arc::new(Peer {
                         inode,
-                        process: Arc::default(),
-                        client: Arc::default(),
-                        requests: Arc::default(),
-                    };
-                    crate::loopback::serve(stream, app.layer(Extension(peer)), stop).await;
+                        ..Peer::default()
+                    });
+                    let answer = hyper::service::service_fn(move |req| {
+                        let (state, peer) = (state.clone(), peer.clone());
+                        async move {
+                            Ok::<_, Infallible>(guard::respond(&state, Some(&peer), req).await)
+                        }
+                    });
+                    crate::loopback::serve(stream, answer, stop).await;
                 });
             }
         }));
@@ -196,11 +209,21 @@ fn refusal(admission: Admission, state: &EndpointState) {
     }
 }
 
-/// The router [`run`] serves, over `tokens`, for driving it without a socket (the fuzz
-/// harness): requests carry no [`Peer`], so audit lines name the client `unknown`.
+/// The endpoint's state over `tokens`, for driving it without a socket (the fuzz harness) with
+/// [`respond_to`].
 #[cfg(feature = "fuzzing")]
-pub(crate) fn router_for(tokens: Arc<Tokens>) -> Router {
-    router(EndpointState::new(Arc::new(Approvals::new(tokens, false))))
+pub(crate) fn state_for(tokens: Arc<Tokens>) -> Arc<EndpointState> {
+    EndpointState::new(Arc::new(Approvals::new(tokens, false)))
+}
+
+/// The answer to `req`, through the security layer and the routes as [`run`] serves them, but
+/// from no connection: audit lines name the client `unknown` and there is no request cap.
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn respond_to<B: RequestBody>(
+    state: &EndpointState,
+    req: axum::http::Request<B>,
+) -> axum::response::Response {
+    guard::respond(state, None, req).await
 }
 
 impl EndpointState {
@@ -215,22 +238,4 @@ impl EndpointState {
             started: std::time::Instant::now(),
         })
     }
-}
-
-fn router(state: Arc<EndpointState>) -> Router {
-    Router::new()
-        .route("/msi/token", get(routes::msi_token))
-        .route("/imds/{secret}/token", get(routes::imds_token))
-        .route("/v1/token", get(routes::v1_token))
-        .route("/v1/accounts", get(routes::v1_accounts))
-        .route("/v1/status", get(routes::v1_status))
-        .route("/v1/activity", get(routes::v1_activity))
-        .route(
-            "/token",
-            post(routes::azd_token)
-                .layer(axum::extract::DefaultBodyLimit::max(routes::AZD_BODY_LIMIT)),
-        )
-        .fallback(|| async { Refusal::NotFound.into_response() })
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
 }

@@ -1,18 +1,18 @@
-//! The handlers (each a query in, one core call, JSON out) and the JSON bodies they send.
+//! The routes ([`route`] picks one by method and path), their handlers (each a query in, one
+//! core call, JSON out) and the JSON bodies they send.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit::audit;
 use super::guard::Refusal;
-use super::{EndpointState, Peer};
+use super::{EndpointState, Peer, RequestBody};
 use crate::flow::parse_scopes;
 use crate::secret::Secret;
 use crate::tokens::{ServedToken, TokenRequest};
@@ -118,6 +118,45 @@ pub(super) fn error_response(e: &Error) -> Response {
     r
 }
 
+/// The answer of the route `req` asks for (it has passed the security layer): by path, then
+/// method (`GET` routes answer `HEAD` too, without the body). A path that is no route is
+/// [`Refusal::NotFound`]; a route asked for with another method, [`Refusal::MethodNotAllowed`].
+pub(super) async fn route<B: RequestBody>(
+    state: &EndpointState,
+    peer: Option<&Peer>,
+    req: Request<B>,
+) -> Response {
+    let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    let uri = req.uri();
+    let refused = match uri.path() {
+        "/msi/token" if get => return msi_token(state, peer, uri).await,
+        "/v1/token" if get => return v1_token(state, peer, uri).await,
+        "/v1/accounts" if get => return v1_accounts(state),
+        "/v1/status" if get => return v1_status(state),
+        "/v1/activity" if get => return v1_activity(state),
+        "/token" if req.method() == Method::POST => {
+            return azd_token(state, peer, req.into_body()).await;
+        }
+        "/token" => Refusal::MethodNotAllowed { allow: "POST" },
+        "/msi/token" | "/v1/token" | "/v1/accounts" | "/v1/status" | "/v1/activity" => {
+            Refusal::MethodNotAllowed { allow: "GET" }
+        }
+        path if imds_route(path) && get => {
+            return imds_token(state, peer, req.headers(), uri).await;
+        }
+        path if imds_route(path) => Refusal::MethodNotAllowed { allow: "GET" },
+        _ => Refusal::NotFound,
+    };
+    refused.into_response()
+}
+
+/// Whether `path` is `/imds/<secret>/token`, the secret one non-empty segment.
+fn imds_route(path: &str) -> bool {
+    path.strip_prefix("/imds/")
+        .and_then(|rest| rest.strip_suffix("/token"))
+        .is_some_and(|secret| !secret.is_empty() && !secret.contains('/'))
+}
+
 /// Under `require_approval`, whether the peer's program may be served a token; it may wait for
 /// the user's answer ([`crate::approval`]).
 async fn approved(state: &EndpointState, peer: Option<&Peer>) -> Result<(), Response> {
@@ -167,11 +206,7 @@ fn query<'u, const N: usize>(uri: &'u Uri, names: [&str; N]) -> Option<[Option<C
 }
 
 /// `GET /msi/token`: the App Service managed-identity protocol.
-pub(super) async fn msi_token(
-    State(state): State<Arc<EndpointState>>,
-    peer: Option<Extension<Peer>>,
-    uri: Uri,
-) -> Response {
+async fn msi_token(state: &EndpointState, peer: Option<&Peer>, uri: &Uri) -> Response {
     let bad = |message| malformed(ErrorCode::InvalidRequest, message);
     let Some(
         [
@@ -183,7 +218,7 @@ pub(super) async fn msi_token(
             mi_res_id,
         ],
     ) = query(
-        &uri,
+        uri,
         [
             "api-version",
             "resource",
@@ -212,7 +247,7 @@ pub(super) async fn msi_token(
     let account = object_id.or(principal_id);
     let client_id = &state.tokens.config().client_id;
     serve_resource(
-        &state,
+        state,
         peer,
         "/msi/token",
         &resource,
@@ -272,11 +307,12 @@ impl JsonObject {
 /// Appends `s` as a JSON string: whole when nothing in it needs escaping (no control character,
 /// `"` or `\`), else through serde_json.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    // A fold, not `any`: no early exit, so the compiler can check 16 or 32 bytes at a time.
-    let plain = s.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    // A fold over bytes, not `any` over bools: no early exit and no bool lanes, so the
+    // compiler checks 16 or 32 bytes at a time.
+    let escapes = s.bytes().fold(0u8, |seen, b| {
+        seen | u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\')
     });
-    if plain {
+    if escapes == 0 {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -306,14 +342,13 @@ fn required<'q>(
 /// approved, audited as `route`, answered with `body`.
 async fn serve_resource(
     state: &EndpointState,
-    peer: Option<Extension<Peer>>,
+    peer: Option<&Peer>,
     route: &'static str,
     resource: &str,
     account: Option<&str>,
     body: impl FnOnce(&ServedToken) -> Response,
 ) -> Response {
-    let peer = peer.map(|Extension(p)| p);
-    if let Err(refused) = approved(state, peer.as_ref()).await {
+    if let Err(refused) = approved(state, peer).await {
         return refused;
     }
     match state.tokens.get_for_resource(resource, account).await {
@@ -333,11 +368,11 @@ async fn serve_resource(
 /// it (as IMDS does, a string of seconds), and `expires_on` too. The default account's token;
 /// a user-assigned identity (`client_id`, `object_id`, `msi_res_id`) is refused with what to
 /// unset.
-pub(super) async fn imds_token(
-    State(state): State<Arc<EndpointState>>,
-    peer: Option<Extension<Peer>>,
-    headers: axum::http::HeaderMap,
-    uri: Uri,
+async fn imds_token(
+    state: &EndpointState,
+    peer: Option<&Peer>,
+    headers: &HeaderMap,
+    uri: &Uri,
 ) -> Response {
     let bad = |message| malformed(ErrorCode::InvalidRequest, message);
     if headers
@@ -349,7 +384,7 @@ pub(super) async fn imds_token(
         );
     }
     let Some([api_version, resource, client_id, object_id, msi_res_id]) = query(
-        &uri,
+        uri,
         [
             "api-version",
             "resource",
@@ -375,7 +410,7 @@ pub(super) async fn imds_token(
         );
     }
     let client_id = &state.tokens.config().client_id;
-    serve_resource(&state, peer, "/imds/token", &resource, None, |served| {
+    serve_resource(state, peer, "/imds/token", &resource, None, |served| {
         // The Instance Metadata Service's answer (every number a string, as IMDS sends them).
         let now = state.tokens.now();
         let left = (served.expires_on - now).max(0).to_string();
@@ -394,12 +429,8 @@ pub(super) async fn imds_token(
 }
 
 /// `GET /v1/token`: the native API.
-pub(super) async fn v1_token(
-    State(state): State<Arc<EndpointState>>,
-    peer: Option<Extension<Peer>>,
-    uri: Uri,
-) -> Response {
-    let Some([scope, account, tenant]) = query(&uri, ["scope", "account", "tenant"]) else {
+async fn v1_token(state: &EndpointState, peer: Option<&Peer>, uri: &Uri) -> Response {
+    let Some([scope, account, tenant]) = query(uri, ["scope", "account", "tenant"]) else {
         return malformed(ErrorCode::InvalidInput, "malformed query string");
     };
     let scopes = parse_scopes(scope.as_deref().unwrap_or_default());
@@ -414,13 +445,12 @@ pub(super) async fn v1_token(
         scopes: &scopes,
         tenant: tenant.as_deref(),
     };
-    let peer = peer.map(|Extension(p)| p);
-    if let Err(refused) = approved(&state, peer.as_ref()).await {
+    if let Err(refused) = approved(state, peer).await {
         return refused;
     }
     match state.tokens.get_token(&request).await {
         Ok(served) => {
-            audit(&state, "/v1/token", &served, peer).await;
+            audit(state, "/v1/token", &served, peer).await;
             Json(TokenBody::from(&served)).into_response()
         }
         Err(e) => error_response(&e),
@@ -428,7 +458,7 @@ pub(super) async fn v1_token(
 }
 
 /// `GET /v1/accounts`: the accounts with their health ([`crate::tokens::AccountState`]).
-pub(super) async fn v1_accounts(State(state): State<Arc<EndpointState>>) -> Response {
+fn v1_accounts(state: &EndpointState) -> Response {
     match state.tokens.account_states() {
         Ok(accounts) => Json(accounts).into_response(),
         Err(e) => error_response(&e),
@@ -436,12 +466,12 @@ pub(super) async fn v1_accounts(State(state): State<Arc<EndpointState>>) -> Resp
 }
 
 /// The largest body `POST /token` reads (azd sends its scopes and a tenant).
-pub(super) const AZD_BODY_LIMIT: usize = 16 * 1024;
+const AZD_BODY_LIMIT: usize = 16 * 1024;
 
 /// What azd sends (`pkg/auth/remote_credential.go`): the scopes of its `GetToken` call and, to
 /// override the default, a tenant.
 #[derive(Deserialize)]
-pub(super) struct AzdRequest {
+struct AzdRequest {
     #[serde(default)]
     scopes: Vec<String>,
     #[serde(default, rename = "tenantId")]
@@ -454,24 +484,33 @@ pub(super) struct AzdRequest {
 /// reads only a 200 answer, so every outcome is one: `{"status": "success", "token",
 /// "expiresOn"}` (RFC 3339, UTC) or `{"status": "error", "code", "message"}`, the code
 /// `NotSignedInError` when signing in would fix it, else `GetTokenError`; the message is
-/// tokentray's, which says what to do.
-pub(super) async fn azd_token(
-    State(state): State<Arc<EndpointState>>,
-    peer: Option<Extension<Peer>>,
-    body: Result<Json<AzdRequest>, axum::extract::rejection::JsonRejection>,
+/// tokentray's, which says what to do. A body over [`AZD_BODY_LIMIT`] is refused (413).
+async fn azd_token<B: RequestBody>(
+    state: &EndpointState,
+    peer: Option<&Peer>,
+    body: B,
 ) -> Response {
     let failed = |code: &str, message: String| {
         Json(json!({"status": "error", "code": code, "message": message})).into_response()
     };
-    let request = match body {
-        Ok(Json(request)) => request,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+    let body = match Limited::new(body, AZD_BODY_LIMIT).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::InvalidInput,
                 "the request body is too large",
             );
         }
+        Err(e) => {
+            return failed(
+                "GetTokenError",
+                format!("the request body could not be read ({e}); send it again"),
+            );
+        }
+    };
+    let request: AzdRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
         Err(e) => {
             return failed(
                 "GetTokenError",
@@ -487,8 +526,7 @@ pub(super) async fn azd_token(
     if scopes.is_empty() {
         return failed("GetTokenError", "no scopes were asked for".into());
     }
-    let peer = peer.map(|Extension(p)| p);
-    if let Err(refused) = approved(&state, peer.as_ref()).await {
+    if let Err(refused) = approved(state, peer).await {
         return refused;
     }
     let tenant = request.tenant_id.filter(|t| !t.trim().is_empty());
@@ -499,7 +537,7 @@ pub(super) async fn azd_token(
     };
     match state.tokens.get_token(&asked).await {
         Ok(served) => {
-            audit(&state, "/token", &served, peer).await;
+            audit(state, "/token", &served, peer).await;
             let expires_on = chrono::DateTime::from_timestamp(served.expires_on, 0)
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -533,12 +571,12 @@ struct AzdSuccess<'a> {
 }
 
 /// `GET /v1/activity`: the tokens served lately, newest first ([`crate::tokens::Served`]).
-pub(super) async fn v1_activity(State(state): State<Arc<EndpointState>>) -> Response {
+fn v1_activity(state: &EndpointState) -> Response {
     Json(state.tokens.activity()).into_response()
 }
 
 /// `GET /v1/status`.
-pub(super) async fn v1_status(State(state): State<Arc<EndpointState>>) -> Response {
+fn v1_status(state: &EndpointState) -> Response {
     let accounts = state.tokens.accounts().map(|a| a.len()).unwrap_or(0);
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -203,15 +203,17 @@ pub struct Tokens {
     snapshot: RwLock<Snapshot>,
     /// Set while [`Tokens::watch_for_changes`] runs: requests then never reload themselves.
     watched: AtomicBool,
-    /// Single-flight gates per (account, tenant, scopes).
-    flights: Mutex<HashMap<FlightKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Single-flight gates per (account, tenant, scopes). The maps a request touches hash with
+    /// foldhash (seeded per process), not SipHash: their keys come from this user's own
+    /// processes only, and SipHash was a twentieth of a cached-token request.
+    flights: Mutex<foldhash::HashMap<FlightKey, Arc<tokio::sync::Mutex<()>>>>,
     /// One refresh-token redemption at a time per account (home_account_id).
     redeeming: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     backoff: Mutex<Backoff>,
     /// Keys asked for recently, renewed in the background.
-    in_use: Mutex<HashMap<FlightKey, Instant>>,
+    in_use: Mutex<foldhash::HashMap<FlightKey, Instant>>,
     /// Keys whose last refresh failed for a reason of their own, with the error's text.
-    failing: Mutex<HashMap<FlightKey, String>>,
+    failing: Mutex<foldhash::HashMap<FlightKey, String>>,
     /// Tenant domains this process has asked Entra about ([`Tokens::learn_tenant_id`]): once
     /// each, so an outage costs one failed lookup, not one per request.
     discovered: Mutex<std::collections::HashSet<String>>,

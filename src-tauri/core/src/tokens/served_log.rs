@@ -2,7 +2,7 @@
 //! token, and the activity (the last [`ACTIVITY_KEPT`] tokens served), for the window and
 //! `tokentray activity`. Nothing secret: who, which account and resource, by which route, when.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ impl Served {
 #[derive(Debug, Default)]
 pub(super) struct ServedLog {
     count: AtomicU64,
-    last: Mutex<HashMap<(String, String), (String, Instant)>>,
+    last: Mutex<foldhash::HashMap<(String, String), (String, Instant)>>,
     activity: Mutex<VecDeque<Served>>,
 }
 
