@@ -100,14 +100,14 @@ pub fn envelope(data: &[u8]) {
     };
     let _ = envelope::key_store_tag(data);
     let _ = envelope::key_ref(data);
-    if let Ok(plain) = envelope::open(&key, data) {
+    if let Ok(plain) = envelope::open(&key, zeroize::Zeroizing::new(data.to_vec())) {
         let _ = TokenCache::from_json(&plain, "fuzz input").map(|c| c.accounts());
     }
     let tag = data.first().copied().unwrap_or(1);
     let id = envelope::KeyId::of_path(std::path::Path::new("/fuzz/data/cache.bin"));
     if let Ok(sealed) = envelope::seal(&key, tag, id, data) {
         assert!(envelope::key_store_tag(&sealed) == Some(tag));
-        let opened = envelope::open(&key, &sealed);
+        let opened = envelope::open(&key, zeroize::Zeroizing::new(sealed));
         assert!(
             opened.is_ok_and(|plain| *plain == data),
             "sealed bytes must open"

@@ -54,6 +54,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod instance;
+mod json;
 pub(crate) mod loopback;
 pub mod paths;
 pub(crate) mod peer;

@@ -1,12 +1,14 @@
 //! The cache as JSON: MSAL's unified schema (read in one pass, unknown sections kept raw) plus
 //! tokentray's own `tokentray` section in its own file, never in exports.
 
+use indexmap::IndexMap;
 use serde::Deserialize;
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
 use super::TokenCache;
+use super::schema::{Entity, RawObject};
+use crate::json::write_str;
 use crate::{Error, Result};
 
 /// The section names of the unified schema, in the order tokentray writes them.
@@ -49,66 +51,167 @@ impl TokenCache {
 
     /// The cache file's JSON: compact, with tokentray's state section. Zeroed when dropped.
     pub fn to_file_json(&self) -> Zeroizing<Vec<u8>> {
-        let mut serializer = serde_json::Serializer::new(self.buffer());
-        self.write(&mut serializer, true);
-        Zeroizing::new(serializer.into_inner())
+        Writer::new(self, None, true).cache()
     }
 
     /// Pure MSAL JSON for other tools, indented by 4 like MSAL Python's `serialize()`, without
     /// tokentray's state. Zeroed when dropped.
     pub fn to_msal_json(&self) -> Zeroizing<Vec<u8>> {
-        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-        let mut serializer = serde_json::Serializer::with_formatter(self.buffer(), fmt);
-        self.write(&mut serializer, false);
-        Zeroizing::new(serializer.into_inner())
-    }
-
-    fn write<F: serde_json::ser::Formatter>(
-        &self,
-        serializer: &mut serde_json::Serializer<Vec<u8>, F>,
-        with_state: bool,
-    ) {
-        let view = View {
-            cache: self,
-            with_state,
-        };
-        // Serializing strings and raw JSON into a Vec cannot fail.
-        let written = view.serialize(serializer);
-        debug_assert!(written.is_ok());
-    }
-
-    /// An output buffer big enough for the whole cache, so it is not reallocated (and no
-    /// unzeroed copy of the tokens is left behind) while writing.
-    fn buffer(&self) -> Vec<u8> {
-        Vec::with_capacity(self.estimated_size())
-    }
-
-    fn estimated_size(&self) -> usize {
-        self.access_tokens.len() * 1800 + self.refresh_tokens.len() * 1200 + 1024
+        Writer::new(self, Some(b"    "), false).cache()
     }
 }
 
-struct View<'a> {
+/// Writes a cache as serde_json would (compact, or with `PrettyFormatter`'s layout), byte for
+/// byte, but with [`crate::json::write_str`] for the strings: serializing a 25 MB cache
+/// through serde_json took longer than encrypting and writing it.
+pub(super) struct Writer<'a> {
     cache: &'a TokenCache,
-    with_state: bool,
+    /// Sized for the whole cache up front ([`Writer::size`]), so that it is not reallocated
+    /// while writing: that would leave an unzeroed copy of the tokens behind (and copy 25 MB
+    /// at 1,000 accounts).
+    out: Zeroizing<Vec<u8>>,
+    /// One level of indentation, or `None` for compact JSON.
+    indent: Option<&'static [u8]>,
+    depth: usize,
+    /// tokentray's state section, serialized, if it is to be written.
+    state: Option<Zeroizing<Vec<u8>>>,
 }
 
-impl Serialize for View<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+impl<'a> Writer<'a> {
+    /// A writer of `cache`, indented by `indent` (else compact), with tokentray's state section
+    /// when `with_state` and there is any.
+    fn new(cache: &'a TokenCache, indent: Option<&'static [u8]>, with_state: bool) -> Self {
+        // Serializing a few small maps into a Vec cannot fail.
+        let state = (with_state && !cache.state.is_empty())
+            .then(|| Zeroizing::new(serde_json::to_vec(&cache.state).unwrap_or_default()));
+        let size = Self::size(cache, indent.is_some()) + state.as_ref().map_or(0, |s| s.len());
+        Self {
+            cache,
+            out: Zeroizing::new(Vec::with_capacity(size)),
+            indent,
+            depth: 0,
+            state,
+        }
+    }
+
+    /// What `cache`'s sections take written, but for the escapes in its strings (rare: tokens,
+    /// ids and URLs need none): each member's name and value, and at most `member` bytes of
+    /// punctuation and indentation around each (three levels deep when indented), twice that
+    /// for an entry (its name, and its braces).
+    pub(super) fn size(cache: &TokenCache, indented: bool) -> usize {
+        let member = if indented { 8 + 4 * 3 } else { 8 };
+        fn raw(object: &RawObject, member: usize) -> usize {
+            object
+                .iter()
+                .map(|(name, raw)| name.len() + raw.get().len() + member)
+                .sum()
+        }
+        fn section<E: Entity>(entries: &IndexMap<String, E>, member: usize) -> usize {
+            let entry = |e: &E| -> usize {
+                e.fields()
+                    .map(|(name, value)| name.len() + value.len() + member)
+                    .sum::<usize>()
+                    + raw(e.extra(), member)
+            };
+            entries
+                .iter()
+                .map(|(key, e)| key.len() + 2 * member + entry(e))
+                .sum::<usize>()
+                + member
+        }
+        section(&cache.access_tokens, member)
+            + section(&cache.refresh_tokens, member)
+            + section(&cache.id_tokens, member)
+            + section(&cache.accounts, member)
+            + section(&cache.app_metadata, member)
+            + raw(&cache.unknown_sections, member)
+            + member
+    }
+
+    /// The whole cache: the five sections in [`SECTIONS`] order, the sections kept raw, and
+    /// tokentray's state when it was asked for.
+    fn cache(mut self) -> Zeroizing<Vec<u8>> {
         let c = self.cache;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry(SECTIONS[0], &c.access_tokens)?;
-        map.serialize_entry(SECTIONS[1], &c.refresh_tokens)?;
-        map.serialize_entry(SECTIONS[2], &c.id_tokens)?;
-        map.serialize_entry(SECTIONS[3], &c.accounts)?;
-        map.serialize_entry(SECTIONS[4], &c.app_metadata)?;
+        let mut first = self.open();
+        self.key(&mut first, SECTIONS[0]);
+        self.section(&c.access_tokens);
+        self.key(&mut first, SECTIONS[1]);
+        self.section(&c.refresh_tokens);
+        self.key(&mut first, SECTIONS[2]);
+        self.section(&c.id_tokens);
+        self.key(&mut first, SECTIONS[3]);
+        self.section(&c.accounts);
+        self.key(&mut first, SECTIONS[4]);
+        self.section(&c.app_metadata);
         for (name, raw) in &c.unknown_sections {
-            map.serialize_entry(name, raw)?;
+            self.key(&mut first, name);
+            self.out.extend_from_slice(raw.get().as_bytes());
         }
-        if self.with_state && !c.state.is_empty() {
-            map.serialize_entry(STATE_SECTION, &c.state)?;
+        if let Some(state) = self.state.take() {
+            self.key(&mut first, STATE_SECTION);
+            self.out.extend_from_slice(&state);
         }
-        map.end()
+        self.close(first);
+        self.out
+    }
+
+    fn section<E: Entity>(&mut self, entries: &IndexMap<String, E>) {
+        let mut first = self.open();
+        for (key, entry) in entries {
+            self.key(&mut first, key);
+            self.entity(entry);
+        }
+        self.close(first);
+    }
+
+    fn entity<E: Entity>(&mut self, entry: &E) {
+        let mut first = self.open();
+        for (name, value) in entry.fields() {
+            self.key(&mut first, name);
+            write_str(&mut self.out, value);
+        }
+        for (name, raw) in entry.extra() {
+            self.key(&mut first, name);
+            self.out.extend_from_slice(raw.get().as_bytes());
+        }
+        self.close(first);
+    }
+
+    /// Opens an object; `true`: no member yet.
+    fn open(&mut self) -> bool {
+        self.out.push(b'{');
+        self.depth += 1;
+        true
+    }
+
+    /// Starts the member `name`: the comma after the one before, its line, its name, the colon.
+    fn key(&mut self, first: &mut bool, name: &str) {
+        if !std::mem::take(first) {
+            self.out.push(b',');
+        }
+        self.line();
+        write_str(&mut self.out, name);
+        self.out
+            .extend_from_slice(if self.indent.is_some() { b": " } else { b":" });
+    }
+
+    /// Closes an object; `empty`: it has no member (`{}` on one line).
+    fn close(&mut self, empty: bool) {
+        self.depth -= 1;
+        if !empty {
+            self.line();
+        }
+        self.out.push(b'}');
+    }
+
+    /// A line break and the indentation of the current depth, when indenting.
+    fn line(&mut self) {
+        if let Some(indent) = self.indent {
+            self.out.push(b'\n');
+            for _ in 0..self.depth {
+                self.out.extend_from_slice(indent);
+            }
+        }
     }
 }
 

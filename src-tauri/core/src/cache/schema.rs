@@ -53,6 +53,15 @@ impl FieldValue for Secret {
     }
 }
 
+/// An entry of one of the five sections, as it is written: its known fields that are set, in
+/// schema order, then the members kept raw.
+pub trait Entity {
+    /// The known fields that are set, in schema order, with their values.
+    fn fields(&self) -> impl Iterator<Item = (&'static str, &str)>;
+    /// The members this version does not know (or whose value is not a string), as read.
+    fn extra(&self) -> &RawObject;
+}
+
 macro_rules! entity {
     ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
@@ -96,12 +105,24 @@ macro_rules! entity {
             }
         }
 
+        impl Entity for $name {
+            fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+                [$((stringify!($field), self.$field.as_ref().map(FieldValue::as_str))),*]
+                    .into_iter()
+                    .filter_map(|(name, value)| Some((name, value?)))
+            }
+
+            fn extra(&self) -> &RawObject {
+                &self.extra
+            }
+        }
+
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let mut map = serializer.serialize_map(None)?;
-                $(if let Some(value) = &self.$field {
-                    map.serialize_entry(stringify!($field), FieldValue::as_str(value))?;
-                })*
+                for (name, value) in self.fields() {
+                    map.serialize_entry(name, value)?;
+                }
                 for (name, value) in &self.extra {
                     map.serialize_entry(name, value)?;
                 }

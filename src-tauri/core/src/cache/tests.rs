@@ -540,3 +540,79 @@ fn the_home_tenant_also_takes_a_token_from_organizations_but_no_other_tenant_s()
             .is_none()
     );
 }
+
+/// The cache as serde_json writes it (what `to_file_json` and `to_msal_json` did before they
+/// wrote it themselves): the reference their output must equal byte for byte.
+struct SerdeView<'a>(&'a TokenCache, bool);
+
+impl serde::Serialize for SerdeView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let (c, with_state) = (self.0, self.1);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("AccessToken", &c.access_tokens)?;
+        map.serialize_entry("RefreshToken", &c.refresh_tokens)?;
+        map.serialize_entry("IdToken", &c.id_tokens)?;
+        map.serialize_entry("Account", &c.accounts)?;
+        map.serialize_entry("AppMetadata", &c.app_metadata)?;
+        for (name, raw) in &c.unknown_sections {
+            map.serialize_entry(name, raw)?;
+        }
+        if with_state && !c.state.is_empty() {
+            map.serialize_entry("tokentray", &c.state)?;
+        }
+        map.end()
+    }
+}
+
+#[test]
+fn the_cache_is_written_byte_for_byte_as_serde_json_writes_it() {
+    let input = r#"{
+        "AccessToken": {"k\"ey\\": {"credential_type": "AccessToken", "secret": "s3\ncr\u0001et",
+            "home_account_id": null, "environment": "login.microsoftonline.com", "client_id": "c",
+            "realm": "caf\u00e9", "target": "a b", "cached_at": "1", "expires_on": "2",
+            "future_field": {"nested": [1, 2.50, 1e3, "x"], "flag": true}}},
+        "RefreshToken": {},
+        "FutureSection": {"k": {"v": [1.0, null, {"deep": "\u00e9"}]}},
+        "AppMetadata": {"appmetadata-x-c": {"client_id": "c", "environment": "x", "future": 7}}
+    }"#;
+    let mut caches = vec![
+        TokenCache::new(),
+        TokenCache::from_json(input.as_bytes(), "test").unwrap_or_default(),
+        signed_in("oid1", "alice@contoso.example"),
+    ];
+    let mut with_state = signed_in("oid2", "bob@contoso.example");
+    with_state.state.default_account = Some("oid2.tid1".into());
+    caches.push(with_state);
+    // Sized up front: a signed-in cache (no escapes, no state) is written without growing.
+    for indented in [false, true] {
+        let written = if indented {
+            caches[2].to_msal_json()
+        } else {
+            caches[2].to_file_json()
+        };
+        let size = json::Writer::size(&caches[2], indented);
+        assert!(written.len() <= size, "{} of {size}", written.len());
+        assert!(
+            written.len() * 10 >= size * 7,
+            "{} of {size}",
+            written.len()
+        );
+    }
+    for cache in &caches {
+        let compact = serde_json::to_vec(&SerdeView(cache, true)).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&cache.to_file_json()),
+            String::from_utf8_lossy(&compact)
+        );
+        let mut pretty = serde_json::Serializer::with_formatter(
+            Vec::new(),
+            serde_json::ser::PrettyFormatter::with_indent(b"    "),
+        );
+        let _ = serde::Serialize::serialize(&SerdeView(cache, false), &mut pretty);
+        assert_eq!(
+            String::from_utf8_lossy(&cache.to_msal_json()),
+            String::from_utf8_lossy(&pretty.into_inner())
+        );
+    }
+}

@@ -269,7 +269,7 @@ impl Persistence for EncryptedFile {
             Lookup::Lost => return Err(self.key_lost()),
             Lookup::NotFound(tried) => return Err(self.key_not_found(&tried)),
         };
-        envelope::open(&key, &sealed)
+        envelope::open(&key, sealed)
             .map(Some)
             .map_err(|why| self.unreadable(&why))
     }

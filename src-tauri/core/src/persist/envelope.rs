@@ -184,29 +184,35 @@ pub fn seal(key: &DataKey, store_tag: u8, id: KeyId, plaintext: &[u8]) -> crate:
     Ok(out)
 }
 
-/// Decrypts a file written by [`seal`] (or by version 1).
+/// Decrypts a file written by [`seal`] (or by version 1), in place: the plaintext takes over
+/// the `sealed` buffer, so the cache is never in memory twice (at 1,000 accounts the file is
+/// 25 MB).
 ///
 /// # Errors
 /// The [`OpenError`] that says what is wrong with the file.
-pub fn open(key: &DataKey, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let header = header_len(bytes)?;
-    if !fits(key, bytes) {
+pub fn open(
+    key: &DataKey,
+    mut sealed: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    let header = header_len(&sealed)?;
+    if !fits(key, &sealed) {
         return Err(OpenError::WrongKey);
     }
     let mut nonce = [0u8; NONCE];
-    nonce.copy_from_slice(&bytes[header..header + NONCE]);
-    let mut body = Zeroizing::new(bytes[header + NONCE..].to_vec());
+    nonce.copy_from_slice(&sealed[header..header + NONCE]);
+    let aad = sealed[..header].to_vec();
     let len = cipher(key)
         .map_err(|_| OpenError::Tampered)?
-        .open_in_place(
+        .open_within(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(&bytes[..header]),
-            &mut body,
+            Aad::from(&aad[..]),
+            &mut sealed,
+            header + NONCE..,
         )
         .map_err(|_| OpenError::Tampered)?
         .len();
-    body.truncate(len);
-    Ok(body)
+    sealed.truncate(len);
+    Ok(sealed)
 }
 
 fn cipher(key: &DataKey) -> Result<LessSafeKey, ring::error::Unspecified> {
@@ -216,6 +222,10 @@ fn cipher(key: &DataKey) -> Result<LessSafeKey, ring::error::Unspecified> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open_copy(key: &DataKey, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        open(key, Zeroizing::new(bytes.to_vec()))
+    }
 
     const ID: KeyId = KeyId([1, 2, 3, 4, 5, 6, 7, 0xab]);
 
@@ -247,32 +257,38 @@ mod tests {
         assert_eq!(key_store_tag(&sealed), Some(2));
         assert_eq!(key_ref(&sealed), Ok(KeyRef::Named(ID)));
         assert!(fits(&key, &sealed));
-        assert_eq!(&open(&key, &sealed).unwrap()[..], b"{\"AccessToken\":{}}");
+        assert_eq!(
+            &open_copy(&key, &sealed).unwrap()[..],
+            b"{\"AccessToken\":{}}"
+        );
         // nonces are fresh
         assert_ne!(sealed, seal(&key, 2, ID, b"{\"AccessToken\":{}}").unwrap());
 
         let other = DataKey::generate().unwrap();
         assert!(!fits(&other, &sealed));
-        assert_eq!(open(&other, &sealed).unwrap_err(), OpenError::WrongKey);
+        assert_eq!(open_copy(&other, &sealed).unwrap_err(), OpenError::WrongKey);
 
         // the nonce, the tag, the key id and the store tag are all covered
         for i in [HEADER + NONCE, sealed.len() - 1, 20, HEADER, 8] {
             let mut flipped = sealed.clone();
             flipped[i] ^= 0x01;
-            let err = open(&key, &flipped).unwrap_err();
+            let err = open_copy(&key, &flipped).unwrap_err();
             assert!(
                 matches!(err, OpenError::Tampered | OpenError::Unsupported),
                 "byte {i}: {err:?}"
             );
         }
         assert_eq!(
-            open(&key, &sealed[..sealed.len() - 1]).unwrap_err(),
+            open_copy(&key, &sealed[..sealed.len() - 1]).unwrap_err(),
             OpenError::Tampered
         );
-        assert_eq!(open(&key, &sealed[..20]).unwrap_err(), OpenError::Truncated);
+        assert_eq!(
+            open_copy(&key, &sealed[..20]).unwrap_err(),
+            OpenError::Truncated
+        );
         assert_eq!(key_ref(&sealed[..20]), Err(OpenError::Truncated));
         assert_eq!(
-            open(&key, b"{\"AccessToken\":{}}").unwrap_err(),
+            open_copy(&key, b"{\"AccessToken\":{}}").unwrap_err(),
             OpenError::NotOurs
         );
         let mut newer = sealed.clone();
@@ -287,14 +303,14 @@ mod tests {
         assert_eq!(key_ref(&old), Ok(KeyRef::FromPath));
         assert_eq!(key_store_tag(&old), Some(2));
         assert!(fits(&key, &old));
-        assert_eq!(&open(&key, &old).unwrap()[..], b"{\"Account\":{}}");
+        assert_eq!(&open_copy(&key, &old).unwrap()[..], b"{\"Account\":{}}");
         assert_eq!(
-            open(&DataKey::generate().unwrap(), &old).unwrap_err(),
+            open_copy(&DataKey::generate().unwrap(), &old).unwrap_err(),
             OpenError::WrongKey
         );
         let mut flipped = old.clone();
         flipped[HEADER_V1 + NONCE] ^= 0x01;
-        assert_eq!(open(&key, &flipped).unwrap_err(), OpenError::Tampered);
+        assert_eq!(open_copy(&key, &flipped).unwrap_err(), OpenError::Tampered);
     }
 
     #[test]

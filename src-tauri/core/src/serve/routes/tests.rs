@@ -2,14 +2,8 @@ use super::*;
 
 #[test]
 fn the_hand_written_json_is_what_serde_json_writes() {
-    let awkward = [
-        "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuYXp1cmUuY29tLyJ9.c2ln-_",
-        "",
-        "quote \" and backslash \\ and slash /",
-        "line\nbreak\ttab\u{1}\u{1f}",
-        "caf\u{e9} \u{1f600} \u{7f}",
-        "https://management.azure.com/",
-    ];
+    // Strings themselves are checked in `crate::json`; here, the object around them.
+    let awkward = ["eyJ0eXAiOiJKV1QifQ.c2ln-_", "quote \" and backslash \\"];
     for value in awkward {
         let mut body = JsonObject::new(0);
         body.str("a", value);
