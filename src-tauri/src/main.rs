@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    tokentray_core::heap::return_big_buffers();
     tokentray_core::cli::init_logging(true);
     #[cfg(target_os = "linux")]
     route_gtk_messages();

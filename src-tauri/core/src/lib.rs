@@ -53,6 +53,7 @@ pub mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod heap;
 pub mod instance;
 mod json;
 pub(crate) mod loopback;

@@ -9,6 +9,7 @@ use clap::Parser as _;
 use tokentray_core::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    tokentray_core::heap::return_big_buffers();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(shim_args) = cli::az_shim_args(&argv) {
         return ExitCode::from(cli::run_az_shim(shim_args));

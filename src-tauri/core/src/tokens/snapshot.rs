@@ -63,12 +63,19 @@ impl Tokens {
         Ok(true)
     }
 
-    /// Replaces the snapshot.
+    /// Replaces the snapshot. The old one is dropped (its secrets zeroed) after the lock is
+    /// released, and its memory given back to the system ([`crate::heap::give_back_freed`]),
+    /// off the async workers.
     fn install(&self, cache: TokenCache, stamp: Option<Stamp>) {
         let fresh = Snapshot::new(cache, stamp);
-        if let Ok(mut s) = self.snapshot.write() {
-            *s = fresh;
-        }
+        let old = match self.snapshot.write() {
+            Ok(mut s) => std::mem::replace(&mut *s, fresh),
+            Err(_) => return,
+        };
+        blocking(move || {
+            drop(old);
+            crate::heap::give_back_freed();
+        });
     }
 
     pub(super) fn with_cache<T>(&self, f: impl FnOnce(&TokenCache) -> T) -> T {
