@@ -187,7 +187,7 @@ fn persistence(cache: &TokenCache, label: &str) {
         let start = Instant::now();
         let json = cache.to_file_json();
         serializes.push(start.elapsed());
-        let _ = store.save(&json);
+        let _ = store.save(json);
         saves.push(start.elapsed());
 
         let start = Instant::now();

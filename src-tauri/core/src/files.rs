@@ -332,6 +332,15 @@ pub fn create_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
 /// # Errors
 /// [`Error::Io`]; the temp file is removed on failure.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_parts(path, &[bytes])
+}
+
+/// [`write_atomic`] of `parts` written one after another (a sealed cache: its header, its
+/// ciphertext in the plaintext's buffer, its tag), without joining them first.
+///
+/// # Errors
+/// As [`write_atomic`].
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     ensure_private_dir(dir)?;
     let name = path
@@ -346,8 +355,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut file = opts.open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all(bytes)
-            .map_err(|e| Error::io("write", &tmp, e))?;
+        for part in parts {
+            file.write_all(part)
+                .map_err(|e| Error::io("write", &tmp, e))?;
+        }
         file.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
         rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
         sync_dir(dir);

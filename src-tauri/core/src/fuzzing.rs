@@ -105,7 +105,8 @@ pub fn envelope(data: &[u8]) {
     }
     let tag = data.first().copied().unwrap_or(1);
     let id = envelope::KeyId::of_path(std::path::Path::new("/fuzz/data/cache.bin"));
-    if let Ok(sealed) = envelope::seal(&key, tag, id, data) {
+    if let Ok(sealed) = envelope::seal(&key, tag, id, zeroize::Zeroizing::new(data.to_vec())) {
+        let sealed = sealed.to_vec();
         assert!(envelope::key_store_tag(&sealed) == Some(tag));
         let opened = envelope::open(&key, zeroize::Zeroizing::new(sealed));
         assert!(

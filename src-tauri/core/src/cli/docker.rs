@@ -262,7 +262,7 @@ impl RegistryTokens {
     fn save(&self, store: &dyn Persistence) {
         let written = serde_json::to_vec(self)
             .map_err(|e| Error::io("write", store.location(), std::io::Error::other(e)))
-            .and_then(|bytes| store.save(&Zeroizing::new(bytes)));
+            .and_then(|bytes| store.save(Zeroizing::new(bytes)));
         if let Err(e) = written {
             tracing::warn!("registry token not kept: {e}");
         }

@@ -162,7 +162,7 @@ impl PersistedCache {
         let mut cache = self.load_for_write()?;
         let out = change(&mut cache)?;
         cache.remove_expired(now);
-        self.persistence.save(&cache.to_file_json())?;
+        self.persistence.save(cache.to_file_json())?;
         Ok((out, cache, self.stamp()))
     }
 

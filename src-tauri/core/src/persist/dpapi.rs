@@ -116,9 +116,9 @@ mod file {
             }
         }
 
-        fn save(&self, bytes: &[u8]) -> Result<()> {
+        fn save(&self, bytes: Zeroizing<Vec<u8>>) -> Result<()> {
             let blob =
-                encrypt_data(bytes, Scope::User, Some(ENTROPY)).map_err(|e| Error::KeyStore {
+                encrypt_data(&bytes, Scope::User, Some(ENTROPY)).map_err(|e| Error::KeyStore {
                     backend: "dpapi",
                     reason: format!("{e:#}"),
                 })?;

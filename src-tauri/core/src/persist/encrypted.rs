@@ -274,12 +274,10 @@ impl Persistence for EncryptedFile {
             .map_err(|why| self.unreadable(&why))
     }
 
-    fn save(&self, bytes: &[u8]) -> Result<()> {
+    fn save(&self, bytes: Zeroizing<Vec<u8>>) -> Result<()> {
         let (id, key) = self.key_for_save()?;
-        files::write_atomic(
-            &self.path,
-            &envelope::seal(&key, self.backend().tag(), id, bytes)?,
-        )
+        let sealed = envelope::seal(&key, self.backend().tag(), id, bytes)?;
+        files::write_atomic_parts(&self.path, &sealed.parts())
     }
 
     fn move_aside(&self, why: &str) -> Result<Option<PathBuf>> {

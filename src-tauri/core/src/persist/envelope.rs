@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -153,35 +153,65 @@ fn key_check(key: &DataKey) -> [u8; 8] {
     out
 }
 
-/// Encrypts `plaintext` under `key`, recording which key store holds the key and its `id` there.
+/// A sealed file in its three parts, as [`seal`] leaves them: written one after another, they
+/// are the file.
+pub struct Sealed {
+    /// The header and the nonce.
+    head: Vec<u8>,
+    /// The ciphertext, in what was the plaintext's buffer.
+    body: Zeroizing<Vec<u8>>,
+    tag: Tag,
+}
+
+impl Sealed {
+    /// The parts, in file order.
+    pub fn parts(&self) -> [&[u8]; 3] {
+        [&self.head, &self.body, self.tag.as_ref()]
+    }
+
+    /// The whole file (for tests and the fuzz harness; a save writes the parts).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
+}
+
+/// Encrypts `plaintext` under `key`, in its own buffer, recording which key store holds the key
+/// and its `id` there.
 ///
 /// # Errors
 /// [`crate::Error::Randomness`] if the OS has no randomness for the nonce.
-pub fn seal(key: &DataKey, store_tag: u8, id: KeyId, plaintext: &[u8]) -> crate::Result<Vec<u8>> {
+pub fn seal(
+    key: &DataKey,
+    store_tag: u8,
+    id: KeyId,
+    mut plaintext: Zeroizing<Vec<u8>>,
+) -> crate::Result<Sealed> {
     let mut nonce = [0u8; NONCE];
     crate::secret::random_bytes(&mut nonce)?;
     let failed = |_| crate::Error::KeyStore {
         backend: "aes-gcm",
         reason: "encryption failed".into(),
     };
-    let mut out = Vec::with_capacity(HEADER + NONCE + plaintext.len() + TAG);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[VERSION, store_tag, ALG_AES_256_GCM]);
-    out.extend_from_slice(&key_check(key));
-    out.extend_from_slice(&id.0);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(plaintext);
-    let (header, body) = out.split_at_mut(HEADER + NONCE);
+    let mut head = Vec::with_capacity(HEADER + NONCE);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&[VERSION, store_tag, ALG_AES_256_GCM]);
+    head.extend_from_slice(&key_check(key));
+    head.extend_from_slice(&id.0);
+    head.extend_from_slice(&nonce);
     let tag = cipher(key)
         .map_err(failed)?
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(&header[..HEADER]),
-            body,
+            Aad::from(&head[..HEADER]),
+            &mut plaintext,
         )
         .map_err(failed)?;
-    out.extend_from_slice(tag.as_ref());
-    Ok(out)
+    Ok(Sealed {
+        head,
+        body: plaintext,
+        tag,
+    })
 }
 
 /// Decrypts a file written by [`seal`] (or by version 1), in place: the plaintext takes over
@@ -253,7 +283,14 @@ mod tests {
     #[test]
     fn round_trip_and_every_failure_is_told_apart() {
         let key = DataKey::generate().unwrap();
-        let sealed = seal(&key, 2, ID, b"{\"AccessToken\":{}}").unwrap();
+        let sealed = seal(
+            &key,
+            2,
+            ID,
+            Zeroizing::new(b"{\"AccessToken\":{}}".to_vec()),
+        )
+        .unwrap()
+        .to_vec();
         assert_eq!(key_store_tag(&sealed), Some(2));
         assert_eq!(key_ref(&sealed), Ok(KeyRef::Named(ID)));
         assert!(fits(&key, &sealed));
@@ -262,7 +299,17 @@ mod tests {
             b"{\"AccessToken\":{}}"
         );
         // nonces are fresh
-        assert_ne!(sealed, seal(&key, 2, ID, b"{\"AccessToken\":{}}").unwrap());
+        assert_ne!(
+            sealed,
+            seal(
+                &key,
+                2,
+                ID,
+                Zeroizing::new(b"{\"AccessToken\":{}}".to_vec())
+            )
+            .unwrap()
+            .to_vec()
+        );
 
         let other = DataKey::generate().unwrap();
         assert!(!fits(&other, &sealed));

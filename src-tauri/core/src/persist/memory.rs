@@ -28,8 +28,8 @@ impl Persistence for Memory {
         Ok(lock(&self.bytes).clone())
     }
 
-    fn save(&self, bytes: &[u8]) -> Result<()> {
-        *lock(&self.bytes) = Some(Zeroizing::new(bytes.to_vec()));
+    fn save(&self, bytes: Zeroizing<Vec<u8>>) -> Result<()> {
+        *lock(&self.bytes) = Some(bytes);
         Ok(())
     }
 

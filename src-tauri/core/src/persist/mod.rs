@@ -70,11 +70,12 @@ pub trait Persistence: Send + Sync + std::fmt::Debug {
     /// [`Error::KeyLost`], [`Error::KeyNotFound`], [`Error::CacheCorrupt`] (the file is left
     /// where it is), [`Error::KeyStore`], [`Error::Io`].
     fn load(&self) -> Result<Option<Zeroizing<Vec<u8>>>>;
-    /// Replaces the stored bytes atomically.
+    /// Replaces the stored bytes atomically. It takes them: a backend that encrypts does it in
+    /// their buffer (at 1,000 accounts 25 MB that then never exist twice).
     ///
     /// # Errors
     /// [`Error::KeyStore`], [`Error::KeyNotFound`], [`Error::Io`].
-    fn save(&self, bytes: &[u8]) -> Result<()>;
+    fn save(&self, bytes: Zeroizing<Vec<u8>>) -> Result<()>;
     /// Moves the stored bytes aside (never deleting them); where they went, if anywhere.
     ///
     /// # Errors

@@ -44,8 +44,8 @@ impl Persistence for PlaintextFile {
         files::read_private(&self.path)
     }
 
-    fn save(&self, bytes: &[u8]) -> Result<()> {
-        files::write_atomic(&self.path, bytes)
+    fn save(&self, bytes: Zeroizing<Vec<u8>>) -> Result<()> {
+        files::write_atomic(&self.path, &bytes)
     }
 
     fn move_aside(&self, why: &str) -> Result<Option<PathBuf>> {
