@@ -69,7 +69,9 @@ pub fn is_guid(s: &str) -> bool {
 /// names that stand for whichever tenant signs in, not a tenant of their own. A token cached
 /// under one was issued by the account's home tenant.
 pub fn is_alias(s: &str) -> bool {
-    ["organizations", "common", "consumers"].contains(&s.to_ascii_lowercase().as_str())
+    ["organizations", "common", "consumers"]
+        .iter()
+        .any(|alias| s.eq_ignore_ascii_case(alias))
 }
 
 /// Whether `s` can name a tenant in an authority URL: a tenant id, `organizations`, `common`,

@@ -258,7 +258,7 @@ async fn msi_token(state: &EndpointState, peer: Option<&Peer>, uri: &Uri) -> Res
             // written straight from the served token.
             let mut body = JsonObject::new(served.access_token.expose().len() + 256);
             body.str("access_token", served.access_token.expose());
-            body.str("expires_on", &served.expires_on.to_string());
+            body.str("expires_on", itoa::Buffer::new().format(served.expires_on));
             body.str("resource", &resource);
             body.str("token_type", &served.token_type);
             body.str("client_id", client_id);
@@ -396,14 +396,20 @@ async fn imds_token(
     serve_resource(state, peer, "/imds/token", &resource, None, |served| {
         // The Instance Metadata Service's answer (every number a string, as IMDS sends them).
         let now = state.tokens.now();
-        let left = (served.expires_on - now).max(0).to_string();
+        let mut numbers = [
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        ];
+        let [left, expires_on, not_before] = &mut numbers;
+        let left = left.format((served.expires_on - now).max(0));
         let mut body = JsonObject::new(served.access_token.expose().len() + 320);
         body.str("access_token", served.access_token.expose());
         body.str("client_id", client_id);
-        body.str("expires_in", &left);
-        body.str("expires_on", &served.expires_on.to_string());
-        body.str("ext_expires_in", &left);
-        body.str("not_before", &now.to_string());
+        body.str("expires_in", left);
+        body.str("expires_on", expires_on.format(served.expires_on));
+        body.str("ext_expires_in", left);
+        body.str("not_before", not_before.format(now));
         body.str("resource", &resource);
         body.str("token_type", &served.token_type);
         body.into_response()
