@@ -160,55 +160,60 @@ fn trusted(path: &Path, _meta: &std::fs::Metadata, owner: Owner) -> Result<()> {
         IsWellKnownSid(sid, WinLocalSystemSid) != 0
             || IsWellKnownSid(sid, WinBuiltinAdministratorsSid) != 0
     };
-    let mine = |sid: PSID| {
-        crate::peer::with_own_sid(|me| unsafe { EqualSid(sid, me) } != 0).unwrap_or(false)
-    };
-    let verdict = if !owner_trusted(owner, mine(sid), system(sid)) {
-        Err(Error::NotOwnedBy {
-            path: path.into(),
-            owner: sid_string(sid),
-        })
-    } else if dacl.is_null() {
-        Err(Error::WritableBy {
-            path: path.into(),
-            who: "everyone (it has no access list)".into(),
-        })
-    } else {
-        // SAFETY: a non-null DACL from GetNamedSecurityInfoW is a valid ACL.
-        let count = u32::from(unsafe { (*dacl).AceCount });
-        let mut sids = Vec::new();
-        let entries = (0..count).filter_map(|index| {
-            let mut ace: *mut core::ffi::c_void = std::ptr::null_mut();
-            // SAFETY: `index` is below the ACL's count; GetAce points `ace` into the ACL.
-            if unsafe { GetAce(dacl, index, &mut ace) } == 0 || ace.is_null() {
-                return None;
-            }
-            // SAFETY: every ACE starts with its header; an access-allowed one is an
-            // ACCESS_ALLOWED_ACE whose SID starts at `SidStart`.
-            let ace = unsafe { &*ace.cast::<ACCESS_ALLOWED_ACE>() };
-            let sid: PSID = std::ptr::from_ref(&ace.SidStart).cast_mut().cast();
-            sids.push(sid);
-            // SAFETY: as above.
-            let trusted = mine(sid)
-                || system(sid)
-                || unsafe { IsWellKnownSid(sid, WinCreatorOwnerSid) } != 0
-                || sid_string(sid) == TRUSTED_INSTALLER;
-            Some(AccessEntry {
-                allows: ace.Header.AceType == ACCESS_ALLOWED,
-                inherit_only: u32::from(ace.Header.AceFlags) & INHERIT_ONLY_ACE != 0,
-                mask: ace.Mask,
-                trusted,
-            })
-        });
-        let writer = first_writer(entries);
-        match writer.and_then(|i| sids.get(i)) {
-            Some(&writer) => Err(Error::WritableBy {
+    // `me`: this process's SID, read once for the whole check (`None` if it cannot be read:
+    // then nothing counts as the user's).
+    let evaluate = |me: Option<PSID>| -> Result<()> {
+        // SAFETY: `me`, when given, is valid during this call, like each SID passed.
+        let mine = |sid: PSID| me.is_some_and(|me| unsafe { EqualSid(sid, me) } != 0);
+        if !owner_trusted(owner, mine(sid), system(sid)) {
+            Err(Error::NotOwnedBy {
                 path: path.into(),
-                who: sid_string(writer),
-            }),
-            None => Ok(()),
+                owner: sid_string(sid),
+            })
+        } else if dacl.is_null() {
+            Err(Error::WritableBy {
+                path: path.into(),
+                who: "everyone (it has no access list)".into(),
+            })
+        } else {
+            // SAFETY: a non-null DACL from GetNamedSecurityInfoW is a valid ACL.
+            let count = u32::from(unsafe { (*dacl).AceCount });
+            let mut sids = Vec::new();
+            let entries = (0..count).filter_map(|index| {
+                let mut ace: *mut core::ffi::c_void = std::ptr::null_mut();
+                // SAFETY: `index` is below the ACL's count; GetAce points `ace` into the ACL.
+                if unsafe { GetAce(dacl, index, &mut ace) } == 0 || ace.is_null() {
+                    return None;
+                }
+                // SAFETY: every ACE starts with its header; an access-allowed one is an
+                // ACCESS_ALLOWED_ACE whose SID starts at `SidStart`.
+                let ace = unsafe { &*ace.cast::<ACCESS_ALLOWED_ACE>() };
+                let sid: PSID = std::ptr::from_ref(&ace.SidStart).cast_mut().cast();
+                sids.push(sid);
+                // SAFETY: as above.
+                let trusted = mine(sid)
+                    || system(sid)
+                    || unsafe { IsWellKnownSid(sid, WinCreatorOwnerSid) } != 0
+                    || sid_string(sid) == TRUSTED_INSTALLER;
+                Some(AccessEntry {
+                    allows: ace.Header.AceType == ACCESS_ALLOWED,
+                    inherit_only: u32::from(ace.Header.AceFlags) & INHERIT_ONLY_ACE != 0,
+                    mask: ace.Mask,
+                    trusted,
+                })
+            });
+            let writer = first_writer(entries);
+            match writer.and_then(|i| sids.get(i)) {
+                Some(&writer) => Err(Error::WritableBy {
+                    path: path.into(),
+                    who: sid_string(writer),
+                }),
+                None => Ok(()),
+            }
         }
     };
+    let verdict =
+        crate::peer::with_own_sid(|me| evaluate(Some(me))).unwrap_or_else(|| evaluate(None));
     // SAFETY: allocated by GetNamedSecurityInfoW for this call, freed once.
     unsafe { LocalFree(descriptor) };
     verdict

@@ -8,6 +8,8 @@
 //! - [`secret`]: redacted, zeroizing newtypes for tokens and keys; the one source of randomness.
 //! - [`clock`]: the program's clock ([`clock::Clock`]); everything else takes `now`.
 //! - `sync`: locking that survives a panic elsewhere.
+//! - [`heap`]: big buffers and replaced caches given back to the system (glibc).
+//! - `json`: JSON strings written fast, byte for byte as serde_json writes them.
 //! - [`files`]: private files and directories, atomic writes, moving aside, the cache lock, and
 //!   the checks that a file the user chose (home, config, CA) is theirs alone; exports.
 //! - [`paths`]: where every file lives (`TOKENTRAY_HOME` relocates all of them).

@@ -16,11 +16,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Out, open_tokens};
+use super::Out;
 use crate::Result;
+use crate::clock::system_clock;
 use crate::config::Config;
 use crate::instance::{Endpoint, loopback_url};
 use crate::paths::{Paths, find_program};
+use crate::tokens::Tokens;
 
 /// How a finding reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,20 +67,24 @@ fn found(
 /// problems}`). Always exits 0: a problem is a finding, not a failure of the command.
 pub(super) fn doctor(out: &mut Out<'_>) -> Result<()> {
     let paths = Paths::from_env()?;
-    let port = Config::load(&paths.config_file())?.port;
+    let config = Config::load(&paths.config_file())?;
+    let port = config.port;
     let running = Endpoint::running(&paths);
     let url = running
         .as_ref()
         .map_or_else(|| loopback_url(port), |e| e.url.clone());
     // A store that cannot be opened (a locked keyring, say) is one finding, not the end: the
     // rest does not need it. The running endpoint's secret is what tools must present.
-    let store = open_tokens().and_then(|tokens| {
-        let secret = match &running {
-            Some(e) => e.secret.clone(),
-            None => tokens.endpoint_secret()?,
-        };
-        Ok((secret, tokens.accounts()?))
-    });
+    let store = config
+        .open_store(&paths)
+        .and_then(|store| Tokens::new(config, store, system_clock()))
+        .and_then(|tokens| {
+            let secret = match &running {
+                Some(e) => e.secret.clone(),
+                None => tokens.endpoint_secret()?,
+            };
+            Ok((secret, tokens.accounts()?))
+        });
 
     let mut findings = Vec::new();
     let answers = |url: &str| {
