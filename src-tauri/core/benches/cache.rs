@@ -183,7 +183,18 @@ fn persistence(cache: &TokenCache, label: &str) {
     let mut saves = Vec::new();
     let mut loads = Vec::new();
     let mut parses = Vec::new();
+    // Baselines in the same run: the disk (an atomic write of as many bytes, fsync included)
+    // and serde_json (reading the same JSON into nothing).
+    let mut writes = Vec::new();
+    let mut scans = Vec::new();
+    let plain = cache.to_file_json();
     for _ in 0..15 {
+        let start = Instant::now();
+        let _ = tokentray_core::files::write_atomic(&dir.join("baseline"), &plain);
+        writes.push(start.elapsed());
+        let start = Instant::now();
+        let _ = black_box(serde_json::from_slice::<serde::de::IgnoredAny>(&plain));
+        scans.push(start.elapsed());
         let start = Instant::now();
         let json = cache.to_file_json();
         serializes.push(start.elapsed());
@@ -200,8 +211,10 @@ fn persistence(cache: &TokenCache, label: &str) {
     }
     report("encrypt+save (serialize)", saves);
     report("  of which serialize", serializes);
+    report("  baseline: atomic write", writes);
     report("load+decrypt (parse)", loads);
     report("  of which parse", parses);
+    report("  baseline: serde_json scan", scans);
     // Only Linux has the kernel keyring; elsewhere `open` failed above.
     #[cfg(target_os = "linux")]
     let _ = persist::KernelKey::new(&persist::key_id(&paths)).delete();
