@@ -334,8 +334,24 @@ async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
         status == 431 || status == 0,
         "oversized headers are refused ({status})"
     );
-    let (status, _, _) = d.raw(&format!("POST {MSI} HTTP/1.1\r\nHost: {host}\r\nX-IDENTITY-HEADER: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", d.secret));
+    let (status, head, body) = d.raw(&format!("POST {MSI} HTTP/1.1\r\nHost: {host}\r\nX-IDENTITY-HEADER: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", d.secret));
     assert_eq!(status, 405);
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nallow: get"),
+        "405 says which method the route answers: {head}"
+    );
+    assert!(body.contains("\"code\":\"method_not_allowed\""), "{body}");
+    let (status, _, body) = d.raw(&format!(
+        "GET /token HTTP/1.1\r\nHost: {host}\r\nAuthorization: {bearer}\r\nConnection: close\r\n\r\n"
+    ));
+    assert_eq!(status, 405, "azd's route is POST only: {body}");
+    // HEAD answers as GET does, without the body.
+    let (status, head, body) = d.raw(&format!(
+        "HEAD {MSI} HTTP/1.1\r\nHost: {host}\r\nX-IDENTITY-HEADER: {}\r\nConnection: close\r\n\r\n",
+        d.secret
+    ));
+    assert_eq!(status, 200, "{head}");
+    assert!(body.is_empty(), "a HEAD answer has no body");
     assert_eq!(
         d.get("/msi/token?resource=x", &good).0,
         400,
@@ -352,8 +368,9 @@ async fn the_edge_refuses_everything_but_authenticated_loopback_requests() {
     assert_eq!(status, 200);
     let s: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
-        s["served"], 2,
-        "only the two good MSI requests served tokens: {s}"
+        s["served"], 3,
+        "only the good MSI requests served tokens (two GETs and the HEAD, which is counted and \
+         audited like its GET): {s}"
     );
 }
 
