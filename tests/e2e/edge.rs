@@ -122,6 +122,44 @@ async fn another_users_process_is_refused_even_with_a_harvested_secret() {
     );
 }
 
+/// The instance's Unix socket admits this user only, by the peer credentials the kernel gives:
+/// reachable by everyone (a hard link in an open directory, then mode 0666), it closes another
+/// user's connection unanswered, secret and all, and serves this user's. Before the mode was
+/// opened, the other user could not even connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and setpriv (make test)"]
+async fn another_users_process_is_refused_on_the_instance_socket() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    let open = tempfile::tempdir_in(home.path().parent().unwrap()).unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let link = open.path().join("endpoint.sock");
+    std::fs::hard_link(home.path().join("run/endpoint.sock"), &link).unwrap();
+    let link = link.to_str().unwrap();
+    let header = format!("Authorization=Bearer {}", d.secret);
+    let ask = |other_user| {
+        run(hostile(
+            other_user,
+            &["request", link, "/v1/status", &header],
+        ))
+    };
+    assert!(
+        ask(true).starts_with("cannot connect"),
+        "the socket is this user's alone (0600)"
+    );
+    std::fs::set_permissions(link, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(ask(true), "closed", "refused by its credentials");
+    assert_eq!(ask(false), "HTTP/1.1 200 OK");
+    assert!(
+        std::fs::read_to_string(&d.log)
+            .unwrap()
+            .contains("refused a connection from another user's process (uid 65534)"),
+        "the refusal is logged"
+    );
+}
+
 /// 300 connections that pipeline requests and never read, from another user and from this
 /// one, leave a legitimate request served within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -412,6 +412,80 @@ async fn the_native_api_selects_accounts_and_the_cli_uses_it() {
     assert_eq!(serde_json::from_str::<Value>(&status).unwrap()["served"], 3);
 }
 
+/// tokentray's CLI asks the instance over its Unix socket, which `endpoint.json` names: a
+/// socket, mode 0600, next to it. With the loopback URL there pointing at a closed port the CLI
+/// is still served, and the activity names its very process (the pid the socket's credentials
+/// gave). With the socket gone, the CLI uses the port.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_asks_over_the_instance_socket_and_falls_back_to_the_port() {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();
+    let home = signed_in(&fake, 0).await;
+    let d = Daemon::start(&home).await;
+    let file = home.path().join("run/endpoint.json");
+    let published: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let socket = home.path().join("run/endpoint.sock");
+    assert_eq!(published["socket"], socket.to_str().unwrap(), "{published}");
+    let meta = std::fs::symlink_metadata(&socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut only_socket = published.clone();
+    only_socket["url"] = format!("http://{closed}").into();
+    std::fs::write(&file, only_socket.to_string()).unwrap();
+    let token_args = [
+        "token",
+        "--scope",
+        "https://management.core.windows.net//.default",
+        "--format",
+        "raw",
+    ];
+    let cli = home
+        .cmd(&token_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = cli.id();
+    let out = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "served over the socket alone: {stderr}"
+    );
+    assert!(stderr.is_empty(), "no fallback was needed: {stderr}");
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert!(token.starts_with("ey"), "{token}");
+
+    let bearer = format!("Bearer {}", d.secret);
+    let host = d.host();
+    let (_, _, activity) = d.get(
+        "/v1/activity",
+        &[("Host", &host), ("Authorization", &bearer)],
+    );
+    let activity: Value = serde_json::from_str(&activity).unwrap();
+    let client = activity[0]["client"].as_str().unwrap();
+    assert!(
+        client.starts_with(&format!("pid {pid} (")) && client.ends_with("tokentray)"),
+        "the CLI's own process is named: {activity}"
+    );
+
+    std::fs::write(&file, published.to_string()).unwrap();
+    std::fs::remove_file(&socket).unwrap();
+    assert_eq!(
+        home.ok(&token_args),
+        token,
+        "without the socket, over the port"
+    );
+    let (_, _, status) = d.get("/v1/status", &[("Host", &host), ("Authorization", &bearer)]);
+    assert_eq!(serde_json::from_str::<Value>(&status).unwrap()["served"], 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_for_an_expired_token_cause_one_refresh() {
     let fake = FakeEntra::start(FakeConfig::default().user(ALICE, PW)).unwrap();

@@ -4,8 +4,10 @@
 Standard library only: the test feeds it to Debian's /usr/bin/python3 on stdin (`python3 - MODE
 ARGS`), so user `nobody` needs no access to the checkout.
 
-  hostile.py request PORT PATH [NAME=VALUE ...]  one GET to 127.0.0.1:PORT; prints the status line,
-                                                 or "closed" if the server closes without answering
+  hostile.py request PORT PATH [NAME=VALUE ...]  one GET to 127.0.0.1:PORT (or to the Unix socket
+                                                 PORT, when it is a path); prints the status line,
+                                                 "closed" if the server closes without answering,
+                                                 or "cannot connect: ERROR"
   hostile.py squat PORT                          binds 127.0.0.1:PORT, takes one request, prints the
                                                  X-IDENTITY-HEADER it carried, answers 500
   hostile.py pipeline PORT N SECONDS             N connections that pipeline `GET /v1/status` as
@@ -20,8 +22,19 @@ import time
 
 
 def request(port, path, *headers):
-    s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
-    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    try:
+        if port.startswith("/"):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(10)
+            s.connect(port)
+            host = "127.0.0.1"
+        else:
+            s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+            host = f"127.0.0.1:{port}"
+    except OSError as e:
+        print(f"cannot connect: {e.strerror}", flush=True)
+        return
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
     lines += [h.replace("=", ": ", 1) for h in headers]
     s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     try:

@@ -2,7 +2,7 @@
 //! and the browser sign-in's redirect listener.
 //!
 //! [`admit`] decides, before a byte is read, whether a connection comes from this user's
-//! process ([`crate::peer`]). [`serve`] then bounds it so that no caller can hold it: headers must arrive
+//! process ([`crate::peer`]); [`admit_local`] decides it for the instance's own Unix socket. [`serve`] then bounds it so that no caller can hold it: headers must arrive
 //! within [`HEADER_DEADLINE`], a response must make write progress within [`WRITE_STALL`] (a
 //! client that pipelines requests and never reads is dropped), an idle connection closes after
 //! [`IDLE`], any connection after [`LIFETIME`], and after [`MAX_REQUESTS`] requests the last
@@ -49,13 +49,27 @@ pub(crate) async fn admit(stream: &TcpStream, peer: SocketAddr) -> Result<Option
     }
 }
 
+/// Whether a connection to the instance's own Unix socket comes from this user's process, by
+/// the credentials the kernel recorded when it connected (`SO_PEERCRED`, `getpeereid`): `Ok`
+/// with its pid when the system gives it, or `Err` with why not. No lookup and no blocking
+/// call: the socket names its peer.
+#[cfg(unix)]
+pub(crate) fn admit_local(stream: &tokio::net::UnixStream) -> Result<Option<u32>, Admission> {
+    let cred = stream.peer_cred().map_err(|_| Admission::Unknown)?;
+    if cred.uid() != rustix::process::getuid().as_raw() {
+        return Err(Admission::OtherUser(cred.uid()));
+    }
+    Ok(cred.pid().and_then(|pid| u32::try_from(pid).ok()))
+}
+
 /// Serves one admitted connection with `service` until it closes, breaks a deadline, or `stop`
 /// (then the request in flight finishes first).
-pub(crate) async fn serve<S>(
-    stream: TcpStream,
+pub(crate) async fn serve<IO, S>(
+    stream: IO,
     service: S,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: HttpService<Incoming>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     S::ResBody: 'static,

@@ -186,8 +186,9 @@ pub(crate) fn process_of(handle: u64) -> Option<Process> {
     })
 }
 
-/// The running process `pid`, if this system says it runs (the tests' stand-in for a peer).
-#[cfg(all(test, target_os = "linux"))]
+/// The running process `pid`, if this system says it runs: the peer a Unix socket's
+/// credentials name (and the tests' stand-in for a peer).
+#[cfg(unix)]
 pub(crate) fn process(pid: u32) -> Option<Process> {
     Some(Process {
         pid,

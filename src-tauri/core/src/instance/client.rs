@@ -1,5 +1,6 @@
 //! The client of a running instance's native API (`GET /v1/token`, `/v1/accounts`,
-//! `/v1/activity`), for the CLI: plain HTTP/1.1 over loopback, no proxy, no TLS (so no root certificates are loaded).
+//! `/v1/activity`), for the CLI and helpers: plain HTTP/1.1 over the instance's Unix socket (or
+//! its loopback port), one request per connection, no proxy, no TLS.
 
 use serde::de::DeserializeOwned;
 
@@ -44,7 +45,11 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Longest wait for its answer (a refresh included); past it the instance counts as wedged.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// `GET path?query` of the instance at `endpoint`, with its secret, within the timeouts above.
+/// Longest answer read from the instance (a thousand accounts' states fit many times over).
+const MAX_ANSWER: usize = 16 << 20;
+
+/// `GET path?query` of the instance at `endpoint`, with its secret, within the timeouts above:
+/// over its Unix socket when it has one that takes the connection, else over its loopback URL.
 ///
 /// # Errors
 /// [`Error::InstanceUnreachable`] if the instance does not answer in time; [`Error::Remote`] with the
@@ -55,30 +60,53 @@ async fn get<T: DeserializeOwned>(
     path: &str,
     query: &[(&str, String)],
 ) -> Result<T> {
-    let unreachable = |e: reqwest::Error| Error::InstanceUnreachable {
+    use hyper::header::{AUTHORIZATION, CONNECTION, HOST, HeaderValue};
+    let unreachable = |detail: String| Error::InstanceUnreachable {
         url: endpoint.url.clone(),
-        detail: e.to_string(),
+        detail,
     };
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .http1_only()
-        .tls_built_in_root_certs(false)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(ANSWER_TIMEOUT)
-        .build()
-        .map_err(unreachable)?;
-    let response = client
-        .get(format!("{}{path}", endpoint.url))
-        .query(query)
-        .bearer_auth(endpoint.secret.expose())
-        .send()
+    let mut target = path.to_string();
+    if !query.is_empty() {
+        target.push('?');
+        target.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish(),
+        );
+    }
+    let address = endpoint.url.trim_start_matches("http://");
+    let bearer = zeroize::Zeroizing::new(format!("Bearer {}", endpoint.secret.expose()));
+    let mut authorization = HeaderValue::from_str(&bearer)
+        .map_err(|_| unreachable("its secret is malformed".into()))?;
+    authorization.set_sensitive(true);
+    let request = hyper::Request::get(target)
+        .header(HOST, address)
+        .header(AUTHORIZATION, authorization)
+        .header(CONNECTION, "close")
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| unreachable(e.to_string()))?;
+    let exchange = async {
+        #[cfg(unix)]
+        if let Some(socket) = &endpoint.socket
+            && let Ok(Ok(io)) =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket)).await
+        {
+            return send(io, request).await;
+        }
+        let io = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
+            .await
+            .map_err(|_| "no connection within 2 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        let _ = io.set_nodelay(true);
+        send(io, request).await
+    };
+    let (status, bytes) = tokio::time::timeout(ANSWER_TIMEOUT, exchange)
         .await
+        .map_err(|_| unreachable("no answer within 10 s".into()))?
         .map_err(unreachable)?;
-    let ok = response.status().is_success();
-    let bytes = response.bytes().await.map_err(unreachable)?;
     let not_json =
         || Error::Protocol("the running tokentray answered with something that is not JSON".into());
-    if ok {
+    if status.is_success() {
         serde_json::from_slice(&bytes).map_err(|_| not_json())
     } else {
         let refused: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| not_json())?;
@@ -87,4 +115,31 @@ async fn get<T: DeserializeOwned>(
             message: refused.message,
         })
     }
+}
+
+/// Sends `request` over the connection `io` (HTTP/1.1) and reads the whole answer, at most
+/// [`MAX_ANSWER`] bytes: its status and body, or what went wrong.
+async fn send<IO>(
+    io: IO,
+    request: hyper::Request<http_body_util::Empty<hyper::body::Bytes>>,
+) -> std::result::Result<(hyper::StatusCode, hyper::body::Bytes), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt as _;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((status, body.to_bytes()))
 }

@@ -1,7 +1,8 @@
 //! The running instance (tray app or `tokentray daemon`) and how clients find it.
 //!
-//! A running instance writes `endpoint.json` (`{url, secret, pid}`, mode 0600) in the runtime
-//! directory and removes it when it stops. A file left by a killed instance is stale: its pid is
+//! A running instance writes `endpoint.json` (`{url, secret, pid, socket}`, mode 0600) in the
+//! runtime directory and removes it when it stops. Its loopback `url` is for every tool; its
+//! Unix `socket` (same directory, same API) is what tokentray's own CLI and helpers try first. A file left by a killed instance is stale: its pid is
 //! gone (or is not a tokentray), and the next instance replaces it.
 //!
 //! The endpoint secret is 256 random bits kept in the encrypted cache (so it survives restarts and
@@ -33,11 +34,22 @@ pub struct Endpoint {
     pub secret: Secret,
     /// The instance's process id.
     pub pid: u32,
+    /// Its own Unix socket (`endpoint.sock` next to this file, mode 0600), serving the same
+    /// API to tokentray's CLI and helpers: the kernel names the peer, so a connection costs
+    /// no `/proc` scan. Absent on Windows, from older instances, and where the socket could
+    /// not be made (a path too long for a socket address); clients then use `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
 }
 
 /// `endpoint.json` in the runtime directory.
 pub fn endpoint_file(paths: &Paths) -> PathBuf {
     paths.runtime.join("endpoint.json")
+}
+
+/// The running instance's Unix socket in the runtime directory ([`Endpoint::socket`]).
+pub fn socket_file(paths: &Paths) -> PathBuf {
+    paths.runtime.join("endpoint.sock")
 }
 
 impl Endpoint {
@@ -60,7 +72,7 @@ impl Endpoint {
         alive(found.pid).then_some(found)
     }
 
-    /// Removes `endpoint.json` if it is this process's.
+    /// Removes `endpoint.json` and the Unix socket if they are this process's.
     pub fn withdraw(paths: &Paths) {
         let path = endpoint_file(paths);
         let mine = std::fs::read(&path)
@@ -69,6 +81,7 @@ impl Endpoint {
             .is_some_and(|e| e.pid == std::process::id());
         if mine {
             let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(socket_file(paths));
         }
     }
 }

@@ -33,10 +33,13 @@ pub async fn run(
         .first()
         .and_then(|l| l.local_addr().ok())
         .map_or(tokens.config().port, |a| a.port());
+    // The port is ours, so no other instance serves: a socket file left is a killed one's.
+    let local = bind_local(paths);
     let endpoint = Endpoint {
         url: loopback_url(port),
         secret: tokens.endpoint_secret()?,
         pid: std::process::id(),
+        socket: local.as_ref().map(|_| super::socket_file(paths)),
     };
     endpoint.publish(paths)?;
     ready(&endpoint);
@@ -66,7 +69,7 @@ pub async fn run(
         endpoint.clone(),
         stopped(stop_rx.clone()),
     ));
-    let serving = crate::serve::run(listeners, approvals, stopped(stop_rx));
+    let serving = crate::serve::run(listeners, local, approvals, stopped(stop_rx));
     let signal = async {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -272,6 +275,42 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Binds the instance's Unix socket ([`super::socket_file`], mode 0600 in the private runtime
+/// directory), replacing a file a killed instance left; `None` (with a warning: the CLI then
+/// uses the loopback port) when it cannot be made, e.g. a path too long for a socket address.
+#[cfg(unix)]
+fn bind_local(paths: &Paths) -> Option<crate::serve::Local> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = super::socket_file(paths);
+    let bound = crate::files::ensure_private_dir(&paths.runtime)
+        .map_err(|e| e.to_string())
+        .and_then(|()| match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+            _ => tokio::net::UnixListener::bind(&path).map_err(|e| e.to_string()),
+        })
+        .and_then(|listener| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map(|()| listener)
+                .map_err(|e| e.to_string())
+        });
+    match bound {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(
+                "not serving on {}: {e}; tokentray's CLI uses the loopback port instead",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Windows: the endpoint is served over TCP only.
+#[cfg(not(unix))]
+fn bind_local(_: &Paths) -> Option<crate::serve::Local> {
+    None
 }
 
 /// Binds the endpoint: `127.0.0.1:port`, plus `[::1]:port` when IPv6 loopback exists; or, when

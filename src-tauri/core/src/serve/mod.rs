@@ -23,7 +23,8 @@
 //!
 //! Trust at the edge, in order:
 //! 1. At accept, before a byte is read: the peer's socket must belong to this user
-//!    ([`crate::peer`]); another user's process gets its connection closed, even with the
+//!    ([`crate::peer`]; on the instance's Unix socket, the kernel's peer credentials say whose
+//!    it is); another user's process gets its connection closed, even with the
 //!    right secret (a secret harvested by squatting the port while tokentray was down is
 //!    useless).
 //! 2. Per connection: a deadline for headers, for write progress (a client that stops reading
@@ -48,7 +49,7 @@ mod guard;
 mod routes;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::approval::Approvals;
 use crate::peer::{Admission, Process};
@@ -86,44 +87,56 @@ impl<B> RequestBody for B where
 {
 }
 
-/// The peer of a connection: its socket's inode, its process once named (for the audit and
-/// approval) and that name as the audit writes it, and how many requests it has sent (capped
-/// per connection).
+/// The peer of a connection: what names its process (its TCP socket's inode, or the pid its
+/// Unix socket's credentials give), that process once named (for the audit and approval) and
+/// that name as the audit writes it, and how many requests it has sent (capped per connection).
 #[derive(Debug, Default)]
 struct Peer {
     inode: Option<u64>,
+    pid: Option<u32>,
     process: tokio::sync::OnceCell<Option<Process>>,
     client: std::sync::OnceLock<String>,
     requests: AtomicU32,
 }
 
 impl Peer {
-    /// The process holding the peer's socket: looked up once per connection, on a blocking
-    /// thread (a `/proc` scan), and only when asked (a token is about to be served).
+    /// The process on the other end: looked up once per connection, on a blocking thread (for
+    /// a TCP peer, a `/proc` scan), and only when asked (a token is about to be served).
     async fn process(&self) -> Option<Process> {
-        let inode = self.inode?;
+        let (inode, pid) = (self.inode, self.pid);
+        if inode.is_none() && pid.is_none() {
+            return None;
+        }
         self.process
             .get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || crate::peer::process_of(inode))
-                    .await
-                    .ok()
-                    .flatten()
+                tokio::task::spawn_blocking(move || match (pid, inode) {
+                    #[cfg(unix)]
+                    (Some(pid), _) => crate::peer::process(pid),
+                    (_, Some(inode)) => crate::peer::process_of(inode),
+                    _ => None,
+                })
+                .await
+                .ok()
+                .flatten()
             })
             .await
             .clone()
     }
 }
 
-/// Serves the endpoint on `listeners` until `shutdown` completes, then stops accepting and lets
-/// requests in flight finish.
+/// Serves the endpoint on the loopback `listeners`, and on `local` (the instance's own Unix
+/// socket, which tokentray's CLI and helpers use), until `shutdown` completes; then stops
+/// accepting and lets requests in flight finish.
 ///
 /// Each connection is admitted before a byte is read: only this user's processes
-/// (`loopback::admit`); others are closed at once. Then `loopback::serve` bounds it.
+/// (`loopback::admit`, `loopback::admit_local`); others are closed at once. Then
+/// `loopback::serve` bounds it.
 ///
 /// # Errors
 /// Only if no listener can accept at all.
 pub async fn run(
     listeners: Vec<TcpListener>,
+    local: Option<Local>,
     approvals: Arc<Approvals>,
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
@@ -132,50 +145,52 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut accepting = Vec::new();
     for listener in listeners {
-        let slots = slots.clone();
-        let mut stop = stop_rx.clone();
-        let state = state.clone();
+        let (slots, mut stop, state) = (slots.clone(), stop_rx.clone(), state.clone());
         accepting.push(tokio::spawn(async move {
-            loop {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!("endpoint: accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                    _ = stop.changed() => return,
-                };
-                let stop = stop.clone();
-                let state = state.clone();
+            while let Some((slot, (stream, addr))) =
+                next_connection(&slots, &mut stop, || listener.accept()).await
+            {
+                let (stop, state) = (stop.clone(), state.clone());
                 tokio::spawn(async move {
-                    let _slot = permit;
-                    let inode = match crate::loopback::admit(&stream, peer).await {
+                    let inode = match crate::loopback::admit(&stream, addr).await {
                         Ok(inode) => inode,
                         // Closed without reading a byte.
                         Err(refused) => return refusal(refused, &state),
                     };
                     let _ = stream.set_nodelay(true);
-                    let peer = Arc::new(Peer {
+                    let peer = Peer {
                         inode,
                         ..Peer::default()
-                    });
-                    let answer = hyper::service::service_fn(move |req| {
-                        let (state, peer) = (state.clone(), peer.clone());
-                        async move {
-                            Ok::<_, Infallible>(guard::respond(&state, Some(&peer), req).await)
-                        }
-                    });
-                    crate::loopback::serve(stream, answer, stop).await;
+                    };
+                    connection(stream, peer, state, stop, slot).await;
                 });
             }
         }));
     }
+    #[cfg(unix)]
+    if let Some(local) = local {
+        let (slots, mut stop, state) = (slots.clone(), stop_rx.clone(), state.clone());
+        accepting.push(tokio::spawn(async move {
+            while let Some((slot, (stream, _))) =
+                next_connection(&slots, &mut stop, || local.accept()).await
+            {
+                let pid = match crate::loopback::admit_local(&stream) {
+                    Ok(pid) => pid,
+                    Err(refused) => {
+                        refusal(refused, &state);
+                        continue;
+                    }
+                };
+                let peer = Peer {
+                    pid,
+                    ..Peer::default()
+                };
+                tokio::spawn(connection(stream, peer, state.clone(), stop.clone(), slot));
+            }
+        }));
+    }
+    #[cfg(not(unix))]
+    let _: Option<Local> = local;
     shutdown.await;
     let _ = stop_tx.send(true);
     for task in accepting {
@@ -188,6 +203,60 @@ pub async fn run(
     )
     .await;
     Ok(())
+}
+
+/// The listener of the instance's own Unix socket (`instance::socket_file`); on Windows, which
+/// the endpoint serves over TCP only, nothing.
+#[cfg(unix)]
+pub type Local = tokio::net::UnixListener;
+/// The listener of the instance's own Unix socket; on Windows, which the endpoint serves over
+/// TCP only, nothing.
+#[cfg(not(unix))]
+pub type Local = std::convert::Infallible;
+
+/// The next connection `accept` takes, with its connection slot (waiting for one while all
+/// [`MAX_CONNECTIONS`] are taken); `None` once `stop` changes. An accept that fails is logged
+/// and tried again after a pause.
+async fn next_connection<T, A>(
+    slots: &Arc<Semaphore>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    mut accept: impl FnMut() -> A,
+) -> Option<(OwnedSemaphorePermit, T)>
+where
+    A: Future<Output = std::io::Result<T>>,
+{
+    loop {
+        let slot = slots.clone().acquire_owned().await.ok()?;
+        tokio::select! {
+            accepted = accept() => match accepted {
+                Ok(connection) => return Some((slot, connection)),
+                Err(e) => {
+                    tracing::warn!("endpoint: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return None,
+        }
+    }
+}
+
+/// Serves one admitted connection from `peer`, holding its `slot` until it closes.
+async fn connection<IO>(
+    stream: IO,
+    peer: Peer,
+    state: Arc<EndpointState>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    slot: OwnedSemaphorePermit,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let _slot = slot;
+    let peer = Arc::new(peer);
+    let answer = hyper::service::service_fn(move |req| {
+        let (state, peer) = (state.clone(), peer.clone());
+        async move { Ok::<_, Infallible>(guard::respond(&state, Some(&peer), req).await) }
+    });
+    crate::loopback::serve(stream, answer, stop).await;
 }
 
 /// Counts and logs a refused connection: the first, then one line per thousand, so that a
