@@ -242,6 +242,9 @@ def main():
         f_git = process_median([BIN, "git-credential", "get"],
                                stdin=b"protocol=https\nhost=example.invalid\npath=org/p/_git/r\n\n")
         f_docker = process_median([str(docker_helper), "get"], stdin=registry_host.encode())
+        # What starting a process costs here, whatever it does: the floor under (d) and (f).
+        d0_true = process_median(["/bin/true"])
+        d0_version = process_median([BIN, "--version"])
         registry.shutdown()
         # ... and the real Azure CLI's own `az account get-access-token` (from its MSAL cache), the
         # call the shim replaces, signed in to the same fake-entra.
@@ -291,7 +294,8 @@ def main():
           f"({rps / rps0:.2f}x) | >= 0.8x bare hyper |")
     print(f"| (c) MSAL Python acquire_token_silent, warm in-process cache | p50 {us(c50)}, p99 {us(pct(c, 0.99))} | | |")
     print(f"| (d) `tokentray token` as a process, daemon running / reading the cache itself | "
-          f"p50 {us(d50)} / {us(d_alone50)} | | <= 3 ms / <= 5 ms |")
+          f"p50 {us(d50)} / {us(d_alone50)} | process start: `/bin/true` {us(d0_true)}, "
+          f"`tokentray --version` {us(d0_version)} | <= 3 ms / <= 5 ms |")
     print(f"| (e) azure-identity ManagedIdentityCredential, fresh each call | p50 {us(e50)} | | |")
     print(f"| (f) helpers as a process, daemon running: az shim `account get-access-token` / `kube-token` / "
           f"`git-credential get` / `docker-credential-tokentray get` | {f_az * 1000:.1f} / {f_kube * 1000:.1f} / "

@@ -127,28 +127,67 @@ pub(super) async fn route<B: RequestBody>(
     peer: Option<&Peer>,
     req: Request<B>,
 ) -> Response {
-    let get = matches!(*req.method(), Method::GET | Method::HEAD);
-    let uri = req.uri();
-    let refused = match uri.path() {
-        "/msi/token" if get => return msi_token(state, peer, uri).await,
-        "/v1/token" if get => return v1_token(state, peer, uri).await,
-        "/v1/accounts" if get => return v1_accounts(state),
-        "/v1/status" if get => return v1_status(state),
-        "/v1/activity" if get => return v1_activity(state),
-        "/token" if req.method() == Method::POST => {
-            return azd_token(state, peer, req.into_body()).await;
-        }
-        "/token" => Refusal::MethodNotAllowed { allow: "POST" },
-        "/msi/token" | "/v1/token" | "/v1/accounts" | "/v1/status" | "/v1/activity" => {
-            Refusal::MethodNotAllowed { allow: "GET" }
-        }
-        path if imds_route(path) && get => {
-            return imds_token(state, peer, req.headers(), uri).await;
-        }
-        path if imds_route(path) => Refusal::MethodNotAllowed { allow: "GET" },
-        _ => Refusal::NotFound,
+    let Some(route) = Route::of(req.uri().path()) else {
+        return Refusal::NotFound.into_response();
     };
-    refused.into_response()
+    let allow = route.method();
+    let method = req.method();
+    if method.as_str() != allow && !(allow == "GET" && method == Method::HEAD) {
+        return Refusal::MethodNotAllowed { allow }.into_response();
+    }
+    let uri = req.uri();
+    match route {
+        Route::Msi => msi_token(state, peer, uri).await,
+        Route::Imds => imds_token(state, peer, req.headers(), uri).await,
+        Route::Token => v1_token(state, peer, uri).await,
+        Route::Accounts => v1_accounts(state),
+        Route::Status => v1_status(state),
+        Route::Activity => v1_activity(state),
+        Route::Azd => azd_token(state, peer, req.into_body()).await,
+    }
+}
+
+/// The endpoint's routes, each named by its path once (see the module doc of `serve`).
+#[derive(Clone, Copy)]
+enum Route {
+    /// `/msi/token`
+    Msi,
+    /// `/imds/<secret>/token`
+    Imds,
+    /// `/v1/token`
+    Token,
+    /// `/v1/accounts`
+    Accounts,
+    /// `/v1/status`
+    Status,
+    /// `/v1/activity`
+    Activity,
+    /// `/token` (azd)
+    Azd,
+}
+
+impl Route {
+    /// The route at `path`, if any.
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            "/msi/token" => Self::Msi,
+            "/v1/token" => Self::Token,
+            "/v1/accounts" => Self::Accounts,
+            "/v1/status" => Self::Status,
+            "/v1/activity" => Self::Activity,
+            "/token" => Self::Azd,
+            path if imds_route(path) => Self::Imds,
+            _ => return None,
+        })
+    }
+
+    /// The one method it answers (a `GET` route answers `HEAD` too).
+    fn method(self) -> &'static str {
+        match self {
+            Self::Azd => "POST",
+            _ => "GET",
+        }
+    }
 }
 
 /// Whether `path` is `/imds/<secret>/token`, the secret one non-empty segment.
@@ -270,7 +309,8 @@ async fn msi_token(state: &EndpointState, peer: Option<&Peer>, uri: &Uri) -> Res
 
 /// A JSON object written field by field, for the token answers: the same bytes serde_json
 /// writes, but a string that needs no escaping (a token: base64url and dots) is copied whole
-/// instead of escaped byte by byte, which was a fifth of a cached-token request.
+/// instead of escaped byte by byte, which was a fifth of a cached-token request. The buffer is
+/// the answer's body, zeroed once hyper has sent it: an answer leaves no copy of its token.
 struct JsonObject(Vec<u8>);
 
 impl JsonObject {
@@ -283,23 +323,36 @@ impl JsonObject {
 
     /// Adds `"key": value`, value a string.
     fn str(&mut self, key: &'static str, value: &str) {
+        self.key(key);
+        write_str(&mut self.0, value);
+    }
+
+    /// Adds `"key": value`, value a number.
+    fn int(&mut self, key: &'static str, value: i64) {
+        self.key(key);
+        self.0
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    /// Starts the member `key`: the comma before it, the key, the colon.
+    fn key(&mut self, key: &'static str) {
         if self.0.len() > 1 {
             self.0.push(b',');
         }
         write_str(&mut self.0, key);
         self.0.push(b':');
-        write_str(&mut self.0, value);
     }
 
-    /// The object as a `200 OK` `application/json` answer.
+    /// The object as a `200 OK` `application/json` answer whose body is zeroed when dropped.
     fn into_response(mut self) -> Response {
         self.0.push(b'}');
+        let body = hyper::body::Bytes::from_owner(zeroize::Zeroizing::new(self.0));
         (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            self.0,
+            axum::body::Body::from(body),
         )
             .into_response()
     }
@@ -396,20 +449,17 @@ async fn imds_token(
     serve_resource(state, peer, "/imds/token", &resource, None, |served| {
         // The Instance Metadata Service's answer (every number a string, as IMDS sends them).
         let now = state.tokens.now();
-        let mut numbers = [
-            itoa::Buffer::new(),
-            itoa::Buffer::new(),
-            itoa::Buffer::new(),
-        ];
-        let [left, expires_on, not_before] = &mut numbers;
-        let left = left.format((served.expires_on - now).max(0));
+        let mut seconds_left = itoa::Buffer::new();
+        let mut expiry = itoa::Buffer::new();
+        let mut issued = itoa::Buffer::new();
+        let left = seconds_left.format((served.expires_on - now).max(0));
         let mut body = JsonObject::new(served.access_token.expose().len() + 320);
         body.str("access_token", served.access_token.expose());
         body.str("client_id", client_id);
         body.str("expires_in", left);
-        body.str("expires_on", expires_on.format(served.expires_on));
+        body.str("expires_on", expiry.format(served.expires_on));
         body.str("ext_expires_in", left);
-        body.str("not_before", not_before.format(now));
+        body.str("not_before", issued.format(now));
         body.str("resource", &resource);
         body.str("token_type", &served.token_type);
         body.into_response()
@@ -440,10 +490,22 @@ async fn v1_token(state: &EndpointState, peer: Option<&Peer>, uri: &Uri) -> Resp
     match state.tokens.get_token(&request).await {
         Ok(served) => {
             audit(state, "/v1/token", &served, peer).await;
-            Json(TokenBody::from(&served)).into_response()
+            token_body(&served).into_response()
         }
         Err(e) => error_response(&e),
     }
+}
+
+/// [`TokenBody`] of `served`, the bytes serde writes, from the served token itself.
+fn token_body(served: &ServedToken) -> JsonObject {
+    let mut body = JsonObject::new(served.access_token.expose().len() + 512);
+    body.str("access_token", served.access_token.expose());
+    body.str("token_type", &served.token_type);
+    body.int("expires_on", served.expires_on);
+    body.str("scope", &served.scopes);
+    body.str("account", &served.account.username);
+    body.str("tenant", &served.tenant);
+    body
 }
 
 /// `GET /v1/accounts`: the accounts with their health ([`crate::tokens::AccountState`]).
@@ -530,13 +592,12 @@ async fn azd_token<B: RequestBody>(
             let expires_on = chrono::DateTime::from_timestamp(served.expires_on, 0)
                 .unwrap_or_default()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            // Serialized straight from the served token: no copy of it is left behind.
-            Json(AzdSuccess {
-                status: "success",
-                token: served.access_token.expose(),
-                expires_on,
-            })
-            .into_response()
+            // Written straight from the served token: no copy of it is left behind.
+            let mut body = JsonObject::new(served.access_token.expose().len() + 96);
+            body.str("status", "success");
+            body.str("token", served.access_token.expose());
+            body.str("expiresOn", &expires_on);
+            body.into_response()
         }
         Err(e) => {
             let code = match e.code() {
@@ -549,14 +610,6 @@ async fn azd_token<B: RequestBody>(
             failed(code, e.to_string())
         }
     }
-}
-
-#[derive(Serialize)]
-struct AzdSuccess<'a> {
-    status: &'static str,
-    token: &'a str,
-    #[serde(rename = "expiresOn")]
-    expires_on: String,
 }
 
 /// `GET /v1/activity`: the tokens served lately, newest first ([`crate::tokens::Served`]).

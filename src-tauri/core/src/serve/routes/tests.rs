@@ -4,12 +4,14 @@ use super::*;
 fn the_hand_written_json_is_what_serde_json_writes() {
     // Strings themselves are checked in `crate::json`; here, the object around them.
     let awkward = ["eyJ0eXAiOiJKV1QifQ.c2ln-_", "quote \" and backslash \\"];
-    for value in awkward {
+    for (value, number) in awkward.into_iter().zip([i64::MIN, i64::MAX]) {
         let mut body = JsonObject::new(0);
         body.str("a", value);
         body.str("b\"", value);
+        body.int("c", number);
         body.0.push(b'}');
-        let expected = serde_json::to_vec(&json!({"a": value, "b\"": value})).unwrap_or_default();
+        let expected =
+            serde_json::to_vec(&json!({"a": value, "b\"": value, "c": number})).unwrap_or_default();
         assert_eq!(
             String::from_utf8_lossy(&body.0),
             String::from_utf8_lossy(&expected),
@@ -19,6 +21,36 @@ fn the_hand_written_json_is_what_serde_json_writes() {
     let mut empty = JsonObject::new(0);
     empty.0.push(b'}');
     assert_eq!(empty.0, b"{}");
+}
+
+#[test]
+fn the_native_token_answer_is_what_serde_writes_for_token_body() {
+    let served = ServedToken {
+        access_token: Secret::new("eyJ0eXAiOiJKV1QifQ.e30.c2ln".into()),
+        expires_on: 1_790_000_000,
+        token_type: "Bearer".into(),
+        scopes: "https://management.core.windows.net//.default openid".into(),
+        tenant: "tenant-\"quoted\"".into(),
+        account: std::sync::Arc::new(crate::cache::AccountInfo {
+            home_account_id: "uid.utid".into(),
+            environment: "login.microsoftonline.com".into(),
+            username: "alice@contoso.example".into(),
+            name: None,
+            local_account_id: None,
+            home_tenant: None,
+            realms: Vec::new(),
+            is_default: true,
+            needs_sign_in: None,
+        }),
+        refreshed: false,
+    };
+    let mut body = token_body(&served);
+    body.0.push(b'}');
+    let expected = serde_json::to_vec(&TokenBody::from(&served)).unwrap_or_default();
+    assert_eq!(
+        String::from_utf8_lossy(&body.0),
+        String::from_utf8_lossy(&expected)
+    );
 }
 
 #[test]
