@@ -36,10 +36,11 @@ def request(port, path, *headers):
         return
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
     lines += [h.replace("=", ": ", 1) for h in headers]
-    s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     try:
+        # A server that refuses may close before the request is sent (EPIPE) or read (reset).
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         answer = s.recv(4096)
-    except (ConnectionResetError, socket.timeout):
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
         answer = b""
     print(answer.split(b"\r\n", 1)[0].decode() if answer else "closed", flush=True)
 
