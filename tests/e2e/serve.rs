@@ -430,6 +430,16 @@ async fn the_cli_asks_over_the_instance_socket_and_falls_back_to_the_port() {
     let meta = std::fs::symlink_metadata(&socket).unwrap();
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let status: Value = serde_json::from_str(&home.ok(&["--json", "status"])).unwrap();
+    assert_eq!(
+        status["instance"]["socket"], published["socket"],
+        "{status}"
+    );
+    assert!(
+        home.ok(&["status"])
+            .contains(&format!("and {} (tokentray's own", socket.display())),
+        "status names the socket"
+    );
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

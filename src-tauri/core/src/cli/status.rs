@@ -21,7 +21,7 @@ pub(super) async fn status(out: &mut Out<'_>) -> Result<()> {
             .collect();
         return out.json(&json!({
             "store": status,
-            "instance": instance.as_ref().map(|e| json!({"url": e.url, "pid": e.pid})),
+            "instance": instance.as_ref().map(|e| json!({"url": e.url, "pid": e.pid, "socket": e.socket})),
             "runtime_dir": paths.runtime,
             "accounts": accounts,
             "authority": config.authority,
@@ -54,7 +54,15 @@ pub(super) async fn status(out: &mut Out<'_>) -> Result<()> {
         paths.runtime.display()
     ))?;
     match &instance {
-        Some(e) => out.line(format_args!("Running:     {} (pid {})", e.url, e.pid))?,
+        Some(e) => {
+            out.line(format_args!("Running:     {} (pid {})", e.url, e.pid))?;
+            if let Some(socket) = &e.socket {
+                out.line(format_args!(
+                    "             and {} (tokentray's own commands and helpers)",
+                    socket.display()
+                ))?;
+            }
+        }
         None => out.line(
             "Running:     no (start the app, or `tokentray daemon`; tools then get tokens from it)",
         )?,
