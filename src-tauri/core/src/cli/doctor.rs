@@ -88,7 +88,7 @@ pub(super) fn doctor(out: &mut Out<'_>) -> Result<()> {
 
     let mut findings = Vec::new();
     let answers = |url: &str| {
-        url.trim_start_matches("http://")
+        crate::instance::address_of(url)
             .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| {
                 std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(1)).is_ok()

@@ -97,7 +97,7 @@ pub(super) fn uninstall_env(out: &mut Out<'_>) -> Result<()> {
 /// daemon, or the socket that starts one. It binds the port for a moment rather than connecting,
 /// so whatever listens there sees nothing.
 fn listening(url: &str) -> bool {
-    let address = url.trim_start_matches("http://");
+    let address = crate::instance::address_of(url);
     matches!(
         std::net::TcpListener::bind(address),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse

@@ -74,7 +74,7 @@ async fn get<T: DeserializeOwned>(
                 .finish(),
         );
     }
-    let address = endpoint.url.trim_start_matches("http://");
+    let address = super::address_of(&endpoint.url);
     let bearer = zeroize::Zeroizing::new(format!("Bearer {}", endpoint.secret.expose()));
     let mut authorization = HeaderValue::from_str(&bearer)
         .map_err(|_| unreachable("its secret is malformed".into()))?;

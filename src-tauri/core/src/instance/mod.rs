@@ -96,6 +96,12 @@ pub(crate) fn loopback_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// The `HOST:PORT` of an endpoint's base URL (`http://HOST:PORT`, as [`loopback_url`] makes it):
+/// what to connect to, and the `Host` a request to it sends.
+pub(crate) fn address_of(url: &str) -> &str {
+    url.trim_start_matches("http://")
+}
+
 /// Replaces the endpoint secret (tools with the old one get 401 from now on) and, if an
 /// instance is running, republishes its `endpoint.json` with the new one. Returns it.
 ///
