@@ -95,7 +95,7 @@ struct Peer {
     inode: Option<u64>,
     pid: Option<u32>,
     process: tokio::sync::OnceCell<Option<Process>>,
-    client: std::sync::OnceLock<String>,
+    client: std::sync::OnceLock<Arc<str>>,
     requests: AtomicU32,
 }
 

@@ -40,9 +40,9 @@ impl From<&ServedToken> for TokenBody {
     fn from(served: &ServedToken) -> Self {
         Self {
             access_token: served.access_token.clone(),
-            token_type: served.token_type.clone(),
+            token_type: served.token_type.to_string(),
             expires_on: served.expires_on,
-            scope: served.scopes.clone(),
+            scope: served.scopes.to_string(),
             account: served.account.username.clone(),
             tenant: served.tenant.clone(),
         }
@@ -299,7 +299,7 @@ async fn msi_token(state: &EndpointState, peer: Option<&Peer>, uri: &Uri) -> Res
             body.str("access_token", served.access_token.expose());
             body.str("expires_on", itoa::Buffer::new().format(served.expires_on));
             body.str("resource", &resource);
-            body.str("token_type", &served.token_type);
+            body.str("token_type", served.token_type);
             body.str("client_id", client_id);
             body.into_response()
         },
@@ -346,7 +346,7 @@ impl JsonObject {
     /// The object as a `200 OK` `application/json` answer whose body is zeroed when dropped.
     fn into_response(mut self) -> Response {
         self.0.push(b'}');
-        let body = hyper::body::Bytes::from_owner(zeroize::Zeroizing::new(self.0));
+        let body = hyper::body::Bytes::from_owner(crate::secret::SecretBytes::new(self.0));
         (
             [(
                 header::CONTENT_TYPE,
@@ -461,7 +461,7 @@ async fn imds_token(
         body.str("ext_expires_in", left);
         body.str("not_before", issued.format(now));
         body.str("resource", &resource);
-        body.str("token_type", &served.token_type);
+        body.str("token_type", served.token_type);
         body.into_response()
     })
     .await
@@ -500,7 +500,7 @@ async fn v1_token(state: &EndpointState, peer: Option<&Peer>, uri: &Uri) -> Resp
 fn token_body(served: &ServedToken) -> JsonObject {
     let mut body = JsonObject::new(served.access_token.expose().len() + 512);
     body.str("access_token", served.access_token.expose());
-    body.str("token_type", &served.token_type);
+    body.str("token_type", served.token_type);
     body.int("expires_on", served.expires_on);
     body.str("scope", &served.scopes);
     body.str("account", &served.account.username);

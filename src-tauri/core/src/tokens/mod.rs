@@ -26,10 +26,12 @@ mod served_log;
 mod sign_in;
 mod snapshot;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
+use indexmap::IndexMap;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -142,10 +144,11 @@ pub struct ServedToken {
     pub access_token: Secret,
     /// Expiry, epoch seconds.
     pub expires_on: i64,
-    /// `Bearer`.
-    pub token_type: String,
-    /// Granted scopes.
-    pub scopes: String,
+    /// Always `Bearer`: only bearer tokens are served (an entry may spell it in any case, or
+    /// leave it out, as MSAL reads it).
+    pub token_type: &'static str,
+    /// Granted scopes (shared with the audit line: not copied again).
+    pub scopes: Arc<str>,
     /// Tenant id (the home tenant for `organizations`/`common` tokens).
     pub tenant: String,
     /// The account (shared with the cache's snapshot: not copied per token served).
@@ -165,27 +168,82 @@ pub struct Cached {
 }
 
 /// What single-flight and background renewal key on: an account, a tenant and the scopes
-/// (sorted, ARM's two spellings as one).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// (canonical, sorted, space-separated: ARM's two spellings and any order as one). It hashes
+/// and compares as its [`FlightQuery`], so a map of keys is searched with a borrowed query.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct FlightKey {
     account: String,
     tenant: Option<String>,
-    scopes: Vec<String>,
+    scopes: String,
 }
 
 impl FlightKey {
     fn new(account: &AccountInfo, request: &TokenRequest<'_>) -> Self {
-        let mut scopes: Vec<String> = request
-            .scopes
-            .iter()
-            .map(|s| crate::cache::canonical_scope(s).into_owned())
-            .collect();
-        scopes.sort();
+        FlightQuery::new(account, request).to_key()
+    }
+
+    fn query(&self) -> FlightQuery<'_> {
+        FlightQuery {
+            account: &self.account,
+            tenant: self.tenant.as_deref(),
+            scopes: Cow::Borrowed(&self.scopes),
+        }
+    }
+
+    /// The scopes, one per entry, for a request.
+    fn scope_list(&self) -> Vec<String> {
+        self.scopes.split(' ').map(str::to_string).collect()
+    }
+}
+
+impl std::hash::Hash for FlightKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.query().hash(state);
+    }
+}
+
+/// A [`FlightKey`] borrowed from a request: what every request touches the keys in use with,
+/// allocating nothing for the usual single scope (three allocations were a thirtieth of a
+/// cached-token request).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FlightQuery<'a> {
+    account: &'a str,
+    tenant: Option<&'a str>,
+    scopes: Cow<'a, str>,
+}
+
+impl<'a> FlightQuery<'a> {
+    fn new(account: &'a AccountInfo, request: &TokenRequest<'a>) -> Self {
+        let scopes = match request.scopes {
+            [one] => crate::cache::canonical_scope(one),
+            many => {
+                let mut scopes: Vec<_> = many
+                    .iter()
+                    .map(|s| crate::cache::canonical_scope(s))
+                    .collect();
+                scopes.sort();
+                scopes.join(" ").into()
+            }
+        };
         Self {
-            account: account.home_account_id.clone(),
-            tenant: request.tenant.map(str::to_string),
+            account: &account.home_account_id,
+            tenant: request.tenant,
             scopes,
         }
+    }
+
+    fn to_key(&self) -> FlightKey {
+        FlightKey {
+            account: self.account.to_string(),
+            tenant: self.tenant.map(str::to_string),
+            scopes: self.scopes.to_string(),
+        }
+    }
+}
+
+impl indexmap::Equivalent<FlightKey> for FlightQuery<'_> {
+    fn equivalent(&self, key: &FlightKey) -> bool {
+        *self == key.query()
     }
 }
 
@@ -210,8 +268,8 @@ pub struct Tokens {
     /// One refresh-token redemption at a time per account (home_account_id).
     redeeming: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     backoff: Mutex<Backoff>,
-    /// Keys asked for recently, renewed in the background.
-    in_use: Mutex<foldhash::HashMap<FlightKey, Instant>>,
+    /// Keys asked for recently, renewed in the background; searched with a [`FlightQuery`].
+    in_use: Mutex<IndexMap<FlightKey, Instant, foldhash::fast::RandomState>>,
     /// Keys whose last refresh failed for a reason of their own, with the error's text.
     failing: Mutex<foldhash::HashMap<FlightKey, String>>,
     /// Tenant domains this process has asked Entra about ([`Tokens::learn_tenant_id`]): once
@@ -393,7 +451,7 @@ impl Tokens {
                     .iter()
                     .filter(|(k, _)| k.account == hid)
                     .map(|(k, reason)| FailingRequest {
-                        scopes: k.scopes.join(" "),
+                        scopes: k.scopes.clone(),
                         tenant: k.tenant.clone(),
                         reason: reason.clone(),
                     })
@@ -469,25 +527,21 @@ impl Tokens {
             let cached = self.cached_token(cache, &account, request, now, SERVE_MIN_LEFT_SECS);
             Ok((account, cached))
         })?;
-        let key = FlightKey::new(&account, request);
         {
+            let query = FlightQuery::new(&account, request);
             let mut in_use = lock(&self.in_use);
-            if in_use.len() >= refresh::MAX_KEYS && !in_use.contains_key(&key) {
-                // The least recently asked-for key is no longer renewed in the background.
-                let oldest = in_use
-                    .iter()
-                    .min_by_key(|(_, at)| **at)
-                    .map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    in_use.remove(&oldest);
+            // A key asked for again (nearly every request) is only touched: nothing is built.
+            if let Some(at) = in_use.get_mut(&query) {
+                *at = Instant::now();
+            } else {
+                if in_use.len() >= refresh::MAX_KEYS {
+                    // The least recently asked-for key is no longer renewed in the background.
+                    let oldest = in_use.iter().enumerate().min_by_key(|(_, (_, at))| **at);
+                    if let Some((oldest, _)) = oldest {
+                        in_use.swap_remove_index(oldest);
+                    }
                 }
-            }
-            // A key asked for again (nearly every request) is only touched, not cloned.
-            match in_use.get_mut(&key) {
-                Some(at) => *at = Instant::now(),
-                None => {
-                    in_use.insert(key.clone(), Instant::now());
-                }
+                in_use.insert(query.to_key(), Instant::now());
             }
         }
         if let Some(Cached {
@@ -497,6 +551,7 @@ impl Tokens {
         {
             return Ok(token);
         }
+        let key = FlightKey::new(&account, request);
         self.refresh_flight(&key, &account, request).await
     }
 
@@ -625,12 +680,8 @@ fn to_served(found: &FoundToken<'_>, account: &Arc<AccountInfo>) -> ServedToken 
             .clone()
             .unwrap_or_else(|| Secret::new(String::new())),
         expires_on: found.expires_on,
-        token_type: found
-            .entry
-            .token_type
-            .clone()
-            .unwrap_or_else(|| "Bearer".into()),
-        scopes: found.entry.target.clone().unwrap_or_default(),
+        token_type: "Bearer",
+        scopes: found.entry.target.as_deref().unwrap_or_default().into(),
         tenant,
         account: account.clone(),
         refreshed: false,
@@ -668,4 +719,69 @@ pub fn find_token<'c>(
         scopes,
     };
     cache.find_access_token(&query, now, min_left)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher as _;
+
+    use super::*;
+
+    fn alice() -> AccountInfo {
+        AccountInfo {
+            home_account_id: "uid.utid".into(),
+            environment: "login.microsoftonline.com".into(),
+            username: "alice@contoso.example".into(),
+            name: None,
+            local_account_id: None,
+            home_tenant: Some("utid".into()),
+            realms: Vec::new(),
+            is_default: true,
+            needs_sign_in: None,
+        }
+    }
+
+    #[test]
+    fn a_request_finds_its_renewal_key_by_a_borrowed_query() {
+        let account = alice();
+        let request = |scopes: &[&str], tenant| {
+            let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            let request = TokenRequest {
+                account: None,
+                scopes: &scopes,
+                tenant,
+            };
+            FlightKey::new(&account, &request)
+        };
+        let arm = request(&["https://management.azure.com/.default"], None);
+        let two = request(&["b/.default", "a//.default"], Some("t"));
+        assert_eq!(
+            arm,
+            request(&["https://management.azure.com//.default"], None)
+        );
+        assert_eq!(two, request(&["a/.default", "b//.default"], Some("t")));
+        assert_eq!(two.scopes, "a/.default b/.default");
+        assert_eq!(two.scope_list(), ["a/.default", "b/.default"]);
+        assert_ne!(two, request(&["a/.default", "b/.default"], None));
+
+        let mut in_use: IndexMap<FlightKey, u8, foldhash::fast::RandomState> = IndexMap::default();
+        in_use.insert(arm.clone(), 1);
+        in_use.insert(two.clone(), 2);
+        for (key, value) in [(&arm, 1), (&two, 2)] {
+            let hasher = in_use.hasher();
+            assert_eq!(
+                hasher.hash_one(key),
+                hasher.hash_one(key.query()),
+                "a key hashes as its query"
+            );
+            assert_eq!(in_use.get(&key.query()), Some(&value));
+        }
+        let scopes = ["https://management.azure.com//.default".to_string()];
+        let other = TokenRequest {
+            account: None,
+            scopes: &scopes,
+            tenant: Some("t"),
+        };
+        assert_eq!(in_use.get(&FlightQuery::new(&account, &other)), None);
+    }
 }

@@ -112,7 +112,7 @@ impl Tokens {
             }
             Err(e) => {
                 // This request (or this account) cannot be renewed: stop renewing it.
-                lock(&self.in_use).remove(key);
+                lock(&self.in_use).swap_remove(key);
                 Err(e)
             }
         }
@@ -350,7 +350,7 @@ impl Tokens {
         served.refreshed = true;
         self.emit(Event::TokenRefreshed {
             account: account.username.clone(),
-            scopes: served.scopes.clone(),
+            scopes: served.scopes.to_string(),
             expires_on: served.expires_on,
         });
         Ok(served)
@@ -433,9 +433,10 @@ impl Tokens {
     async fn renew(&self, key: &FlightKey) -> Result<()> {
         self.reload_if_changed()?;
         let now = (self.clock)();
+        let scopes = key.scope_list();
         let request = TokenRequest {
             account: Some(&key.account),
-            scopes: &key.scopes,
+            scopes: &scopes,
             tenant: key.tenant.as_deref(),
         };
         let (account, due) = self
@@ -448,7 +449,7 @@ impl Tokens {
                     c,
                     &self.config,
                     &account,
-                    &key.scopes,
+                    &scopes,
                     key.tenant.as_deref(),
                     now,
                     EXPIRY_SKEW_SECS,
@@ -470,7 +471,7 @@ impl Tokens {
                 && let Err(e) = self.refresh(&account, &request).await
             {
                 if !e.is_transient() {
-                    lock(&self.in_use).remove(key);
+                    lock(&self.in_use).swap_remove(key);
                 }
                 return Err(e);
             }

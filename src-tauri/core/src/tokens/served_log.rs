@@ -49,12 +49,16 @@ impl Served {
     }
 }
 
-/// Served tokens: a counter (one atomic add on the request path), (username, scopes) -> the
-/// client last served and when the UI was last told, and the activity.
+/// Of one account's tokens: scopes -> the client last served and when the UI was last told.
+type LastServed = foldhash::HashMap<String, (String, Instant)>;
+
+/// Served tokens: a counter (one atomic add on the request path), username -> scopes -> the
+/// client last served and when the UI was last told, and the activity. Looked up by borrowed
+/// strings: a token served again to the same client allocates nothing.
 #[derive(Debug, Default)]
 pub(super) struct ServedLog {
     count: AtomicU64,
-    last: Mutex<foldhash::HashMap<(String, String), (String, Instant)>>,
+    last: Mutex<foldhash::HashMap<String, LastServed>>,
     activity: Mutex<VecDeque<Served>>,
 }
 
@@ -67,30 +71,37 @@ impl Tokens {
     /// Records that the endpoint served `account`'s token for `scopes` to `client` by `route`
     /// (in the activity, at [`Tokens::now`]), and tells the UI, unless it told the UI the same
     /// within [`RETELL`].
-    pub fn served_to(&self, route: &str, account: String, scopes: String, client: String) {
-        self.record_activity(route, &account, &scopes, &client);
+    pub fn served_to(&self, route: &str, account: &str, scopes: &str, client: &str) {
+        self.record_activity(route, account, scopes, client);
         let now = Instant::now();
-        let key = (account, scopes);
         {
             let mut last = lock(&self.served.last);
-            match last.get_mut(&key) {
-                Some((known, told)) if *known == client && now.duration_since(*told) < RETELL => {
+            match last
+                .get_mut(account)
+                .and_then(|by_scopes| by_scopes.get_mut(scopes))
+            {
+                Some((known, told)) if known == client && now.duration_since(*told) < RETELL => {
                     return;
                 }
-                Some(entry) => *entry = (client.clone(), now),
+                Some((known, told)) => {
+                    client.clone_into(known);
+                    *told = now;
+                }
                 None => {
-                    if last.len() >= MAX_REMEMBERED {
+                    let remembered: usize = last.values().map(|by_scopes| by_scopes.len()).sum();
+                    if remembered >= MAX_REMEMBERED {
                         last.clear();
                     }
-                    last.insert(key.clone(), (client.clone(), now));
+                    last.entry(account.to_string())
+                        .or_default()
+                        .insert(scopes.to_string(), (client.to_string(), now));
                 }
             }
         }
-        let (account, scopes) = key;
         self.emit(Event::TokenServed {
-            account,
-            scopes,
-            client,
+            account: account.to_string(),
+            scopes: scopes.to_string(),
+            client: client.to_string(),
         });
     }
 
@@ -130,7 +141,8 @@ impl Tokens {
     /// entry's target) to, since this instance started.
     pub fn last_served_to(&self, account: &str, scopes: &str) -> Option<String> {
         lock(&self.served.last)
-            .get(&(account.to_string(), scopes.to_string()))
+            .get(account)?
+            .get(scopes)
             .map(|(client, _)| client.clone())
     }
 

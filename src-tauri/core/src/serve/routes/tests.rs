@@ -28,7 +28,7 @@ fn the_native_token_answer_is_what_serde_writes_for_token_body() {
     let served = ServedToken {
         access_token: Secret::new("eyJ0eXAiOiJKV1QifQ.e30.c2ln".into()),
         expires_on: 1_790_000_000,
-        token_type: "Bearer".into(),
+        token_type: "Bearer",
         scopes: "https://management.core.windows.net//.default openid".into(),
         tenant: "tenant-\"quoted\"".into(),
         account: std::sync::Arc::new(crate::cache::AccountInfo {

@@ -23,9 +23,9 @@ fn tokens(clock: Arc<AtomicI64>) -> Tokens {
 fn serve(tokens: &Tokens, route: &str, account: &str, client: &str) {
     tokens.served_to(
         route,
-        account.into(),
-        "https://management.azure.com//.default".into(),
-        client.into(),
+        account,
+        "https://management.azure.com//.default",
+        client,
     );
 }
 
@@ -87,4 +87,49 @@ fn it_keeps_the_last_few_hundred_and_filters_on_any_field() {
     assert_eq!(matching("/v1/"), 1, "route");
     assert_eq!(matching("management.azure.com"), ACTIVITY_KEPT, "scopes");
     assert_eq!(matching("vault.azure.net"), 0);
+}
+
+#[test]
+fn the_ui_is_told_of_a_new_client_at_once_and_of_a_repeat_once_a_second() {
+    let tokens = tokens(Arc::new(AtomicI64::new(START)));
+    let mut events = tokens.subscribe();
+    let mut told = || {
+        let mut clients = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::TokenServed {
+                account, client, ..
+            } = event
+            {
+                clients.push(format!("{account} {client}"));
+            }
+        }
+        clients
+    };
+    assert_eq!(tokens.last_served_to("alice", "anything"), None);
+    serve(&tokens, "/msi/token", "alice", "pid 1 (/usr/bin/node)");
+    serve(&tokens, "/msi/token", "alice", "pid 1 (/usr/bin/node)");
+    serve(&tokens, "/msi/token", "bob", "pid 1 (/usr/bin/node)");
+    serve(&tokens, "/msi/token", "alice", "pid 2 (/usr/bin/python3)");
+    assert_eq!(
+        told(),
+        [
+            "alice pid 1 (/usr/bin/node)",
+            "bob pid 1 (/usr/bin/node)",
+            "alice pid 2 (/usr/bin/python3)"
+        ],
+        "a repeat within a second is not told again"
+    );
+    let arm = "https://management.azure.com//.default";
+    assert_eq!(
+        tokens.last_served_to("alice", arm).as_deref(),
+        Some("pid 2 (/usr/bin/python3)")
+    );
+    assert_eq!(
+        tokens.last_served_to("bob", arm).as_deref(),
+        Some("pid 1 (/usr/bin/node)")
+    );
+    assert_eq!(
+        tokens.last_served_to("alice", "https://vault.azure.net/.default"),
+        None
+    );
 }
